@@ -1,0 +1,68 @@
+"""Map the error tree to HTTP. The only place that knows status codes for ClarionError."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from clarion.api.responses import JSON as ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from clarion import errors
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[errors.ClarionError], int] = {
+    errors.InvalidInput: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.RetryLater: 503,
+    errors.ConfigurationError: 500,
+}
+
+
+def status_for(exc: errors.ClarionError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 400
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
+    return f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg", "invalid"))
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.ClarionError)
+    async def _clarion(_req: Request, exc: errors.ClarionError) -> ORJSONResponse:
+        status = status_for(exc)
+        if status >= 500:
+            log.error("server-side error: %s", exc)
+        return ORJSONResponse({"error": exc.as_dict()}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(req: Request, exc: RequestValidationError) -> ORJSONResponse:
+        problems = [_describe(e) for e in exc.errors()]
+        # CIJ-compatible routes answer 400 for any bad input, as CIJ does.
+        status = 400 if req.url.path.startswith("/api/") else 422
+        return ORJSONResponse(
+            error_body("invalid_input", "the request is not valid: " + "; ".join(problems[:5]),
+                       problems=problems,
+                       fix="Correct the fields named above; the API reference is at /docs."),
+            status_code=status,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return ORJSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                              headers=getattr(exc, "headers", None))

@@ -1,0 +1,7 @@
+"""Routes: cij_odata (being written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

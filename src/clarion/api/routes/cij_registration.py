@@ -1,0 +1,7 @@
+"""Routes: cij_registration (being written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,81 @@
+"""Composition root: settings -> engine, secret box, job queue, writer, providers -> services.
+
+Nothing here runs at import. ``build()`` wires objects; ``Container.start()`` opens what needs a
+running event loop and ``Container.close()`` releases it. Tests call ``build()`` with their own
+clock and fake senders; the API, the worker and the CLI all go through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from clarion.clock import Clock, SystemClock
+from clarion.config import Settings
+from clarion.crypto import SecretBox
+from clarion.domain.outcomes import Platform, Sender
+from clarion.services.apps import ApiTokenCache
+from clarion.store.db import Database
+from clarion.store.group_commit import GroupCommitWriter
+from clarion.store.jobs import JobQueue
+
+
+@dataclass
+class Container:
+    settings: Settings
+    clock: Clock
+    db: Database
+    box: SecretBox
+    queue: JobQueue
+    writer: GroupCommitWriter
+    senders: Mapping[Platform, Sender]
+    http: httpx.AsyncClient
+    api_tokens: ApiTokenCache
+    _started: bool = field(default=False, repr=False)
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await self.queue.start()
+        self.writer.start()
+        self._started = True
+
+    async def close(self) -> None:
+        if self._started:
+            await self.writer.close()
+            await self.queue.close()
+            self._started = False
+        await self.http.aclose()
+        await self.db.dispose()
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    senders: Mapping[Platform, Sender] | None = None,
+) -> Container:
+    clock = clock or SystemClock()
+    db = Database(settings.resolved_database_url)
+    box = SecretBox(settings.secret_keys())
+    queue = JobQueue(
+        db,
+        clock,
+        lease_seconds=settings.job_lease_seconds,
+        max_attempts=settings.job_max_attempts,
+        done_retention_seconds=settings.job_done_retention_seconds,
+    )
+    writer = GroupCommitWriter(db, queue, max_rows=settings.group_commit_max_rows)
+    http = httpx.AsyncClient(
+        timeout=settings.webhook_timeout_seconds, follow_redirects=False,
+        headers={"user-agent": "Clarion-Webhook/0.1"},
+    )
+    # Real APNs / FCM / Web Push adapters arrive with the delivery work; until then a platform
+    # without a sender has its registration dry run skipped (recorded on the request).
+    return Container(
+        settings=settings, clock=clock, db=db, box=box, queue=queue, writer=writer,
+        senders=dict(senders or {}), http=http,
+        api_tokens=ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds),
+    )

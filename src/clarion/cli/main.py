@@ -1,0 +1,119 @@
+"""The `clarion` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from clarion import __version__
+from clarion.api.app import create_app
+from clarion.bootstrap import build
+from clarion.cli import apps, contacts, devices, jobs, orgs
+from clarion.cli.check import check_config
+from clarion.cli.runtime import console, settings
+from clarion.store.migrate import upgrade_async
+from clarion.worker.handlers import build_handlers
+from clarion.worker.loop import Worker
+
+app = typer.Typer(
+    name="clarion",
+    help="Clarion: self-hostable push notifications with a CIJ-compatible registration API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(orgs.app, name="orgs")
+app.add_typer(apps.app, name="apps")
+app.add_typer(contacts.app, name="contacts")
+app.add_typer(devices.app, name="devices")
+app.add_typer(jobs.app, name="jobs")
+app.command("check-config")(check_config)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+async def _serve(*, with_api: bool, with_worker: bool, host: str, port: int) -> None:
+    cfg = settings()
+    if cfg.auto_migrate:
+        await upgrade_async(cfg.resolved_database_url)
+    container = build(cfg)
+    await container.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tasks: list[asyncio.Task[None]] = []
+    server: uvicorn.Server | None = None
+    if with_worker:
+        worker = Worker(
+            container.queue, build_handlers(container),
+            concurrency=cfg.worker_concurrency, batch_size=cfg.worker_batch_size,
+            poll_seconds=cfg.job_poll_seconds,
+        )
+        tasks.append(asyncio.create_task(worker.run(stop), name="clarion-worker"))
+    if with_api:
+        config = uvicorn.Config(
+            create_app(container), host=host, port=port, log_level=cfg.log_level,
+            access_log=False, lifespan="off", loop="none",
+        )
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        tasks.append(asyncio.create_task(server.serve(), name="clarion-api"))
+        console.print(f"Clarion {__version__} listening on http://{host}:{port} "
+                      f"({container.db.dialect}); API docs at {cfg.public_url}/docs")
+    try:
+        await stop.wait()
+    finally:
+        if server is not None:
+            server.should_exit = True
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=30)
+        await container.close()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (CLARION_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (CLARION_PORT).")] = None,
+    worker: Annotated[bool, typer.Option("--worker/--no-worker",
+                                         help="Run a worker in the same process.")] = True,
+) -> None:
+    """Run the API (and, by default, a worker) in one process."""
+    cfg = settings()
+    _logging(cfg.log_level)
+    asyncio.run(_serve(with_api=True, with_worker=worker, host=host or cfg.host,
+                       port=port or cfg.port))
+
+
+@app.command("worker")
+def worker_cmd() -> None:
+    """Run a worker only (scale out: run as many as you like against PostgreSQL)."""
+    cfg = settings()
+    _logging(cfg.log_level)
+    asyncio.run(_serve(with_api=False, with_worker=True, host=cfg.host, port=cfg.port))
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (serve does this at start unless CLARION_AUTO_MIGRATE=0)."""
+    cfg = settings()
+    asyncio.run(upgrade_async(cfg.resolved_database_url))
+    console.print(f"database at {cfg.resolved_database_url.split('@')[-1]} is up to date")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

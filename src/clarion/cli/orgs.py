@@ -1,0 +1,67 @@
+"""`clarion orgs …`: organizations and admin tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from clarion.bootstrap import Container
+from clarion.cli.runtime import console, emit_json, run
+from clarion.services import orgs
+
+app = typer.Typer(help="Organizations and their admin tokens.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Option(help="The organization's display name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create an organization and print its id and first admin token (shown once)."""
+
+    async def _do(c: Container) -> orgs.OrgCreated:
+        return await orgs.create_org(db=c.db, clock=c.clock, name=name)
+
+    created = run(_do)
+    if as_json:
+        emit_json({"id": created.id, "name": created.name, "admin_token": created.admin_token})
+    else:
+        console.print(f"Organization [bold]{created.name}[/bold] created.")
+        console.print(f"  id:          {created.id}")
+        console.print(f"  admin token: {created.admin_token}  (shown once: keep it safe)")
+
+
+@app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List organizations."""
+
+    async def _do(c: Container) -> list[orgs.Org]:
+        return await orgs.list_orgs(db=c.db)
+
+    rows = run(_do)
+    if as_json:
+        emit_json([{"id": o.id, "name": o.name} for o in rows])
+        return
+    table = Table("id", "name")
+    for o in rows:
+        table.add_row(o.id, o.name)
+    console.print(table)
+
+
+@app.command("token")
+def token(
+    org: Annotated[str, typer.Option(help="Organization id.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Issue another admin token for an organization (shown once)."""
+
+    async def _do(c: Container) -> str:
+        return await orgs.new_admin_token(db=c.db, clock=c.clock, org_id=org)
+
+    value = run(_do)
+    if as_json:
+        emit_json({"org_id": org, "admin_token": value})
+    else:
+        console.print(f"admin token: {value}  (shown once)")

@@ -1,0 +1,49 @@
+"""Shared plumbing for commands: settings, a started container, JSON output, error display."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from clarion.bootstrap import Container, build
+from clarion.config import Settings, load_settings
+from clarion.errors import ClarionError
+from clarion.store.migrate import upgrade_async
+
+T = TypeVar("T")
+console = Console(stderr=True)
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def run(fn: Callable[[Container], Awaitable[T]], *, migrate: bool = True) -> T:
+    """Build the container, apply migrations, run ``fn`` and close; errors exit with code 1."""
+
+    async def _main() -> T:
+        cfg = settings()
+        if migrate and cfg.auto_migrate:
+            await upgrade_async(cfg.resolved_database_url)
+        container = build(cfg)
+        await container.start()
+        try:
+            return await fn(container)
+        finally:
+            await container.close()
+
+    try:
+        return asyncio.run(_main())
+    except ClarionError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")

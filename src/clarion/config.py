@@ -1,0 +1,109 @@
+"""One settings tree, read from ``CLARION_*`` environment variables and an optional file.
+
+The file is ``./clarion.env`` by default (``CLARION_ENV_FILE`` names another one). Every
+setting is documented in ``docs/configuration.md``; ``clarion check-config`` reports them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_VAR_DIR = Path("var")
+
+
+class InsecureDefaultWarning(UserWarning):
+    """A setting fell back to a value that is fine for a laptop and wrong for production."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CLARION_",
+        env_file=os.environ.get("CLARION_ENV_FILE", "clarion.env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    var_dir: Path = Field(DEFAULT_VAR_DIR, description="Where embedded mode keeps its files.")
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL. Default: a SQLite file under var_dir. "
+        "Use postgresql+asyncpg://user@host/db to scale out.",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Encrypts secrets at rest. Several keys separated by commas rotate: the "
+        "first encrypts, all decrypt. Generated into var_dir on the first embedded run.",
+    )
+    public_url: str = Field("http://127.0.0.1:8000", description="Base URL apps and people use.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    auto_migrate: bool = Field(True, description="Apply database migrations when serving.")
+    webhook_allow_private: bool = Field(
+        False, description="Allow registration callbacks to private or loopback addresses."
+    )
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    worker_concurrency: int = Field(4, ge=1, le=256)
+    worker_batch_size: int = Field(100, ge=1, le=1000)
+    job_lease_seconds: float = Field(60.0, gt=0)
+    job_poll_seconds: float = Field(1.0, gt=0, le=60)
+    job_max_attempts: int = Field(8, ge=1, le=100)
+    job_done_retention_seconds: float = Field(3600.0, ge=0)
+    registration_status_retention_days: int = Field(30, ge=1)
+    group_commit_max_rows: int = Field(512, ge=1, le=10000)
+    api_token_cache_seconds: float = Field(5.0, ge=0, le=300)
+    default_phone_region: str | None = Field(
+        None, description="ISO 3166 region (e.g. FR) for phone numbers written without +country."
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.var_dir / 'clarion.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def secret_keys(self) -> list[str]:
+        """The secret keys, generating one into ``var_dir`` on the first embedded run."""
+        if self.secret_key is not None and self.secret_key.get_secret_value().strip():
+            return [k.strip() for k in self.secret_key.get_secret_value().split(",") if k.strip()]
+        key_file = self.var_dir / "secret.key"
+        if key_file.exists():
+            return [key_file.read_text(encoding="utf-8").strip()]
+        if not self.is_sqlite:
+            raise ValueError(
+                "CLARION_SECRET_KEY is not set. With PostgreSQL every process must share one "
+                "key: generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'` "
+                "and set CLARION_SECRET_KEY to it in every process's environment."
+            )
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        key_file.write_text(key + "\n", encoding="utf-8")
+        key_file.chmod(0o600)
+        warnings.warn(
+            f"CLARION_SECRET_KEY is not set: generated one into {key_file}. Keep that file: "
+            "without it the stored provider credentials cannot be decrypted. For production set "
+            "CLARION_SECRET_KEY explicitly.",
+            InsecureDefaultWarning,
+            stacklevel=2,
+        )
+        return [key]
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,173 @@
+"""Every table, written once with SQLAlchemy Core. Migrations live in ``store/migrations``.
+
+Portable across SQLite and PostgreSQL: ids are 36-character GUID strings, documents are
+``JSON``, queue times are integer epoch milliseconds (cheap to compare, no time zone games).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+GUID = String(36)
+TS = DateTime(timezone=True)
+BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite rowid alias needs INTEGER
+
+orgs = Table(
+    "orgs",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+admin_tokens = Table(
+    "admin_tokens",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("org_id", GUID, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, default="admin"),
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+)
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("org_id", GUID, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    # Public halves of the platform configurations (no secrets in these columns).
+    Column("ios", JSON, nullable=True),
+    Column("android", JSON, nullable=True),
+    Column("web", JSON, nullable=True),
+    # Fernet token of a JSON document holding every secret of the app (see clarion.crypto).
+    Column("secrets", LargeBinary, nullable=True),
+    # dry_run_on_register, token_owner_policy, max_devices_per_person, ...
+    Column("settings", JSON, nullable=False),
+    # {"ios": {"state": "valid"|"invalid"|"unchecked", "reason": ..., "checked_at": ...}, ...}
+    Column("credential_status", JSON, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("org_id", GUID, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("app_id", GUID, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS, nullable=True),
+)
+
+people = Table(
+    "people",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("org_id", GUID, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # contact | lead | profile
+    Column("email", String(320), nullable=True),  # stored lower-cased
+    Column("phone", String(20), nullable=True),  # E.164
+    Column("first_name", String(200), nullable=True),
+    Column("last_name", String(200), nullable=True),
+    Column("time_zone", String(64), nullable=True),
+    Column("locale", String(35), nullable=True),
+    Column("attributes", JSON, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_people_org_email", "org_id", "email"),
+    Index("ix_people_org_phone", "org_id", "phone"),
+    Index("ix_people_org_kind", "org_id", "kind"),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("org_id", GUID, nullable=False),
+    Column("app_id", GUID, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("person_id", GUID, nullable=False),
+    Column("platform", String(8), nullable=False),  # ios | android | web
+    Column("token", Text, nullable=False),  # APNs hex, FCM token, or Web Push endpoint
+    Column("token_hash", String(64), nullable=False),  # sha256(token): fixed-size index key
+    Column("web_keys", JSON, nullable=True),  # {"p256dh": ..., "auth": ...}
+    Column("state", String(12), nullable=False),  # active | invalid | mismatch
+    Column("state_reason", Text, nullable=True),
+    Column("state_changed_at", TS, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("last_registered_at", TS, nullable=False),
+    UniqueConstraint("app_id", "person_id", "token_hash", name="uq_devices_app_person_token"),
+    Index("ix_devices_app_token", "app_id", "token_hash"),
+    Index("ix_devices_app_person_state", "app_id", "person_id", "state"),
+)
+
+registration_requests = Table(
+    "registration_requests",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("org_id", GUID, nullable=False),
+    Column("app_id", GUID, nullable=False, index=True),
+    Column("api_token_id", GUID, nullable=False),
+    Column("kind", String(10), nullable=False),  # register | cleanup
+    Column("user_id", String(100), nullable=False),
+    Column("token_kind", String(8), nullable=True),  # apns | fcm | webpush
+    Column("token", Text, nullable=True),
+    Column("web_keys", JSON, nullable=True),
+    Column("tracked", Boolean, nullable=False),
+    Column("callback_url", Text, nullable=True),
+    Column("callback_headers", JSON, nullable=True),
+    Column("callback_signature", String(64), nullable=True),
+    Column("status", String(10), nullable=False),  # Pending | Success | Failed
+    Column("failure_reason", String(40), nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=True),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("unique_key", String(200), nullable=True, unique=True),
+    Column("state", String(10), nullable=False),  # queued | running | done | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False),
+    Column("run_at", BigInteger, nullable=False),  # epoch ms
+    Column("lease_until", BigInteger, nullable=True),  # epoch ms
+    Column("locked_by", String(64), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_jobs_state_run_at", "state", "run_at"),
+)

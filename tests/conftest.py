@@ -17,11 +17,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from clarion.bootstrap import Container, build
+from typing import TYPE_CHECKING
+
 from clarion.config import Settings
 from clarion.domain.outcomes import Platform
 from clarion.providers.fake import FakeSender
 from clarion.store.migrate import upgrade
+
+if TYPE_CHECKING:
+    from clarion.bootstrap import Container
 
 PG_DSN = os.environ.get("CLARION_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_SECRET = "test-secret-key-not-for-production"
@@ -78,7 +82,11 @@ def fake_sender() -> FakeSender:
 
 
 @pytest.fixture
-async def container(db_url: str, tmp_path: Path, fake_sender: FakeSender) -> AsyncIterator[Container]:
+async def container(
+    db_url: str, tmp_path: Path, fake_sender: FakeSender
+) -> AsyncIterator[Container]:
+    from clarion.bootstrap import build  # imported late: helpers' modules may be in flux
+
     await asyncio.to_thread(upgrade, db_url)
     c = build(make_settings(db_url, tmp_path), senders={p: fake_sender for p in Platform})
     await c.start()

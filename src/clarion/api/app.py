@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from clarion import __version__
 from clarion.api import errors
@@ -10,17 +13,36 @@ from clarion.api.responses import JSON
 from clarion.api.routes import apps, cij_odata, cij_registration, devices, health, orgs, people
 from clarion.bootstrap import Container
 
+DESCRIPTION = """Self-hostable push notifications.
+
+* `/v1/...` — Clarion's native API. Authenticate with `Authorization: Bearer <admin token>`
+  (from `clarion orgs create`).
+* `/api/v1.0/orgs/{orgId}/pushdeviceregistration/...` — device registration, compatible with
+  Dynamics 365 Customer Insights – Journeys (the body carries `ApiToken` and `MobileAppId`).
+* `/api/data/v9.0/contacts|leads` — the OData subset CIJ backends use to map users.
+
+Errors are `{"error": {"code", "message", "fix", "field"?}}`.
+"""
+
 
 def create_app(container: Container) -> FastAPI:
     app = FastAPI(
-        title="Clarion",
-        version=__version__,
-        description="Self-hostable push notifications. Native API under `/v1`; the "
-        "Dynamics 365 Customer Insights – Journeys compatible API under `/api`.",
+        title="Clarion", version=__version__, description=DESCRIPTION,
         default_response_class=JSON,
     )
     app.state.container = container
     errors.install(app)
     for module in (health, orgs, apps, people, devices, cij_registration, cij_odata):
         app.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(cij_registration.openapi_components())
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

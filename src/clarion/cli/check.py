@@ -1,7 +1,132 @@
-"""`clarion check-config` (being written)."""
+"""`clarion check-config`: what is configured, and what is wrong with it."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlsplit
 
-def check_config() -> None:
-    """Report what is configured and what is wrong."""
+import typer
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from pydantic import ValidationError
+from rich.table import Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from clarion.cli.runtime import console, emit_json
+from clarion.config import Settings, load_settings
+from clarion.crypto import SecretBox
+from clarion.store.migrate import alembic_config
+
+
+@dataclass
+class Finding:
+    setting: str
+    value: str
+    level: str  # ok | warn | error
+    note: str
+
+
+def _mask(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable>"
+
+
+async def _database(cfg: Settings) -> Finding:
+    url = cfg.resolved_database_url
+    try:
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            current = await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision())
+        await engine.dispose()
+    except Exception as exc:
+        return Finding("CLARION_DATABASE_URL", _mask(url), "error",
+                       f"cannot connect: {exc}. Check the URL, that the server runs and that the "
+                       "database exists.")
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    if current != head:
+        return Finding("CLARION_DATABASE_URL", _mask(url), "warn",
+                       f"schema at {current or 'nothing'}, code expects {head}: run "
+                       "`clarion migrate` (serve does it at start unless CLARION_AUTO_MIGRATE=0).")
+    mode = "embedded SQLite (one process)" if cfg.is_sqlite else "PostgreSQL (scale-out)"
+    return Finding("CLARION_DATABASE_URL", _mask(url), "ok", f"{mode}; schema up to date")
+
+
+def _secret(cfg: Settings) -> Finding:
+    if cfg.secret_key is not None and cfg.secret_key.get_secret_value().strip():
+        keys = cfg.secret_keys()
+        weak = [k for k in keys if len(k) < 32]
+        SecretBox(keys)
+        if weak:
+            return Finding("CLARION_SECRET_KEY", "set", "warn",
+                           f"{len(weak)} key(s) shorter than 32 characters: use "
+                           "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`.")
+        return Finding("CLARION_SECRET_KEY", "set", "ok",
+                       f"{len(keys)} key(s); the first encrypts, all decrypt")
+    key_file = cfg.var_dir / "secret.key"
+    if key_file.exists():
+        return Finding("CLARION_SECRET_KEY", f"from {key_file}", "warn",
+                       "generated on the first embedded run: back the file up, or set "
+                       "CLARION_SECRET_KEY explicitly for production.")
+    if cfg.is_sqlite:
+        return Finding("CLARION_SECRET_KEY", "not set", "warn",
+                       f"one will be generated into {key_file} on first start.")
+    return Finding("CLARION_SECRET_KEY", "not set", "error",
+                   "PostgreSQL mode needs one key shared by every process: set it.")
+
+
+def _public_url(cfg: Settings) -> Finding:
+    parts = urlsplit(cfg.public_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return Finding("CLARION_PUBLIC_URL", cfg.public_url, "error",
+                       "not an absolute http(s) URL: apps could not reach Clarion.")
+    if parts.hostname in ("127.0.0.1", "localhost"):
+        return Finding("CLARION_PUBLIC_URL", cfg.public_url, "warn",
+                       "loopback: fine on one machine; set the URL apps and people reach.")
+    if parts.scheme != "https":
+        return Finding("CLARION_PUBLIC_URL", cfg.public_url, "warn",
+                       "plain http: API tokens would travel unencrypted; put TLS in front.")
+    return Finding("CLARION_PUBLIC_URL", cfg.public_url, "ok", "")
+
+
+def collect(cfg: Settings) -> list[Finding]:
+    findings = [asyncio.run(_database(cfg)), _secret(cfg), _public_url(cfg)]
+    findings.append(Finding(
+        "CLARION_WEBHOOK_ALLOW_PRIVATE", str(cfg.webhook_allow_private),
+        "warn" if cfg.webhook_allow_private else "ok",
+        "callbacks and Web Push endpoints may target private/loopback addresses"
+        if cfg.webhook_allow_private else "callbacks to private addresses are refused"))
+    findings.append(Finding("CLARION_WORKER_CONCURRENCY", str(cfg.worker_concurrency), "ok", ""))
+    env_file = os.environ.get("CLARION_ENV_FILE", "clarion.env")
+    findings.append(Finding("settings file", env_file,
+                            "ok", "read" if os.path.exists(env_file) else "absent (optional)"))
+    return findings
+
+
+def check_config(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Report what is configured and what is wrong (exit code 1 when something is wrong)."""
+    try:
+        cfg = load_settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = "CLARION_" + "_".join(str(p) for p in err["loc"]).upper()
+            console.print(f"[red]error[/red] {name}: {err['msg']}")
+        raise typer.Exit(1) from exc
+    findings = collect(cfg)
+    if as_json:
+        emit_json([f.__dict__ for f in findings])
+    else:
+        table = Table("setting", "value", "", "note", title="Clarion configuration")
+        colour = {"ok": "[green]ok[/green]", "warn": "[yellow]warn[/yellow]",
+                  "error": "[red]error[/red]"}
+        for f in findings:
+            table.add_row(f.setting, f.value, colour[f.level], f.note)
+        console.print(table)
+    if any(f.level == "error" for f in findings):
+        raise typer.Exit(1)

@@ -1,7 +1,189 @@
-"""Routes: cij_registration (being written)."""
+"""CIJ-compatible device registration: ``/api/v1.0/orgs/{orgId}/pushdeviceregistration/…``.
+
+No auth header, as in CIJ: the body carries ``ApiToken`` and ``MobileAppId``. Bodies are parsed
+here with orjson rather than through a pydantic model, because this is the hot path and every
+malformed body must get CIJ's 400 with a message naming the field.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated, Any
 
-router = APIRouter()
+import orjson
+from fastapi import APIRouter, Header, Request, Response
+
+from clarion.api.deps import ContainerDep
+from clarion.api.responses import JSON
+from clarion.api.schemas import cij
+from clarion.domain import registration as reg
+from clarion.errors import InvalidInput
+from clarion.services import registration
+
+router = APIRouter(prefix="/api/v1.0/orgs/{org_id}/pushdeviceregistration",
+                   tags=["CIJ device registration"])
+
+MAX_BODY = 1024 * 1024
+
+
+def _body_doc(model: type[Any], *, array: bool = False) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    body = {"type": "array", "items": ref, "minItems": 1, "maxItems": 100} if array else ref
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
+
+
+def openapi_components() -> dict[str, Any]:
+    """Schemas the ``openapi_extra`` bodies above refer to (merged by the app factory)."""
+    out: dict[str, Any] = {}
+    for model in (cij.DeviceRegistration, cij.DeviceCleanup, cij.StatusQuery):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        out.update(schema.pop("$defs", {}))
+        out[model.__name__] = schema
+    return out
+
+
+def _errors_doc() -> dict[int | str, dict[str, Any]]:
+    return {400: {"description": "Malformed request, or ApiToken not valid for MobileAppId "
+                                 "(nothing is stored)."}}
+
+
+async def _json(request: Request) -> Any:
+    size = request.headers.get("content-length")
+    if size is not None and size.isdigit() and int(size) > MAX_BODY:
+        raise InvalidInput("the request body is larger than 1 MiB",
+                           fix="Send at most 100 registrations per batch.")
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise InvalidInput("the request body is larger than 1 MiB",
+                           fix="Send at most 100 registrations per batch.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the request body is not valid JSON ({exc})",
+                           fix="Send a JSON body with Content-Type: application/json.") from exc
+
+
+def _org(org_id: str) -> str:
+    try:
+        return str(uuid.UUID(org_id))
+    except ValueError as exc:
+        raise InvalidInput(f"{org_id!r} is not an organization id",
+                           fix="Use the organization id from the app's developer information.",
+                           field="orgId") from exc
+
+
+def _callback(url: str | None, status_url: str | None,
+              headers: str | None) -> registration.Callback | None:
+    target = (url or status_url or "").strip()
+    if not target:
+        return None
+    return registration.Callback(url=target, headers=reg.parse_callback_headers(headers))
+
+
+TrackHeader = Annotated[str | None, Header(alias="x-ms-track-registration")]
+CallbackHeader = Annotated[str | None, Header(alias="x-ms-callback-url")]
+StatusCallbackHeader = Annotated[str | None, Header(alias="x-ms-status-callback-url")]
+CallbackHeadersHeader = Annotated[str | None, Header(alias="x-ms-callback-url-headers")]
+
+
+async def _register(
+    request: Request, container: Any, org_id: str, batch: bool, track: str | None,
+    cb_url: str | None, cb_status_url: str | None, cb_headers: str | None,
+) -> Response:
+    org = _org(org_id)
+    body = await _json(request)
+    items = reg.parse_device_batch(body) if batch else [reg.parse_device(body)]
+    tracked = (track or "").strip().lower() == "true"
+    ids = await registration.accept_devices(
+        writer=container.writer, api_tokens=container.api_tokens, clock=container.clock,
+        settings=container.settings, org_id=org, requests=items, tracked=tracked,
+        callback=_callback(cb_url, cb_status_url, cb_headers),
+    )
+    if not tracked:
+        return Response(status_code=202)
+    if batch:
+        return JSON([{"RegistrationRequestId": i} for i in ids], status_code=202)
+    return JSON({"RegistrationRequestId": ids[0]}, status_code=202)
+
+
+@router.post("/devices", status_code=202, openapi_extra=_body_doc(cij.DeviceRegistration),
+             responses={202: {"model": cij.Tracked, "description": "Accepted. Body only with "
+                              "x-ms-track-registration: true."}, **_errors_doc()})
+async def register_device(
+    org_id: str, request: Request, container: ContainerDep, track: TrackHeader = None,
+    cb_url: CallbackHeader = None, cb_status_url: StatusCallbackHeader = None,
+    cb_headers: CallbackHeadersHeader = None,
+) -> Response:
+    """Register one device (asynchronous: check the outcome with the status endpoint)."""
+    return await _register(request, container, org_id, False, track, cb_url, cb_status_url,
+                           cb_headers)
+
+
+@router.post("/devices/batch", status_code=202,
+             openapi_extra=_body_doc(cij.DeviceRegistration, array=True),
+             responses={202: {"model": list[cij.Tracked], "description": "Accepted."},
+                        **_errors_doc()})
+async def register_devices(
+    org_id: str, request: Request, container: ContainerDep, track: TrackHeader = None,
+    cb_url: CallbackHeader = None, cb_status_url: StatusCallbackHeader = None,
+    cb_headers: CallbackHeadersHeader = None,
+) -> Response:
+    """Register up to 100 devices."""
+    return await _register(request, container, org_id, True, track, cb_url, cb_status_url,
+                           cb_headers)
+
+
+async def _status(org_id: str, request: Request, container: Any) -> Response:
+    org = _org(org_id)
+    query = reg.parse_status_query(await _json(request))
+    entries = await registration.statuses(
+        db=container.db, api_tokens=container.api_tokens, org_id=org,
+        app_id=query.mobile_app_id, api_token=query.api_token, request_ids=query.request_ids)
+    return JSON([{"RegistrationRequestId": e.request_id, "Status": e.status.value,
+                  "FailureReason": e.failure_reason} for e in entries])
+
+
+_STATUS_DOC: dict[str, Any] = {
+    "openapi_extra": _body_doc(cij.StatusQuery),
+    "responses": {200: {"model": list[cij.StatusEntry]}, **_errors_doc()},
+}
+
+
+@router.post("/devices/status/", **_STATUS_DOC)
+async def registration_status(org_id: str, request: Request, container: ContainerDep) -> Response:
+    """Status of tracked registration requests, in the order asked."""
+    return await _status(org_id, request, container)
+
+
+@router.post("/devices/status", include_in_schema=False)
+async def registration_status_no_slash(
+    org_id: str, request: Request, container: ContainerDep
+) -> Response:
+    return await _status(org_id, request, container)
+
+
+async def _cleanup(org_id: str, request: Request, container: Any, batch: bool) -> Response:
+    org = _org(org_id)
+    body = await _json(request)
+    items = reg.parse_cleanup_batch(body) if batch else [reg.parse_cleanup(body)]
+    await registration.accept_cleanups(
+        writer=container.writer, api_tokens=container.api_tokens, clock=container.clock,
+        org_id=org, requests=items)
+    return Response(status_code=202)
+
+
+@router.post("/devices/cleanup", status_code=202, openapi_extra=_body_doc(cij.DeviceCleanup),
+             responses={202: {"description": "Accepted."}, **_errors_doc()})
+async def cleanup_device(org_id: str, request: Request, container: ContainerDep) -> Response:
+    """Remove a user's device (or all their devices for the app when DeviceToken is absent)."""
+    return await _cleanup(org_id, request, container, False)
+
+
+@router.post("/devices/cleanup/batch", status_code=202,
+             openapi_extra=_body_doc(cij.DeviceCleanup, array=True),
+             responses={202: {"description": "Accepted."}, **_errors_doc()})
+async def cleanup_devices(org_id: str, request: Request, container: ContainerDep) -> Response:
+    """Up to 100 cleanups (a single object is accepted too, as in CIJ's sample)."""
+    return await _cleanup(org_id, request, container, True)

@@ -1,0 +1,296 @@
+"""Device registration rules: the CIJ request shapes, token formats and failure reasons.
+
+Pure: parses the JSON documents CIJ backends send (keys matched case-insensitively, as CIJ's
+.NET deserialiser does) into typed requests, and decides per request what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from clarion.domain.outcomes import Platform
+from clarion.errors import InvalidInput
+
+MAX_BATCH = 100  # CIJ's documented batch limit
+APNS_MAX_LEN = 64  # CIJ: longer APNs tokens fail with DeviceTokenTooLong
+FCM_MAX_LEN = 4096
+WEBPUSH_ENDPOINT_MAX_LEN = 2048
+
+
+class Status(StrEnum):
+    PENDING = "Pending"
+    SUCCESS = "Success"
+    FAILED = "Failed"
+
+
+class FailureReason(StrEnum):
+    # CIJ's reasons
+    DUPLICATE_EXISTS = "DuplicateExists"
+    DRY_RUN_SENDING_FAILED = "DryRunSendingFailed"
+    DEVICE_TOKEN_TOO_LONG = "DeviceTokenTooLong"
+    FAILED_TO_STORE_DEVICE = "FailedToStoreDevice"
+    API_TOKEN_NOT_VALID = "ApiTokenNotValid"
+    # Clarion's additions (documented in docs/api.md)
+    USER_NOT_FOUND = "UserNotFound"
+    INVALID_DEVICE_TOKEN = "InvalidDeviceToken"
+    PLATFORM_NOT_CONFIGURED = "PlatformNotConfigured"
+
+
+class TokenKind(StrEnum):
+    APNS = "apns"
+    FCM = "fcm"
+    WEBPUSH = "webpush"
+
+    @property
+    def platform(self) -> Platform:
+        return {TokenKind.APNS: Platform.IOS, TokenKind.FCM: Platform.ANDROID,
+                TokenKind.WEBPUSH: Platform.WEB}[self]
+
+
+_TOKEN_FIELDS = {
+    "apnsdevicetoken": TokenKind.APNS,
+    "fcmdevicetoken": TokenKind.FCM,
+    "webpushsubscription": TokenKind.WEBPUSH,
+}
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRequest:
+    mobile_app_id: str
+    user_id: str
+    api_token: str
+    token_kind: TokenKind
+    token: str  # APNs hex (lower-cased), FCM token, or Web Push endpoint
+    web_keys: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupRequest:
+    mobile_app_id: str
+    user_id: str
+    api_token: str
+    device_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusQuery:
+    mobile_app_id: str
+    api_token: str
+    request_ids: list[str]
+
+
+def _fold(obj: Any, where: str) -> dict[str, Any]:
+    if not isinstance(obj, Mapping):
+        raise InvalidInput(f"{where} must be a JSON object",
+                           fix="Send a JSON object such as {\"MobileAppId\": ..., \"UserId\": ..., "
+                           "\"ApiToken\": ..., \"ApnsDeviceToken\": ...}.")
+    return {str(k).lower(): v for k, v in obj.items()}
+
+
+def _text(d: dict[str, Any], key: str, name: str, where: str, *, max_len: int = 512) -> str:
+    value = d.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{where}: {name} is missing or not a non-empty string",
+                           fix=f"Add \"{name}\" to the request body.", field=name)
+    value = value.strip()
+    if len(value) > max_len:
+        raise InvalidInput(f"{where}: {name} is longer than {max_len} characters",
+                           fix=f"Check the value of \"{name}\".", field=name)
+    return value
+
+
+def _guid(d: dict[str, Any], key: str, name: str, where: str) -> str:
+    value = _text(d, key, name, where, max_len=64)
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise InvalidInput(f"{where}: {name} {value!r} is not a GUID",
+                           fix=f"Use the {name} shown in the app's developer information.",
+                           field=name) from exc
+
+
+def _b64url_bytes(value: str) -> bytes:
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def _web_subscription(value: Any, where: str) -> tuple[str, dict[str, str]]:
+    sub = _fold(value, f"{where}: WebPushSubscription")
+    endpoint = sub.get("endpoint")
+    keys = _fold(sub.get("keys"), f"{where}: WebPushSubscription.keys")
+    if not isinstance(endpoint, str) or not endpoint:
+        raise InvalidInput(f"{where}: WebPushSubscription.endpoint is missing",
+                           fix="Send the browser's PushSubscription.toJSON() as is.",
+                           field="WebPushSubscription.endpoint")
+    out: dict[str, str] = {}
+    for name, size in (("p256dh", 65), ("auth", 16)):
+        raw = keys.get(name)
+        try:
+            decoded = _b64url_bytes(raw) if isinstance(raw, str) else b""
+        except (binascii.Error, ValueError):
+            decoded = b""
+        if len(decoded) != size:
+            raise InvalidInput(
+                f"{where}: WebPushSubscription.keys.{name} is not a base64url value of {size} bytes",
+                fix="Send the browser's PushSubscription.toJSON() as is.",
+                field=f"WebPushSubscription.keys.{name}")
+        out[name] = raw  # type: ignore[assignment]
+    return endpoint.strip(), out
+
+
+def parse_device(obj: Any, where: str = "body") -> DeviceRequest:
+    """A registration body, or InvalidInput (the CIJ 400) naming what is wrong."""
+    d = _fold(obj, where)
+    present = [(k, kind) for k, kind in _TOKEN_FIELDS.items() if d.get(k) not in (None, "")]
+    if len(present) != 1:
+        raise InvalidInput(
+            f"{where}: exactly one of ApnsDeviceToken, FcmDeviceToken or WebPushSubscription is "
+            f"needed, {len(present)} given",
+            fix="Put the device token in ApnsDeviceToken (iOS), FcmDeviceToken (Android) or the "
+            "browser subscription in WebPushSubscription.")
+    key, kind = present[0]
+    web_keys = None
+    if kind is TokenKind.WEBPUSH:
+        token, web_keys = _web_subscription(d[key], where)
+    else:
+        raw = d[key]
+        if not isinstance(raw, str):
+            raise InvalidInput(f"{where}: {key} must be a string", field=key,
+                               fix="Send the device token as a JSON string.")
+        token = raw.strip()
+        if len(token) > FCM_MAX_LEN * 2:
+            raise InvalidInput(f"{where}: the device token is {len(token)} characters long",
+                               fix="Send the token the platform gave the app.", field=key)
+        if kind is TokenKind.APNS:
+            token = token.lower()
+    return DeviceRequest(
+        mobile_app_id=_guid(d, "mobileappid", "MobileAppId", where),
+        user_id=_text(d, "userid", "UserId", where, max_len=100),
+        api_token=_text(d, "apitoken", "ApiToken", where),
+        token_kind=kind,
+        token=token,
+        web_keys=web_keys,
+    )
+
+
+def parse_device_batch(obj: Any) -> list[DeviceRequest]:
+    items = _batch(obj)
+    return [parse_device(item, f"item {i}") for i, item in enumerate(items)]
+
+
+def _batch(obj: Any) -> list[Any]:
+    if isinstance(obj, Mapping):
+        return [obj]  # the CIJ sample for cleanup/batch shows a single object: accept it
+    if not isinstance(obj, list) or not obj:
+        raise InvalidInput("the body must be a non-empty JSON array of requests",
+                           fix="Send [ {...}, {...} ] with 1 to 100 objects.")
+    if len(obj) > MAX_BATCH:
+        raise InvalidInput(f"a batch holds at most {MAX_BATCH} requests, {len(obj)} given",
+                           fix=f"Split it into batches of {MAX_BATCH}.")
+    return obj
+
+
+def parse_cleanup(obj: Any, where: str = "body") -> CleanupRequest:
+    d = _fold(obj, where)
+    token = d.get("devicetoken")
+    if token is not None and not isinstance(token, str):
+        raise InvalidInput(f"{where}: DeviceToken must be a string", field="DeviceToken",
+                           fix="Send the device token as a string, or leave it out to remove "
+                           "every device of that user for that app.")
+    return CleanupRequest(
+        mobile_app_id=_guid(d, "mobileappid", "MobileAppId", where),
+        user_id=_text(d, "userid", "UserId", where, max_len=100),
+        api_token=_text(d, "apitoken", "ApiToken", where),
+        device_token=token.strip() or None if isinstance(token, str) else None,
+    )
+
+
+def parse_cleanup_batch(obj: Any) -> list[CleanupRequest]:
+    return [parse_cleanup(item, f"item {i}") for i, item in enumerate(_batch(obj))]
+
+
+def parse_status_query(obj: Any) -> StatusQuery:
+    d = _fold(obj, "body")
+    ids = d.get("registrationrequestids")
+    if not isinstance(ids, list) or not ids or len(ids) > 1000:
+        raise InvalidInput("RegistrationRequestIds must be an array of 1 to 1000 ids",
+                           fix="Send the ids returned with x-ms-track-registration: true.",
+                           field="RegistrationRequestIds")
+    clean: list[str] = []
+    for i, value in enumerate(ids):
+        try:
+            clean.append(str(uuid.UUID(str(value))))
+        except ValueError as exc:
+            raise InvalidInput(f"RegistrationRequestIds[{i}] {value!r} is not a GUID",
+                               field="RegistrationRequestIds",
+                               fix="Send the ids returned by the registration call.") from exc
+    return StatusQuery(
+        mobile_app_id=_guid(d, "mobileappid", "MobileAppId", "body"),
+        api_token=_text(d, "apitoken", "ApiToken", "body"),
+        request_ids=clean,
+    )
+
+
+def parse_callback_headers(raw: str | None) -> dict[str, str] | None:
+    """``x-ms-callback-url-headers``: a JSON object of string to string."""
+    if raw is None or not raw.strip():
+        return None
+    import json
+
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInput("x-ms-callback-url-headers is not valid JSON",
+                           fix='Send a JSON object such as {"Authorization": "Bearer ..."}.') from exc
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise InvalidInput("x-ms-callback-url-headers must be a JSON object of strings",
+                           fix='Send a JSON object such as {"Authorization": "Bearer ..."}.')
+    if len(value) > 20 or any(len(k) > 256 or len(v) > 4096 for k, v in value.items()):
+        raise InvalidInput("x-ms-callback-url-headers is too large (≤ 20 headers, values ≤ 4 KB)",
+                           fix="Send fewer or shorter callback headers.")
+    for k, v in value.items():
+        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", k) or "\n" in v or "\r" in v:
+            raise InvalidInput(f"x-ms-callback-url-headers: {k!r} is not a valid header",
+                               fix="Use plain header names and single-line values.")
+    return value
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def check_token(kind: TokenKind, token: str) -> tuple[FailureReason, str] | None:
+    """Why a token cannot be stored (reason, sentence), or None when its format is fine."""
+    if kind is TokenKind.APNS:
+        if len(token) > APNS_MAX_LEN:
+            return (FailureReason.DEVICE_TOKEN_TOO_LONG,
+                    f"APNs device tokens are at most {APNS_MAX_LEN} hex characters; this one has "
+                    f"{len(token)}. Tokens wrapped by FCM for iOS are not supported: register the "
+                    "raw APNs token, or send FCM tokens as FcmDeviceToken.")
+        if not _HEX.match(token):
+            return (FailureReason.INVALID_DEVICE_TOKEN,
+                    "an APNs device token is hexadecimal (the hex form of the deviceToken data the "
+                    "app receives); this one is not. If it is an FCM token, send it as "
+                    "FcmDeviceToken.")
+    elif kind is TokenKind.FCM:
+        if len(token) > FCM_MAX_LEN:
+            return (FailureReason.DEVICE_TOKEN_TOO_LONG,
+                    f"FCM registration tokens are at most {FCM_MAX_LEN} characters; this one has "
+                    f"{len(token)}.")
+        if any(c.isspace() for c in token):
+            return (FailureReason.INVALID_DEVICE_TOKEN,
+                    "an FCM registration token has no spaces; this one does.")
+    elif len(token) > WEBPUSH_ENDPOINT_MAX_LEN:
+        return (FailureReason.DEVICE_TOKEN_TOO_LONG,
+                f"the Web Push endpoint is longer than {WEBPUSH_ENDPOINT_MAX_LEN} characters.")
+    return None

@@ -1,0 +1,515 @@
+"""Device registration, CIJ-compatible and asynchronous.
+
+Accept (hot path, in the request): parse → check the API token against the in-memory cache →
+hand one row per request to the group-commit writer together with a batch job → answer 202
+once committed. Nothing else touches the database on this path.
+
+Process (worker, ``registration.process`` jobs): load the pending requests of the job, check
+them (API token still valid, person exists, token format, platform configured, duplicate),
+run the dry-run send through the provider port outside any transaction, then store every
+outcome in one transaction: devices inserted / re-activated / moved / evicted, statuses set,
+callbacks enqueued as ``registration.callback`` jobs (tried once, as CIJ does), untracked
+requests forgotten. A request is only ever processed while it is ``Pending``, so a job run
+twice (lease takeover after a crash) changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.clock import Clock
+from clarion.config import Settings
+from clarion.crypto import SecretBox, hmac_sha256_b64
+from clarion.domain.apps import AppSettings
+from clarion.domain.netguard import check_url
+from clarion.domain.outcomes import (
+    DeviceAddress,
+    DeviceSend,
+    Notification,
+    Outcome,
+    OutcomeKind,
+    Platform,
+    Sender,
+)
+from clarion.domain.registration import (
+    CleanupRequest,
+    DeviceRequest,
+    FailureReason,
+    Status,
+    TokenKind,
+    check_token,
+    token_hash,
+)
+from clarion.errors import InvalidInput, NotFound
+from clarion.services import apps as apps_service
+from clarion.services import people as people_service
+from clarion.services.apps import ApiTokenCache, ApiTokenInfo
+from clarion.store import tables as t
+from clarion.store.db import Database
+from clarion.store.group_commit import GroupCommitWriter
+from clarion.store.jobs import JobQueue, NewJob
+
+log = logging.getLogger(__name__)
+
+PROCESS_JOB = "registration.process"
+CALLBACK_JOB = "registration.callback"
+MAX_DRY_RUN_RETRIES = 5
+_R = t.registration_requests
+_D = t.devices
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    url: str
+    headers: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEntry:
+    request_id: str
+    status: Status
+    failure_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """What processing needs; built by the worker from the container."""
+
+    db: Database
+    clock: Clock
+    box: SecretBox
+    queue: JobQueue
+    senders: Mapping[Platform, Sender]
+    settings: Settings
+
+
+# --------------------------------------------------------------------------- accept
+
+
+async def _verify(
+    api_tokens: ApiTokenCache, org_id: str, pairs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], ApiTokenInfo]:
+    found: dict[tuple[str, str], ApiTokenInfo] = {}
+    for app_id, token in set(pairs):
+        info = await api_tokens.verify(org_id=org_id, app_id=app_id, token=token)
+        if info is None:
+            # Nothing is stored for a request with a bad token (CIJ: "leaves no trace").
+            raise InvalidInput(
+                f"ApiToken is not valid for MobileAppId {app_id} in organization {org_id}",
+                fix="Use an API token from the app's developer information (`clarion apps "
+                "developer-info`), check MobileAppId and the organization id in the URL, and "
+                "make sure the token was not revoked.",
+                field="ApiToken", code="ApiTokenNotValid",
+            )
+        found[(app_id, token)] = info
+    return found
+
+
+async def accept_devices(
+    *,
+    writer: GroupCommitWriter,
+    api_tokens: ApiTokenCache,
+    clock: Clock,
+    settings: Settings,
+    org_id: str,
+    requests: Sequence[DeviceRequest],
+    tracked: bool,
+    callback: Callback | None,
+) -> list[str]:
+    """Record registration requests durably and return their ids (in request order)."""
+    tokens = await _verify(api_tokens, org_id, ((r.mobile_app_id, r.api_token) for r in requests))
+    if callback is not None:
+        check_url(callback.url, allow_private=settings.webhook_allow_private)
+    now = clock.now()
+    ids: list[str] = []
+    rows: list[dict[str, Any]] = []
+    for r in requests:
+        rid = str(uuid.uuid4())
+        ids.append(rid)
+        rows.append({
+            "id": rid, "org_id": org_id, "app_id": r.mobile_app_id,
+            "api_token_id": tokens[(r.mobile_app_id, r.api_token)].token_id,
+            "kind": "register", "user_id": r.user_id, "token_kind": r.token_kind.value,
+            "token": r.token, "web_keys": r.web_keys, "tracked": tracked,
+            "callback_url": callback.url if callback else None,
+            "callback_headers": callback.headers if callback else None,
+            "callback_signature": hmac_sha256_b64(r.api_token, callback.url) if callback else None,
+            "status": Status.PENDING.value, "failure_reason": None, "detail": None,
+            "created_at": now, "finished_at": None,
+        })
+    await writer.submit([(_R, rows)], batch_job=(PROCESS_JOB, ids))
+    return ids
+
+
+async def accept_cleanups(
+    *,
+    writer: GroupCommitWriter,
+    api_tokens: ApiTokenCache,
+    clock: Clock,
+    org_id: str,
+    requests: Sequence[CleanupRequest],
+) -> list[str]:
+    tokens = await _verify(api_tokens, org_id, ((r.mobile_app_id, r.api_token) for r in requests))
+    now = clock.now()
+    ids = [str(uuid.uuid4()) for _ in requests]
+    rows = [{
+        "id": rid, "org_id": org_id, "app_id": r.mobile_app_id,
+        "api_token_id": tokens[(r.mobile_app_id, r.api_token)].token_id, "kind": "cleanup",
+        "user_id": r.user_id, "token_kind": None, "token": r.device_token, "web_keys": None,
+        "tracked": False, "callback_url": None, "callback_headers": None,
+        "callback_signature": None, "status": Status.PENDING.value, "failure_reason": None,
+        "detail": None, "created_at": now, "finished_at": None,
+    } for rid, r in zip(ids, requests, strict=True)]
+    await writer.submit([(_R, rows)], batch_job=(PROCESS_JOB, ids))
+    return ids
+
+
+async def statuses(
+    *,
+    db: Database,
+    api_tokens: ApiTokenCache,
+    org_id: str,
+    app_id: str,
+    api_token: str,
+    request_ids: Sequence[str],
+) -> list[StatusEntry]:
+    """Status per id, in the order asked. An id Clarion does not know (never tracked, another
+    app's, or purged after the retention period) reads ``Pending``, as in CIJ."""
+    await _verify(api_tokens, org_id, [(app_id, api_token)])
+    async with db.read() as conn:
+        rows = (await conn.execute(
+            select(_R.c.id, _R.c.status, _R.c.failure_reason).where(
+                _R.c.id.in_(set(request_ids)), _R.c.app_id == app_id, _R.c.org_id == org_id,
+                _R.c.tracked.is_(True),
+            )
+        )).all()
+    known = {r.id: r for r in rows}
+    out = []
+    for rid in request_ids:
+        row = known.get(rid)
+        if row is None:
+            out.append(StatusEntry(rid, Status.PENDING, None))
+        else:
+            out.append(StatusEntry(rid, Status(row.status), row.failure_reason))
+    return out
+
+
+# --------------------------------------------------------------------------- process
+
+
+@dataclass
+class _Work:
+    row: Any
+    status: Status = Status.PENDING
+    reason: FailureReason | None = None
+    detail: str | None = None
+    person_kind: str | None = None
+    existing: Any = None  # a devices row with the same (app, person, token) if any
+    retry_after: float | None = None
+
+    def fail(self, reason: FailureReason, detail: str) -> None:
+        self.status, self.reason, self.detail = Status.FAILED, reason, detail
+
+
+async def process(*, deps: Deps, request_ids: Sequence[str], attempt: int = 0) -> None:
+    """Process the still-pending requests among ``request_ids`` (idempotent)."""
+    rows = await _load_pending(deps.db, request_ids)
+    by_app: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_app[row.app_id].append(row)
+    for app_id, app_rows in by_app.items():
+        await _process_app(deps, app_id, app_rows, attempt)
+
+
+async def _load_pending(db: Database, ids: Sequence[str]) -> list[Any]:
+    out: list[Any] = []
+    async with db.read() as conn:
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            out.extend((await conn.execute(
+                select(_R).where(_R.c.id.in_(chunk), _R.c.status == Status.PENDING.value)
+            )).all())
+    out.sort(key=lambda r: (r.created_at, r.id))
+    return out
+
+
+async def _process_app(deps: Deps, app_id: str, rows: list[Any], attempt: int) -> None:
+    work = [_Work(row) for row in rows]
+    org_id = rows[0].org_id
+    try:
+        settings = await apps_service.get_app_settings(db=deps.db, app_id=app_id)
+    except NotFound:
+        for w in work:
+            w.fail(FailureReason.FAILED_TO_STORE_DEVICE,
+                   "the mobile app was deleted before the request was processed")
+        await _finish(deps, app_id, work, AppSettings())
+        return
+    await _check_tokens_and_people(deps.db, org_id, work)
+    registers = [w for w in work if w.status is Status.PENDING and w.row.kind == "register"]
+    creds = await _check_registers(deps, app_id, registers)
+    await _dry_run(deps, app_id, settings, creds, registers, attempt)
+    await _finish(deps, app_id, work, settings)
+    retry = [w for w in work if w.status is Status.PENDING and w.retry_after is not None]
+    if retry:
+        delay = max(w.retry_after or 1.0 for w in retry)
+        await deps.queue.enqueue_now([NewJob(
+            kind=PROCESS_JOB, payload={"ids": [w.row.id for w in retry], "attempt": attempt + 1},
+            run_at_ms=deps.clock.epoch_ms() + int(delay * 1000),
+        )])
+
+
+async def _check_tokens_and_people(db: Database, org_id: str, work: list[_Work]) -> None:
+    token_ids = {w.row.api_token_id for w in work}
+    user_ids = {w.row.user_id for w in work}
+    async with db.read() as conn:
+        valid = set((await conn.execute(
+            select(t.api_tokens.c.id).where(
+                t.api_tokens.c.id.in_(token_ids), t.api_tokens.c.revoked_at.is_(None))
+        )).scalars())
+    people = await people_service.existing_people(db=db, org_id=org_id, person_ids=user_ids)
+    for w in work:
+        if w.row.api_token_id not in valid:
+            w.fail(FailureReason.API_TOKEN_NOT_VALID,
+                   "the API token was revoked before the request was processed")
+        elif w.row.kind == "register" and w.row.user_id not in people:
+            w.fail(FailureReason.USER_NOT_FOUND,
+                   f"UserId {w.row.user_id} is not a contact, lead or profile of this "
+                   "organization: look the person up first (GET /api/data/v9.0/contacts?"
+                   "$filter=emailaddress1 eq '...') or create them.")
+        else:
+            w.person_kind = people.get(w.row.user_id)
+
+
+async def _check_registers(
+    deps: Deps, app_id: str, work: list[_Work]
+) -> dict[Platform, Mapping[str, Any] | None]:
+    creds: dict[Platform, Mapping[str, Any] | None] = {}
+    for w in work:
+        kind = TokenKind(w.row.token_kind)
+        bad = check_token(kind, w.row.token)
+        if bad is None and kind is TokenKind.WEBPUSH:
+            try:
+                check_url(w.row.token, allow_private=deps.settings.webhook_allow_private,
+                          what="Web Push endpoint")
+            except InvalidInput as exc:
+                bad = (FailureReason.INVALID_DEVICE_TOKEN, str(exc))
+        if bad is not None:
+            w.fail(*bad)
+            continue
+        if kind.platform not in creds:
+            creds[kind.platform] = await apps_service.load_platform_credentials(
+                db=deps.db, box=deps.box, app_id=app_id, platform=kind.platform)
+        if creds[kind.platform] is None:
+            w.fail(FailureReason.PLATFORM_NOT_CONFIGURED,
+                   f"the app has no {kind.platform.value} configuration, so it cannot hold a "
+                   f"{kind.value} token: add one with `clarion apps update`.")
+    pending = [w for w in work if w.status is Status.PENDING]
+    hashes = {token_hash(w.row.token) for w in pending}
+    if not hashes:
+        return creds
+    async with deps.db.read() as conn:
+        existing = (await conn.execute(
+            select(_D).where(_D.c.app_id == app_id, _D.c.token_hash.in_(hashes))
+        )).all()
+    index = {(d.person_id, d.token_hash): d for d in existing}
+    seen: set[tuple[str, str]] = set()
+    for w in pending:
+        key = (w.row.user_id, token_hash(w.row.token))
+        w.existing = index.get(key)
+        if key in seen or (w.existing is not None and w.existing.state == "active"):
+            w.fail(FailureReason.DUPLICATE_EXISTS,
+                   "this device token is already registered to this user for this app")
+        seen.add(key)
+    return creds
+
+
+async def _dry_run(
+    deps: Deps,
+    app_id: str,
+    settings: AppSettings,
+    creds: Mapping[Platform, Mapping[str, Any] | None],
+    work: list[_Work],
+    attempt: int,
+) -> None:
+    pending = [w for w in work if w.status is Status.PENDING]
+    if not pending:
+        return
+    if not settings.dry_run_on_register:
+        return
+    by_platform: dict[Platform, list[_Work]] = defaultdict(list)
+    for w in pending:
+        by_platform[TokenKind(w.row.token_kind).platform].append(w)
+    for platform, items in by_platform.items():
+        sender = deps.senders.get(platform)
+        platform_creds = creds.get(platform)
+        if sender is None or platform_creds is None:
+            for w in items:
+                w.detail = (f"dry run skipped: this build has no {platform.value} provider "
+                            "adapter yet")
+            continue
+        batch = [DeviceSend(
+            delivery_id=w.row.id,
+            device=DeviceAddress(platform, w.row.token, w.row.web_keys),
+            notification=Notification(), dry_run=True,
+        ) for w in items]
+        try:
+            outcomes = await sender.send(platform_creds, batch)
+        except Exception as exc:  # a broken adapter must not lose the requests
+            log.exception("dry run through the %s sender failed", platform.value)
+            outcomes = [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER, reason=type(exc).__name__,
+                                detail=str(exc), retry_after_seconds=5.0) for s in batch]
+        await _apply_dry_run(deps, app_id, platform, items, outcomes, attempt)
+
+
+async def _apply_dry_run(
+    deps: Deps, app_id: str, platform: Platform, items: list[_Work], outcomes: list[Outcome],
+    attempt: int,
+) -> None:
+    by_id = {o.delivery_id: o for o in outcomes}
+    for w in items:
+        o = by_id.get(w.row.id)
+        if o is None:
+            w.fail(FailureReason.DRY_RUN_SENDING_FAILED, "the provider adapter gave no outcome")
+        elif o.kind is OutcomeKind.ACCEPTED:
+            continue
+        elif o.kind is OutcomeKind.RETRY_LATER and attempt < MAX_DRY_RUN_RETRIES:
+            w.retry_after = o.retry_after_seconds or 2.0 ** (attempt + 1)
+        else:
+            w.fail(FailureReason.DRY_RUN_SENDING_FAILED,
+                   f"the {platform.value} provider refused the test push: "
+                   f"{o.reason or o.kind.value}{': ' + o.detail if o.detail else ''}")
+            if o.kind is OutcomeKind.CREDENTIAL_ERROR:
+                await apps_service.mark_credentials_invalid(
+                    db=deps.db, clock=deps.clock, app_id=app_id, platform=platform,
+                    reason=o.detail or o.reason or "credential error")
+
+
+async def _finish(deps: Deps, app_id: str, work: list[_Work], settings: AppSettings) -> None:
+    """Store every decided request's outcome; on a store failure fall back to one by one."""
+    decided = [w for w in work if w.retry_after is None]
+    if not decided:
+        return
+    try:
+        async with deps.db.write() as conn:
+            await _store(deps, conn, app_id, decided, settings)
+    except Exception:
+        log.exception("storing %d registrations failed; retrying one by one", len(decided))
+        for w in decided:
+            try:
+                async with deps.db.write() as conn:
+                    await _store(deps, conn, app_id, [w], settings)
+            except Exception as exc:
+                log.exception("storing registration %s failed", w.row.id)
+                w.fail(FailureReason.FAILED_TO_STORE_DEVICE, f"the device could not be stored: "
+                       f"{type(exc).__name__}")
+                async with deps.db.write() as conn:
+                    await _record(deps, conn, [w])
+
+
+async def _store(
+    deps: Deps, conn: AsyncConnection, app_id: str, work: list[_Work], settings: AppSettings
+) -> None:
+    now = deps.clock.now()
+    touched: set[str] = set()
+    for w in work:
+        if w.status is Status.FAILED:
+            continue
+        if w.row.kind == "cleanup":
+            await _cleanup(conn, app_id, w.row)
+        else:
+            await _upsert_device(conn, app_id, w, settings, now)
+            touched.add(w.row.user_id)
+        w.status = Status.SUCCESS
+    for person_id in touched:
+        await _evict_over_cap(conn, app_id, person_id, settings.max_devices_per_person)
+    await _record(deps, conn, work)
+
+
+async def _upsert_device(
+    conn: AsyncConnection, app_id: str, w: _Work, settings: AppSettings, now: datetime
+) -> None:
+    row = w.row
+    th = token_hash(row.token)
+    if settings.token_owner_policy == "move":
+        # The token now belongs to the newest person: it leaves everyone else.
+        await conn.execute(delete(_D).where(
+            _D.c.app_id == app_id, _D.c.token_hash == th, _D.c.person_id != row.user_id))
+    platform = TokenKind(row.token_kind).platform.value
+    if w.existing is not None:
+        await conn.execute(update(_D).where(_D.c.id == w.existing.id).values(
+            state="active", state_reason=None, state_changed_at=now, updated_at=now,
+            last_registered_at=now, web_keys=row.web_keys, token=row.token))
+        return
+    await conn.execute(insert(_D).values(
+        id=str(uuid.uuid4()), org_id=row.org_id, app_id=app_id, person_id=row.user_id,
+        platform=platform, token=row.token, token_hash=th, web_keys=row.web_keys,
+        state="active", state_reason=None, state_changed_at=now, created_at=now, updated_at=now,
+        last_registered_at=now))
+
+
+async def _evict_over_cap(conn: AsyncConnection, app_id: str, person_id: str, cap: int) -> None:
+    count = (await conn.execute(select(func.count()).select_from(_D).where(
+        _D.c.app_id == app_id, _D.c.person_id == person_id))).scalar_one()
+    if count <= cap:
+        return
+    oldest = select(_D.c.id).where(_D.c.app_id == app_id, _D.c.person_id == person_id).order_by(
+        _D.c.last_registered_at.asc(), _D.c.created_at.asc()).limit(count - cap)
+    victims = list((await conn.execute(oldest)).scalars())
+    await conn.execute(delete(_D).where(_D.c.id.in_(victims)))
+    log.info("app %s person %s: evicted %d oldest device(s) over the cap of %d",
+             app_id, person_id, len(victims), cap)
+
+
+async def _cleanup(conn: AsyncConnection, app_id: str, row: Any) -> None:
+    cond = and_(_D.c.app_id == app_id, _D.c.person_id == row.user_id)
+    if row.token:
+        # APNs tokens are stored lower-cased; other kinds as given.
+        cond = and_(cond, _D.c.token_hash.in_({token_hash(row.token),
+                                                token_hash(row.token.lower())}))
+    await conn.execute(delete(_D).where(cond))
+
+
+async def _record(deps: Deps, conn: AsyncConnection, work: list[_Work]) -> None:
+    now = deps.clock.now()
+    callbacks: list[NewJob] = []
+    forget: list[str] = []
+    for w in work:
+        if w.status is Status.PENDING:
+            continue
+        row = w.row
+        if row.callback_url:
+            callbacks.append(NewJob(kind=CALLBACK_JOB, max_attempts=1, payload={
+                "url": row.callback_url, "headers": row.callback_headers or {},
+                "body": {"Status": w.status.value, "Signature": row.callback_signature,
+                         "FailureReason": w.reason.value if w.reason else None},
+                "request_id": row.id,
+            }))
+        if row.tracked:
+            await conn.execute(update(_R).where(_R.c.id == row.id).values(
+                status=w.status.value, failure_reason=w.reason.value if w.reason else None,
+                detail=w.detail, finished_at=now))
+        else:
+            forget.append(row.id)
+    if forget:
+        await conn.execute(delete(_R).where(_R.c.id.in_(forget)))
+    if callbacks:
+        await deps.queue.enqueue(conn, callbacks)
+
+
+async def purge_finished(*, db: Database, clock: Clock, retention_days: int) -> int:
+    """Forget finished tracked requests older than the retention period."""
+    cutoff = clock.now().timestamp() - retention_days * 86400
+    cutoff_dt = datetime.fromtimestamp(cutoff, tz=clock.now().tzinfo)
+    async with db.write() as conn:
+        result = await conn.execute(delete(_R).where(
+            _R.c.status != Status.PENDING.value, _R.c.finished_at < cutoff_dt))
+    return int(result.rowcount or 0)

@@ -1,0 +1,40 @@
+"""Job kinds and their handlers, wired from the container."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from clarion.bootstrap import Container
+from clarion.services import registration, webhooks
+from clarion.store.jobs import Job
+from clarion.worker.loop import Handler
+
+PURGE_JOB = "maintenance.purge"
+
+
+def build_handlers(c: Container) -> dict[str, Handler]:
+    deps = registration.Deps(db=c.db, clock=c.clock, box=c.box, queue=c.queue,
+                             senders=c.senders, settings=c.settings)
+
+    async def process(jobs: Sequence[Job]) -> None:
+        by_attempt: dict[int, list[str]] = {}
+        for job in jobs:
+            attempt = int(job.payload.get("attempt", 0))
+            by_attempt.setdefault(attempt, []).extend(job.payload["ids"])
+        for attempt, ids in by_attempt.items():
+            await registration.process(deps=deps, request_ids=ids, attempt=attempt)
+
+    async def callback(jobs: Sequence[Job]) -> None:
+        # Concurrently: one slow receiver must not hold up the others (each is tried once).
+        await asyncio.gather(*(webhooks.deliver_callback(
+            http=c.http, allow_private=c.settings.webhook_allow_private, payload=job.payload)
+            for job in jobs))
+
+    async def purge(_jobs: Sequence[Job]) -> None:
+        await registration.purge_finished(
+            db=c.db, clock=c.clock, retention_days=c.settings.registration_status_retention_days)
+        await c.queue.purge_done()
+
+    return {registration.PROCESS_JOB: process, registration.CALLBACK_JOB: callback,
+            PURGE_JOB: purge}

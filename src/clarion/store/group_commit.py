@@ -11,20 +11,22 @@ A submission may name a *batch job*: instead of one job per request, each commit
 job per kind carrying the ids of every submission in it (``{"ids": [...]}``), so the worker
 also processes them in batches.
 
-If a batch fails (a constraint, a bad row), it is retried one submission at a time so one bad
-request cannot fail its neighbours.
+If a batch fails on its data (a constraint, a bad value), it is split in halves and each half
+retried, down to single submissions, so one bad request fails alone and costs about
+``2 * log2(batch)`` extra transactions instead of one per submission. A lost database fails the
+whole batch at once: retrying halves against a dead server would only multiply the wait.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from clarion.store.db import Database
 from clarion.store.jobs import JobQueue, NewJob
@@ -48,23 +50,25 @@ class GroupCommitWriter:
         self._db = db
         self._queue = queue
         self._max_rows = max_rows
-        self._pending: asyncio.Queue[_Submission] = asyncio.Queue()
+        self._pending: asyncio.Queue[_Submission | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def start(self) -> None:
         if self._task is None:
+            self._closing = False
             self._task = asyncio.create_task(self._run(), name="clarion-group-commit")
 
     async def close(self) -> None:
-        """Commit what is waiting, then stop."""
+        """Commit everything submitted so far, then stop."""
         if self._task is None:
             return
-        while not self._pending.empty():
-            await asyncio.sleep(0.005)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        self._closing = True
+        await self._pending.put(None)  # the writer stops when it reaches this marker
+        try:
             await self._task
-        self._task = None
+        finally:
+            self._task = None
 
     async def submit(
         self,
@@ -73,56 +77,81 @@ class GroupCommitWriter:
         batch_job: tuple[str, Sequence[str]] | None = None,
     ) -> None:
         """Insert ``rows`` (table, row dicts) and return once they are committed."""
-        if self._task is None:
-            raise RuntimeError("GroupCommitWriter.start() was not called")
+        if self._task is None or self._closing:
+            raise RuntimeError("GroupCommitWriter is not running (start() not called, or closed)")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self._pending.put(_Submission(rows, batch_job, fut))
         await fut
 
     async def _run(self) -> None:
-        while True:
+        stopping = False
+        while not stopping:
             first = await self._pending.get()
+            if first is None:
+                return
             batch = [first]
             size = first.size
             while size < self._max_rows and not self._pending.empty():
                 item = self._pending.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
                 batch.append(item)
                 size += item.size
             try:
-                await self._commit(batch)
-            except Exception as exc:  # the whole batch failed: isolate the culprit
-                if len(batch) == 1:
-                    _resolve(batch, exc)
-                    continue
-                log.warning("group commit of %d submissions failed (%s); retrying one by one",
-                            len(batch), exc)
-                for sub in batch:
-                    try:
-                        await self._commit([sub])
-                    except Exception as one_exc:
-                        _resolve([sub], one_exc)
-                    else:
-                        _resolve([sub], None)
-            else:
-                _resolve(batch, None)
+                await self._commit_isolating(batch)
+            except BaseException as exc:  # cancelled: nobody may wait forever
+                _resolve(batch, RuntimeError(f"the group-commit writer stopped: {exc!r}"))
+                raise
+
+    async def _commit_isolating(self, batch: list[_Submission]) -> None:
+        try:
+            await self._commit(batch)
+        except Exception as exc:
+            if len(batch) == 1 or _is_connection_problem(exc):
+                _resolve(batch, exc)
+                return
+            log.info("group commit of %d submissions failed (%s); splitting to isolate it",
+                     len(batch), type(exc).__name__)
+            half = len(batch) // 2
+            await self._commit_isolating(batch[:half])
+            await self._commit_isolating(batch[half:])
+        else:
+            _resolve(batch, None)
 
     async def _commit(self, batch: list[_Submission]) -> None:
-        by_table: dict[Table, list[dict[str, Any]]] = {}
+        # One executemany per (table, column set): executemany compiles the statement from the
+        # first row's keys, so rows naming other columns must not share it.
+        groups: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
         jobs: dict[str, list[str]] = {}
         for sub in batch:
             for table, rows in sub.rows:
-                by_table.setdefault(table, []).extend(rows)
+                for row in rows:
+                    groups.setdefault((table, tuple(sorted(row))), []).append(row)
             if sub.batch_job is not None:
                 kind, ids = sub.batch_job
                 jobs.setdefault(kind, []).extend(ids)
         async with self._db.write() as conn:
-            for table, rows in by_table.items():
-                if rows:
-                    await conn.execute(insert(table), rows)
+            for (table, _), rows in sorted(groups.items(), key=lambda g: _dependency_rank(g[0][0])):
+                await conn.execute(insert(table), rows)
             if jobs:
                 await self._queue.enqueue(
                     conn, [NewJob(kind=kind, payload={"ids": ids}) for kind, ids in jobs.items()]
                 )
+
+
+def _dependency_rank(table: Table) -> int:
+    """Parents before children, so rows referencing rows of the same batch insert cleanly."""
+    try:
+        return table.metadata.sorted_tables.index(table)
+    except ValueError:
+        return 0
+
+
+def _is_connection_problem(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | OSError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def _resolve(batch: list[_Submission], exc: BaseException | None) -> None:

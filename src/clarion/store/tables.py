@@ -17,10 +17,12 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 NAMING = {
@@ -91,7 +93,10 @@ api_tokens = Table(
 people = Table(
     "people",
     metadata,
-    Column("id", GUID, primary_key=True),
+    # The key is (org_id, id): a person id is unique within its org only, so two orgs (staging
+    # and production, say) can import the same CIJ contacts, and no org can learn by a 409 that
+    # an id exists in another one. Leading with org_id also serves keyset paging by id in an org.
+    Column("id", GUID, nullable=False),
     Column("org_id", GUID, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
     Column("kind", String(16), nullable=False),  # contact | lead | profile
     Column("email", String(320), nullable=True),  # stored lower-cased
@@ -103,6 +108,7 @@ people = Table(
     Column("attributes", JSON, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    PrimaryKeyConstraint("org_id", "id", name="pk_people"),
     Index("ix_people_org_email", "org_id", "email"),
     Index("ix_people_org_phone", "org_id", "phone"),
     Index("ix_people_org_kind", "org_id", "kind"),
@@ -153,6 +159,8 @@ registration_requests = Table(
     Column("finished_at", TS, nullable=True),
 )
 
+JOBS_DUE_SQL = "state IN ('queued', 'running')"
+
 jobs = Table(
     "jobs",
     metadata,
@@ -170,4 +178,11 @@ jobs = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Index("ix_jobs_state_run_at", "state", "run_at"),
+    # The claim query's index: due jobs in run_at order, so `ORDER BY run_at LIMIT n` reads n
+    # entries even with a million rows waiting. A running job's run_at is its lease expiry
+    # (see clarion.store.jobs), so one range scan also finds expired leases. The predicate
+    # is literal SQL that the claim query repeats verbatim: SQLite and PostgreSQL only use a
+    # partial index when the query's WHERE visibly implies it.
+    Index("ix_jobs_due", "run_at", sqlite_where=text(JOBS_DUE_SQL),
+          postgresql_where=text(JOBS_DUE_SQL)),
 )

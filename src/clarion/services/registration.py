@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from clarion.clock import Clock
 from clarion.config import Settings
 from clarion.crypto import SecretBox, hmac_sha256_b64
-from clarion.domain.apps import AppSettings
+from clarion.domain.apps import AppSettings, TokenOwnerPolicy
 from clarion.domain.netguard import check_url
 from clarion.domain.outcomes import (
     DeviceAddress,
@@ -439,7 +439,7 @@ async def _upsert_device(
 ) -> None:
     row = w.row
     th = token_hash(row.token)
-    if settings.token_owner_policy == "move":
+    if settings.token_owner_policy is TokenOwnerPolicy.MOVE:
         # The token now belongs to the newest person: it leaves everyone else.
         await conn.execute(delete(_D).where(
             _D.c.app_id == app_id, _D.c.token_hash == th, _D.c.person_id != row.user_id))

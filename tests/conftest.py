@@ -13,11 +13,10 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
-
-from typing import TYPE_CHECKING
 
 from clarion.config import Settings
 from clarion.domain.outcomes import Platform
@@ -88,7 +87,7 @@ async def container(
     from clarion.bootstrap import build  # imported late: helpers' modules may be in flux
 
     await asyncio.to_thread(upgrade, db_url)
-    c = build(make_settings(db_url, tmp_path), senders={p: fake_sender for p in Platform})
+    c = build(make_settings(db_url, tmp_path), senders=dict.fromkeys(Platform, fake_sender))
     await c.start()
     try:
         yield c

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clarion.errors import ConfigurationError
+
 DEFAULT_VAR_DIR = Path("var")
 
 
@@ -86,10 +88,12 @@ class Settings(BaseSettings):
         if key_file.exists():
             return [key_file.read_text(encoding="utf-8").strip()]
         if not self.is_sqlite:
-            raise ValueError(
-                "CLARION_SECRET_KEY is not set. With PostgreSQL every process must share one "
-                "key: generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'` "
-                "and set CLARION_SECRET_KEY to it in every process's environment."
+            raise ConfigurationError(
+                "CLARION_SECRET_KEY is not set, and with PostgreSQL every process must share "
+                "one key",
+                fix="Generate one with `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'` and set CLARION_SECRET_KEY to it in every "
+                "process's environment.",
             )
         self.var_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)

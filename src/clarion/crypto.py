@@ -34,7 +34,8 @@ class SecretBox:
     def __init__(self, keys: list[str]) -> None:
         if not keys:
             raise ConfigurationError(
-                "no secret key configured", fix="Set CLARION_SECRET_KEY (see docs/configuration.md)."
+                "no secret key configured",
+                fix="Set CLARION_SECRET_KEY (see docs/configuration.md).",
             )
         self._fernet = MultiFernet([Fernet(_fernet_key(k)) for k in keys])
 

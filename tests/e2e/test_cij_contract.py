@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Service
-from tests.factories import app_document, apns_token
+from tests.factories import apns_token, app_document
 
 pytestmark = pytest.mark.e2e
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from clarion.api.responses import JSON as ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clarion import errors
+from clarion.api.responses import JSON as ORJSONResponse
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ STATUS: dict[type[errors.ClarionError], int] = {
 def status_for(exc: errors.ClarionError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 400
 
 

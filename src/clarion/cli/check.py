@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -103,9 +104,9 @@ def collect(cfg: Settings) -> list[Finding]:
         "callbacks and Web Push endpoints may target private/loopback addresses"
         if cfg.webhook_allow_private else "callbacks to private addresses are refused"))
     findings.append(Finding("CLARION_WORKER_CONCURRENCY", str(cfg.worker_concurrency), "ok", ""))
-    env_file = os.environ.get("CLARION_ENV_FILE", "clarion.env")
-    findings.append(Finding("settings file", env_file,
-                            "ok", "read" if os.path.exists(env_file) else "absent (optional)"))
+    env_file = Path(os.environ.get("CLARION_ENV_FILE", "clarion.env"))
+    findings.append(Finding("settings file", str(env_file),
+                            "ok", "read" if env_file.exists() else "absent (optional)"))
     return findings
 
 

@@ -18,7 +18,8 @@ app = typer.Typer(help="Devices and registration requests.", no_args_is_help=Tru
 def list_(
     org: Annotated[str, typer.Option(help="Organization id.")],
     app_id: Annotated[str | None, typer.Option("--app", help="Only this app.")] = None,
-    user: Annotated[str | None, typer.Option(help="Only this person (contact/lead/profile).")] = None,
+    user: Annotated[str | None,
+                    typer.Option(help="Only this person (contact/lead/profile).")] = None,
     state: Annotated[str | None, typer.Option(help="active, invalid or mismatch.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
     as_json: Annotated[bool, typer.Option("--json")] = False,

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +18,7 @@ from clarion.bootstrap import build
 from clarion.cli import apps, contacts, devices, jobs, orgs
 from clarion.cli.check import check_config
 from clarion.cli.runtime import console, settings
+from clarion.errors import ClarionError
 from clarion.store.migrate import upgrade_async
 from clarion.worker.handlers import PURGE_JOB, build_handlers
 from clarion.worker.loop import Worker
@@ -41,22 +42,28 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
     """Run on uvloop when it is installed (it is, with uvicorn[standard]): ~2x faster I/O."""
     try:
         import uvloop
+
+        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
-        asyncio.run(coro)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(coro)
+        factory = None
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(coro)
+    except ClarionError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 async def _serve(*, with_api: bool, with_worker: bool, host: str, port: int) -> None:
     cfg = settings()
+    container = build(cfg)  # validates the configuration before anything touches the database
     if cfg.auto_migrate:
         await upgrade_async(cfg.resolved_database_url)
-    container = build(cfg)
     await container.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -80,7 +87,6 @@ async def _serve(*, with_api: bool, with_worker: bool, host: str, port: int) -> 
             access_log=False, lifespan="off", loop="none",
         )
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         tasks.append(asyncio.create_task(server.serve(), name="clarion-api"))
         console.print(f"Clarion {__version__} listening on http://{host}:{port} "
                       f"({container.db.dialect}); API docs at {cfg.public_url}/docs")

@@ -29,9 +29,9 @@ def run(fn: Callable[[Container], Awaitable[T]], *, migrate: bool = True) -> T:
 
     async def _main() -> T:
         cfg = settings()
+        container = build(cfg)  # validates the configuration first
         if migrate and cfg.auto_migrate:
             await upgrade_async(cfg.resolved_database_url)
-        container = build(cfg)
         await container.start()
         try:
             return await fn(container)

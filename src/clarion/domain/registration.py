@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -139,7 +140,8 @@ def _web_subscription(value: Any, where: str) -> tuple[str, dict[str, str]]:
             decoded = b""
         if len(decoded) != size:
             raise InvalidInput(
-                f"{where}: WebPushSubscription.keys.{name} is not a base64url value of {size} bytes",
+                f"{where}: WebPushSubscription.keys.{name} is not a base64url value of "
+                f"{size} bytes",
                 fix="Send the browser's PushSubscription.toJSON() as is.",
                 field=f"WebPushSubscription.keys.{name}")
         out[name] = raw  # type: ignore[assignment]
@@ -243,13 +245,12 @@ def parse_callback_headers(raw: str | None) -> dict[str, str] | None:
     """``x-ms-callback-url-headers``: a JSON object of string to string."""
     if raw is None or not raw.strip():
         return None
-    import json
-
     try:
         value = json.loads(raw)
     except ValueError as exc:
-        raise InvalidInput("x-ms-callback-url-headers is not valid JSON",
-                           fix='Send a JSON object such as {"Authorization": "Bearer ..."}.') from exc
+        raise InvalidInput(
+            "x-ms-callback-url-headers is not valid JSON",
+            fix='Send a JSON object such as {"Authorization": "Bearer ..."}.') from exc
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):

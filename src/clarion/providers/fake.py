@@ -35,9 +35,10 @@ class FakeSender:
             token = item.device.token.lower()
             for needle, kind, reason in _RULES:
                 if needle in token:
+                    retry = 1.0 if kind is OutcomeKind.RETRY_LATER else None
                     out.append(Outcome(item.delivery_id, kind, reason=reason,
                                        detail=f"fake provider: token contains {needle!r}",
-                                       retry_after_seconds=1.0 if kind is OutcomeKind.RETRY_LATER else None))
+                                       retry_after_seconds=retry))
                     break
             else:
                 out.append(Outcome(item.delivery_id, OutcomeKind.ACCEPTED,

@@ -27,7 +27,7 @@ from clarion.errors import InvalidInput, NotFound
 from clarion.store import tables as t
 from clarion.store.db import Database
 
-TOKEN_PREFIX = "clr_app"  # noqa: S105 - a label, not a secret
+TOKEN_PREFIX = "clr_app"
 SHOWN_PREFIX_LENGTH = 12  # "clr_app_" + 4 random characters: tells tokens apart, reveals nothing
 MAX_TOKEN_LENGTH = 200  # ours are 51 characters; a longer one cannot be ours
 MAX_CACHE_ENTRIES = 10_000

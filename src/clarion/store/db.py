@@ -75,9 +75,8 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a write transaction; commits on success, rolls back on error."""
         if self._write_lock is not None:
-            async with self._write_lock:
-                async with self._write_tx() as conn:
-                    yield conn
+            async with self._write_lock, self._write_tx() as conn:
+                yield conn
         else:
             async with self._write_tx() as conn:
                 yield conn

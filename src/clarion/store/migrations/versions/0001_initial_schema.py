@@ -2,14 +2,13 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 11:00:06.796838
+Create Date: 2026-11-28 11:17:22.373937
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision = '0001'
 down_revision = None
@@ -37,6 +36,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('unique_key', name=op.f('uq_jobs_unique_key'))
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.create_index('ix_jobs_due', ['run_at'], unique=False, sqlite_where=sa.text("state IN ('queued', 'running')"), postgresql_where=sa.text("state IN ('queued', 'running')"))
         batch_op.create_index('ix_jobs_state_run_at', ['state', 'run_at'], unique=False)
 
     op.create_table('orgs',
@@ -115,7 +115,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_people_org_id_orgs'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_people'))
+    sa.PrimaryKeyConstraint('org_id', 'id', name='pk_people')
     )
     with op.batch_alter_table('people', schema=None) as batch_op:
         batch_op.create_index('ix_people_org_email', ['org_id', 'email'], unique=False)
@@ -197,6 +197,7 @@ def downgrade() -> None:
     op.drop_table('orgs')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index('ix_jobs_state_run_at')
+        batch_op.drop_index('ix_jobs_due', sqlite_where=sa.text("state IN ('queued', 'running')"), postgresql_where=sa.text("state IN ('queued', 'running')"))
 
     op.drop_table('jobs')
     # ### end Alembic commands ###

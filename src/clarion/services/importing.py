@@ -1,0 +1,304 @@
+"""Bulk import of people from CSV or JSON lines (``clarion contacts import``).
+
+A file is read as a stream of ``(line, row)`` pairs; each row is mapped to person fields (CIJ's
+column names are understood too), validated with the same rules as the API, and inserted in
+chunks: one write transaction and one ``executemany`` per chunk, which on SQLite costs about
+8 µs a row instead of a millisecond per transaction (see the performance notes). A bad row never
+stops the import: it is reported with its line and the reason, and the rest goes in.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.clock import Clock
+from clarion.config import Settings
+from clarion.domain.people import new_person_values
+from clarion.errors import InvalidInput
+from clarion.services.people import IN_CHUNK, ensure_org
+from clarion.store import tables as t
+from clarion.store.db import Database
+
+SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
+
+# Column name (case-insensitive) -> person field. Anything else is a custom attribute.
+COLUMNS = {
+    "id": "id", "contactid": "id", "leadid": "id",
+    "type": "kind", "kind": "kind",
+    "email": "email", "emailaddress1": "email",
+    "phone": "phone", "mobilephone": "phone",
+    "first_name": "first_name", "firstname": "first_name",
+    "last_name": "last_name", "lastname": "last_name",
+    "time_zone": "time_zone", "timezone": "time_zone",
+    "locale": "locale",
+}
+
+
+class UnreadableRow(dict[str, Any]):
+    """A record the reader could not turn into a row (bad JSON, too many CSV cells): the
+    import reports it as rejected with ``reason`` and goes on."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    line: int
+    reason: str
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    imported: int = 0
+    rejected: list[RejectedRow] = field(default_factory=list)
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def _file_error(path: Path, message: str, fix: str) -> InvalidInput:
+    return InvalidInput(f"{path}: {message}", fix=fix, field="file")
+
+
+def _check_suffix(path: Path) -> None:
+    if path.suffix.lower() not in SUFFIXES:
+        raise _file_error(path, "is neither CSV nor JSON lines",
+                          "Name the file .csv (comma-separated, with a header line) or .jsonl "
+                          "(one JSON object per line).")
+
+
+def count_records(path: Path) -> int | None:
+    """How many records ``path`` holds (for a progress bar), checking first that it exists and is
+    UTF-8, so a broken file is refused before anything is imported. None for a JSON array."""
+    _check_suffix(path)
+    if not path.is_file():
+        raise _file_error(path, "does not exist", "Check the path.")
+    lines = 0
+    first = b""
+    with path.open("rb") as stream:
+        for number, raw in enumerate(stream, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise _file_error(path, f"line {number} is not UTF-8 ({exc.reason})",
+                                  "Save the file as UTF-8 (in Excel: CSV UTF-8).") from exc
+            if text.strip():
+                lines += 1
+                first = first or text.strip().encode()
+    if path.suffix.lower() == ".csv":
+        return max(lines - 1, 0)
+    return None if first.startswith(b"[") else lines
+
+
+def iter_csv(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows of a CSV with a header line; empty cells are dropped (an absent value)."""
+    reader = csv.DictReader(stream)
+    header = reader.fieldnames or []
+    seen: set[str] = set()
+    for name in header:
+        key = name.strip().lower()
+        if key and key in seen:
+            raise InvalidInput(f"the header names the column {name!r} twice", field="file",
+                               fix="Give every column a different name.")
+        seen.add(key)
+    try:
+        for record in reader:
+            line = reader.line_num
+            extra = [c for c in record.pop(None, None) or () if c and c.strip()]
+            if extra:
+                yield line, UnreadableRow(f"the row has {len(extra)} more cell(s) than the "
+                                          "header has columns")
+                continue
+            row = {k.strip(): v for k, v in record.items() if v is not None and v.strip()}
+            if "" in row:
+                yield line, UnreadableRow("the row has a value in a column without a name")
+                continue
+            yield line, row
+    except csv.Error as exc:
+        raise InvalidInput(f"the CSV cannot be read at line {reader.line_num}: {exc}",
+                           field="file", fix="Fix the quoting on that line.") from exc
+
+
+def iter_jsonl(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """One JSON object per line (blank lines skipped); a JSON array of objects also works, and
+    then the "line" of a row is its position in the array."""
+    head, skipped = stream.read(1), 0
+    while head and head.isspace():
+        skipped += head == "\n"
+        head = stream.read(1)
+    if head == "[":
+        try:
+            items = json.loads(head + stream.read())
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"the JSON array is not valid JSON: {exc}", field="file",
+                               fix="Fix the JSON, or write one object per line.") from exc
+        for number, item in enumerate(items, start=1):
+            yield number, _json_row(item)
+        return
+    first = True
+    for number, text in enumerate(stream, start=1 + skipped):
+        if first:
+            text, first = head + text, False
+        if not text.strip():
+            continue
+        try:
+            yield number, _json_row(json.loads(text))
+        except json.JSONDecodeError as exc:
+            yield number, UnreadableRow(f"the line is not valid JSON: {exc.msg} at column "
+                                        f"{exc.colno}")
+
+
+def _json_row(item: object) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        return UnreadableRow(f"expected a JSON object, found {type(item).__name__}")
+    return item
+
+
+def iter_rows(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line, row)`` pairs of a ``.csv`` or ``.jsonl``/``.ndjson``/``.json`` file."""
+    path = Path(path)
+    _check_suffix(path)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as stream:
+            if path.suffix.lower() == ".csv":
+                yield from iter_csv(stream)
+            else:
+                yield from iter_jsonl(stream)
+    except UnicodeDecodeError as exc:
+        raise _file_error(path, f"is not UTF-8 ({exc.reason})",
+                          "Save the file as UTF-8 (in Excel: CSV UTF-8).") from exc
+    except FileNotFoundError as exc:
+        raise _file_error(path, "does not exist", "Check the path.") from exc
+
+
+def row_to_data(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Person fields of a row: known columns (ours or CIJ's) by name, the rest as attributes."""
+    data: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    attributes: dict[str, Any] = {}
+    for raw_key, value in row.items():
+        key = str(raw_key).strip()
+        target = COLUMNS.get(key.lower())
+        if target is None:
+            if key.lower() == "attributes" and isinstance(value, Mapping):
+                attributes.update(value)
+            else:
+                attributes[key] = value
+            continue
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if target in data and data[target] != value:
+            raise InvalidInput(f"columns {origin[target]} and {key} disagree ({data[target]!r} "
+                               f"vs {value!r})", field=target, fix="Keep one of them.")
+        data[target], origin[target] = value, key
+    if not data.keys() - {"kind"} and not attributes:
+        raise InvalidInput("the row is empty", fix="Remove it, or fill in at least one value.")
+    data["attributes"] = attributes
+    return data
+
+
+def _reason(exc: InvalidInput) -> str:
+    return f"{exc.message} ({exc.fix})" if exc.fix else exc.message
+
+
+async def _existing(conn: AsyncConnection, org_id: str, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), IN_CHUNK):
+        rows = await conn.execute(select(t.people.c.id).where(
+            t.people.c.org_id == org_id, t.people.c.id.in_(ids[start:start + IN_CHUNK])))
+        found.update(r.id for r in rows)
+    return found
+
+
+async def _flush(db: Database, clock: Clock, org_id: str,
+                 pending: list[tuple[int, dict[str, Any], bool]], summary: ImportSummary) -> None:
+    now = clock.now()
+    taken = "a person with id {} already exists in this organization"
+    try:
+        async with db.write() as conn:
+            given = [values["id"] for _, values, explicit in pending if explicit]
+            existing = await _existing(conn, org_id, given) if given else set()
+            keep = []
+            for line, values, _ in pending:
+                if values["id"] in existing:
+                    summary.rejected.append(RejectedRow(line, taken.format(values["id"])))
+                else:
+                    keep.append((line, {**values, "org_id": org_id, "created_at": now,
+                                        "updated_at": now}))
+            if keep:
+                await conn.execute(insert(t.people), [row for _, row in keep])
+    except IntegrityError:
+        # Someone created one of these ids meanwhile: row by row, each in a savepoint.
+        keep = []
+        async with db.write() as conn:
+            for line, values, _ in pending:
+                row = {**values, "org_id": org_id, "created_at": now, "updated_at": now}
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(insert(t.people).values(**row))
+                except IntegrityError:
+                    summary.rejected.append(RejectedRow(line, taken.format(values["id"])))
+                else:
+                    keep.append((line, row))
+    for _, row in keep:
+        summary.imported += 1
+        summary.by_kind[row["kind"]] = summary.by_kind.get(row["kind"], 0) + 1
+
+
+async def import_people(
+    *, db: Database, clock: Clock, settings: Settings, org_id: str,
+    rows: Iterable[Mapping[str, Any] | tuple[int, Mapping[str, Any]]],
+    on_progress: Callable[[int], None] | None = None, chunk_size: int = 1000,
+) -> ImportSummary:
+    """Import ``rows`` (mappings, numbered from 1, or ``(line, mapping)`` pairs as ``iter_rows``
+    yields) into the org. ``on_progress(n)`` is called after each chunk with the number of rows
+    just handled (imported or rejected). Rejected rows come back sorted by line."""
+    if chunk_size < 1:
+        raise InvalidInput("chunk_size must be at least 1", fix="Use the default, 1000.")
+    async with db.read() as conn:
+        await ensure_org(conn, org_id)
+    summary = ImportSummary()
+    first_line: dict[str, int] = {}
+    pending: list[tuple[int, dict[str, Any], bool]] = []
+    handled = 0
+    for number, item in enumerate(rows, start=1):
+        line, row = item if isinstance(item, tuple) else (number, item)
+        handled += 1
+        if isinstance(row, UnreadableRow):
+            summary.rejected.append(RejectedRow(line, row.reason))
+        else:
+            try:
+                data = row_to_data(row)
+                explicit = "id" in data
+                values = new_person_values(data, default_region=settings.default_phone_region)
+            except InvalidInput as exc:
+                summary.rejected.append(RejectedRow(line, _reason(exc)))
+            else:
+                earlier = first_line.setdefault(values["id"], line) if explicit else line
+                if earlier != line:
+                    summary.rejected.append(RejectedRow(
+                        line, f"id {values['id']} already appears on line {earlier}"))
+                else:
+                    pending.append((line, values, explicit))
+        if len(pending) >= chunk_size:
+            await _flush(db, clock, org_id, pending, summary)
+            pending = []
+        if handled >= chunk_size:
+            if on_progress is not None:
+                on_progress(handled)
+            handled = 0
+    if pending:
+        await _flush(db, clock, org_id, pending, summary)
+    if on_progress is not None and handled:
+        on_progress(handled)
+    summary.rejected.sort(key=lambda r: r.line)
+    return summary

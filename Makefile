@@ -23,7 +23,7 @@ test: install lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: install
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/lint-imports
 
 typecheck: install

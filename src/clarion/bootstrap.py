@@ -17,6 +17,7 @@ from clarion.config import Settings
 from clarion.crypto import SecretBox
 from clarion.domain.outcomes import Platform, Sender
 from clarion.services.apps import ApiTokenCache
+from clarion.services.delivery import DeliveryPolicy, Limiter
 from clarion.store.db import Database
 from clarion.store.group_commit import GroupCommitWriter
 from clarion.store.jobs import JobQueue
@@ -33,6 +34,8 @@ class Container:
     senders: Mapping[Platform, Sender]
     http: httpx.AsyncClient
     api_tokens: ApiTokenCache
+    policy: DeliveryPolicy
+    limiter: Limiter
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -72,10 +75,15 @@ def build(
         timeout=settings.webhook_timeout_seconds, follow_redirects=False,
         headers={"user-agent": "Clarion-Webhook/0.1"},
     )
-    # Real APNs / FCM / Web Push adapters arrive with the delivery work; until then a platform
-    # without a sender has its registration dry run skipped (recorded on the request).
+    policy = DeliveryPolicy(
+        batch_size=settings.delivery_batch_size, max_attempts=settings.delivery_max_attempts,
+        rates={Platform.IOS: settings.rate_apns, Platform.ANDROID: settings.rate_fcm,
+               Platform.WEB: settings.rate_webpush},
+        concurrency_per_app=settings.provider_concurrency_per_app,
+    )
     return Container(
         settings=settings, clock=clock, db=db, box=box, queue=queue, writer=writer,
         senders=dict(senders or {}), http=http,
         api_tokens=ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds),
+        policy=policy, limiter=Limiter(policy),
     )

@@ -61,6 +61,24 @@ class Settings(BaseSettings):
     registration_status_retention_days: int = Field(30, ge=1)
     group_commit_max_rows: int = Field(512, ge=1, le=10000)
     api_token_cache_seconds: float = Field(5.0, ge=0, le=300)
+    delivery_batch_size: int = Field(500, ge=1, le=5000,
+                                     description="Deliveries per delivery job.")
+    delivery_max_attempts: int = Field(8, ge=1, le=50,
+                                       description="Attempts per device before giving up.")
+    rate_apns: float = Field(10_000.0, gt=0, description="APNs sends/s per app per process.")
+    rate_fcm: float = Field(
+        10_000.0, gt=0,
+        description="FCM sends/s per app per process (FCM's default quota is 600,000/minute "
+        "per project).")
+    rate_webpush: float = Field(2_000.0, gt=0, description="Web Push sends/s per app per process.")
+    provider_concurrency_per_app: int = Field(
+        8, ge=1, le=256, description="Delivery batches in flight per app and platform.")
+    apns_url: str | None = Field(
+        None, description="Replaces the APNs host (sandbox and production), e.g. an emulator.")
+    fcm_url: str | None = Field(
+        None, description="Replaces https://fcm.googleapis.com, e.g. an emulator.")
+    ca_file: Path | None = Field(
+        None, description="An extra CA bundle trusted for provider connections.")
     default_phone_region: str | None = Field(
         None, description="ISO 3166 region (e.g. FR) for phone numbers written without +country."
     )

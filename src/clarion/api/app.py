@@ -10,7 +10,16 @@ from fastapi.openapi.utils import get_openapi
 from clarion import __version__
 from clarion.api import errors
 from clarion.api.responses import JSON
-from clarion.api.routes import apps, cij_odata, cij_registration, devices, health, orgs, people
+from clarion.api.routes import (
+    apps,
+    cij_odata,
+    cij_registration,
+    devices,
+    health,
+    orgs,
+    people,
+    sends,
+)
 from clarion.bootstrap import Container
 
 DESCRIPTION = """Self-hostable push notifications.
@@ -32,7 +41,7 @@ def create_app(container: Container) -> FastAPI:
     )
     app.state.container = container
     errors.install(app)
-    for module in (health, orgs, apps, people, devices, cij_registration, cij_odata):
+    for module in (health, orgs, apps, people, devices, sends, cij_registration, cij_odata):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

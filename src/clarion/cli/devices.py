@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -32,7 +33,7 @@ def list_(
 
     rows = run(_do)
     if as_json:
-        emit_json([r.__dict__ for r in rows])
+        emit_json([asdict(r) for r in rows])
         return
     table = Table("device", "person", "platform", "state", "reason", "registered")
     for r in rows:
@@ -54,7 +55,7 @@ def registration(
 
     r = run(_do)
     if as_json:
-        emit_json(r.__dict__)
+        emit_json(asdict(r))
         return
     console.print(f"{r.id}: [bold]{r.status}[/bold] {r.failure_reason or ''}")
     if r.detail:

@@ -15,7 +15,7 @@ import uvicorn
 from clarion import __version__
 from clarion.api.app import create_app
 from clarion.bootstrap import build
-from clarion.cli import apps, contacts, devices, jobs, orgs
+from clarion.cli import apps, contacts, devices, jobs, orgs, send
 from clarion.cli.check import check_config
 from clarion.cli.runtime import console, settings
 from clarion.errors import ClarionError
@@ -36,6 +36,7 @@ app.add_typer(contacts.app, name="contacts")
 app.add_typer(devices.app, name="devices")
 app.add_typer(jobs.app, name="jobs")
 app.command("check-config")(check_config)
+app.command("send")(send.send)
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:

@@ -26,6 +26,7 @@ from clarion.domain.apps import ApiTokenRead as ApiTokenRead
 from clarion.domain.apps import AppCreated as AppCreated
 from clarion.domain.apps import AppRead as AppRead
 from clarion.domain.apps import AppSettings as AppSettings
+from clarion.domain.apps import CredentialState
 from clarion.domain.apps import CredentialStatus as CredentialStatus
 from clarion.domain.apps import DeveloperInfo as DeveloperInfo
 from clarion.domain.apps import endpoints_for, example_registration, parse_document
@@ -206,6 +207,22 @@ async def load_platform_credentials(
         return None
     secrets = box.decrypt(row.secrets) if row.secrets else {}
     return {**public, **secrets.get(platform.value, {})}
+
+
+async def credentials_invalid(*, db: Database, app_id: str, platform: Platform) -> str | None:
+    """Why a provider refused the app's credentials for ``platform``; None when not refused.
+
+    Sending pauses for that app and platform while this is set; updating the app's
+    configuration clears it."""
+    async with db.read() as conn:
+        row = (await conn.execute(
+            select(_A.c.credential_status).where(_A.c.id == app_id))).first()
+    if row is None:
+        return None
+    status = (row.credential_status or {}).get(platform.value) or {}
+    if status.get("state") == CredentialState.INVALID.value:
+        return str(status.get("reason") or "credentials refused")
+    return None
 
 
 async def mark_credentials_invalid(

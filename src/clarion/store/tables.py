@@ -186,3 +186,48 @@ jobs = Table(
     Index("ix_jobs_due", "run_at", sqlite_where=text(JOBS_DUE_SQL),
           postgresql_where=text(JOBS_DUE_SQL)),
 )
+
+sends = Table(
+    "sends",
+    metadata,
+    Column("id", GUID, primary_key=True),  # also the trackingId the devices receive
+    Column("org_id", GUID, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("app_id", GUID, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("user_ids", JSON, nullable=False),  # the people it goes to (fan-out pages these)
+    Column("message", JSON, nullable=False),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("state", String(12), nullable=False),  # queued | fanning_out | fanned_out
+    Column("fanned_out_people", Integer, nullable=False),
+    Column("device_count", Integer, nullable=False),
+    # Keys later features report by (journeys, journey steps, messages): nullable for API sends.
+    Column("journey_id", GUID, nullable=True),
+    Column("journey_step_id", String(100), nullable=True),
+    Column("message_id", GUID, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("fanned_out_at", TS, nullable=True),
+    UniqueConstraint("org_id", "idempotency_key", name="uq_sends_org_idempotency_key"),
+    Index("ix_sends_org_created", "org_id", "created_at"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", GUID, primary_key=True),  # the apns-id / provider correlation id
+    Column("send_id", GUID, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+    Column("org_id", GUID, nullable=False),
+    Column("app_id", GUID, nullable=False),
+    Column("person_id", GUID, nullable=False),
+    Column("device_id", GUID, nullable=False),
+    Column("platform", String(8), nullable=False),
+    # pending | accepted | invalid_token | mismatch | rejected | credential_error | expired
+    Column("state", String(16), nullable=False),
+    Column("reason", String(100), nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("provider_id", String(200), nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("send_id", "device_id", name="uq_deliveries_send_device"),
+    Index("ix_deliveries_app_state", "app_id", "state"),
+)

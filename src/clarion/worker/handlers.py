@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Sequence
 
 from clarion.bootstrap import Container
-from clarion.services import registration, webhooks
+from clarion.services import delivery, registration, webhooks
+from clarion.services.sending import FANOUT_JOB
 from clarion.store.jobs import Job
 from clarion.worker.loop import Handler
 
@@ -25,6 +26,19 @@ def build_handlers(c: Container) -> dict[str, Handler]:
         for attempt, ids in by_attempt.items():
             await registration.process(deps=deps, request_ids=ids, attempt=attempt)
 
+    send_deps = delivery.Deps(db=c.db, clock=c.clock, box=c.box, queue=c.queue,
+                              senders=c.senders, policy=c.policy, limiter=c.limiter,
+                              public_url=c.settings.public_url)
+
+    async def fan_out(jobs: Sequence[Job]) -> None:
+        for job in jobs:
+            await delivery.fan_out(deps=send_deps, send_id=job.payload["send_id"],
+                                   offset=int(job.payload["offset"]))
+
+    async def deliver(jobs: Sequence[Job]) -> None:
+        ids = [i for job in jobs for i in job.payload["ids"]]
+        await delivery.deliver(deps=send_deps, delivery_ids=ids)
+
     async def callback(jobs: Sequence[Job]) -> None:
         # Concurrently: one slow receiver must not hold up the others (each is tried once).
         await asyncio.gather(*(webhooks.deliver_callback(
@@ -37,4 +51,4 @@ def build_handlers(c: Container) -> dict[str, Handler]:
         await c.queue.purge_done()
 
     return {registration.PROCESS_JOB: process, registration.CALLBACK_JOB: callback,
-            PURGE_JOB: purge}
+            PURGE_JOB: purge, FANOUT_JOB: fan_out, delivery.DELIVERY_JOB: deliver}

@@ -1,0 +1,230 @@
+"""Sends through the native API with the scripted fake sender, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from clarion.api.app import create_app
+from clarion.bootstrap import Container
+from clarion.domain.outcomes import Platform
+from clarion.providers.fake import FakeSender
+from clarion.services import apps
+from clarion.store import tables as t
+from clarion.store.jobs import NewJob
+from tests.factories import World, apns_token, drain, world
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+def admin(w: World) -> dict[str, str]:
+    return {"authorization": f"Bearer {w.admin_token}"}
+
+
+async def register(c: Container, client: httpx.AsyncClient, w: World, person: str,
+                   **token: str) -> None:
+    r = await client.post(f"/api/v1.0/orgs/{w.org_id}/pushdeviceregistration/devices",
+                          json={"MobileAppId": w.app_id, "UserId": person,
+                                "ApiToken": w.api_token, **token})
+    assert r.status_code == 202, r.text
+    await drain(c)
+
+
+async def send(client: httpx.AsyncClient, w: World, headers: dict[str, str] | None = None,
+               **doc: Any) -> httpx.Response:
+    body = {"app_id": w.app_id, "message": {"title": "Hi", "body": "There",
+                                             "link": "https://contoso.com/x"}, **doc}
+    return await client.post(f"/v1/orgs/{w.org_id}/sends", json=body,
+                             headers={**admin(w), **(headers or {})})
+
+
+async def get(client: httpx.AsyncClient, w: World, send_id: str) -> dict[str, Any]:
+    r = await client.get(f"/v1/orgs/{w.org_id}/sends/{send_id}", headers=admin(w))
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+async def test_a_send_reaches_every_valid_device_of_the_person(
+    container: Container, client: httpx.AsyncClient, fake_sender: FakeSender
+) -> None:
+    w = await world(container, dry_run_on_register=False)
+    phone, tablet = apns_token(), apns_token()
+    for tok in (phone, tablet):
+        await register(container, client, w, w.person_ids[0], ApnsDeviceToken=tok)
+    await register(container, client, w, w.person_ids[0], FcmDeviceToken="fcm-android-1")
+    await register(container, client, w, w.person_ids[1], FcmDeviceToken="fcm-someone-else")
+    r = await send(client, w, user_id=w.person_ids[0])
+    assert r.status_code == 202
+    send_id = r.json()["id"]
+    assert r.json()["state"] == "queued"
+    await drain(container)
+    got = await get(client, w, send_id)
+    assert got["state"] == "done"
+    assert got["succeeded"] is True
+    assert got["counts"] == {"accepted": 3}
+    sent = [s for s in fake_sender.sent if not s.dry_run]
+    assert sorted(s.device.token for s in sent) == sorted([phone, tablet, "fcm-android-1"])
+    n = sent[0].notification
+    assert (n.title, n.body, n.tracking_id, n.original_link) == (
+        "Hi", "There", send_id, "https://contoso.com/x")
+    assert {d["provider_id"] for d in got["deliveries"]} == {d["id"] for d in got["deliveries"]}
+
+
+async def test_outcomes_prune_dead_tokens_keep_mismatches_and_record_rejections(
+    container: Container, client: httpx.AsyncClient
+) -> None:
+    w = await world(container, dry_run_on_register=False)
+    for tok in ("fcm-ok", "fcm-dead-1", "fcm-mismatch-1", "fcm-reject-1"):
+        await register(container, client, w, w.person_ids[0], FcmDeviceToken=tok)
+    send_id = (await send(client, w, user_id=w.person_ids[0])).json()["id"]
+    await drain(container)
+    got = await get(client, w, send_id)
+    assert got["counts"] == {"accepted": 1, "invalid_token": 1, "mismatch": 1, "rejected": 1}
+    assert got["succeeded"] is True
+    devices = (await client.get(f"/v1/orgs/{w.org_id}/people/{w.person_ids[0]}/devices",
+                                headers=admin(w))).json()["items"]
+    states = {d["token"]: (d["state"], d["state_reason"]) for d in devices}
+    assert states["fcm-dead-1"][0] == "invalid"
+    assert states["fcm-mismatch-1"][0] == "mismatch"
+    assert "BadDeviceToken" in states["fcm-mismatch-1"][1]
+    assert states["fcm-ok"] == ("active", None)
+    # Never sent to again: a second send only reaches the still-valid devices.
+    second = (await send(client, w, user_id=w.person_ids[0])).json()["id"]
+    await drain(container)
+    assert (await get(client, w, second))["counts"] == {"accepted": 1, "rejected": 1}
+
+
+async def test_retry_later_is_rescheduled_then_gives_up_at_the_attempt_cap(
+    container: Container, client: httpx.AsyncClient
+) -> None:
+    w = await world(container, dry_run_on_register=False)
+    await register(container, client, w, w.person_ids[0], FcmDeviceToken="fcm-retry-1")
+    send_id = (await send(client, w, user_id=w.person_ids[0])).json()["id"]
+    await drain(container)
+    got = await get(client, w, send_id)
+    assert got["counts"] == {"pending": 1}
+    assert got["deliveries"][0]["attempts"] == 1
+    queued = await container.queue.list_jobs(state="queued", kind="delivery.send")
+    assert len(queued) == 1 and queued[0].run_at_ms > container.clock.epoch_ms()
+    # Make the retries due at once and run them until the cap (8 attempts by default).
+    for _ in range(10):
+        async with container.db.write() as conn:
+            await conn.execute(t.jobs.update().values(run_at=0))
+        await drain(container)
+    got = await get(client, w, send_id)
+    assert got["counts"] == {"expired": 1}
+    assert got["deliveries"][0]["attempts"] == container.policy.max_attempts
+    assert got["succeeded"] is False
+    assert got["state"] == "done"
+
+
+async def test_a_credential_error_pauses_the_app_instead_of_burning_its_devices(
+    container: Container, client: httpx.AsyncClient, fake_sender: FakeSender
+) -> None:
+    w = await world(container, dry_run_on_register=False)
+    for tok in ("fcm-badcreds-1", "fcm-fine-2"):
+        await register(container, client, w, w.person_ids[0], FcmDeviceToken=tok)
+    send_id = (await send(client, w, user_id=w.person_ids[0])).json()["id"]
+    await drain(container)
+    status = await apps.credentials_invalid(db=container.db, app_id=w.app_id,
+                                            platform=Platform.ANDROID)
+    assert status is not None
+    got = await get(client, w, send_id)
+    assert got["counts"].get("pending") == 1  # the refused one waits, it is not burnt
+    sent_before = len(fake_sender.sent)
+    # While paused, due retries send nothing.
+    async with container.db.write() as conn:
+        await conn.execute(t.jobs.update().values(run_at=0))
+    await drain(container)
+    assert len(fake_sender.sent) == sent_before
+    assert (await get(client, w, send_id))["counts"].get("pending") == 1
+
+
+async def test_idempotency_key_returns_the_same_send_and_sends_nothing_twice(
+    container: Container, client: httpx.AsyncClient, fake_sender: FakeSender
+) -> None:
+    w = await world(container, dry_run_on_register=False)
+    await register(container, client, w, w.person_ids[0], FcmDeviceToken="fcm-1")
+    key = {"Idempotency-Key": "order-42-shipped"}
+    first = await send(client, w, headers=key, user_id=w.person_ids[0])
+    await drain(container)
+    again = await send(client, w, headers=key, user_id=w.person_ids[0])
+    await drain(container)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.json()["id"] == again.json()["id"]
+    assert len([s for s in fake_sender.sent if not s.dry_run]) == 1
+    other = await send(client, w, headers={"Idempotency-Key": "another"},
+                       user_id=w.person_ids[0])
+    assert other.json()["id"] != first.json()["id"]
+
+
+async def test_a_person_without_devices_is_not_sent(
+    container: Container, client: httpx.AsyncClient
+) -> None:
+    w = await world(container)
+    send_id = (await send(client, w, user_id=w.person_ids[0])).json()["id"]
+    await drain(container)
+    got = await get(client, w, send_id)
+    assert (got["state"], got["succeeded"], got["counts"]) == ("done", False, {})
+
+
+async def test_fan_out_pages_through_many_people_without_duplicates(
+    container: Container, client: httpx.AsyncClient, fake_sender: FakeSender
+) -> None:
+    w = await world(container, people_count=1200, dry_run_on_register=False)
+    r = await client.post(
+        f"/api/v1.0/orgs/{w.org_id}/pushdeviceregistration/devices/batch",
+        json=[{"MobileAppId": w.app_id, "UserId": p, "ApiToken": w.api_token,
+               "FcmDeviceToken": f"fcm-{i}"} for i, p in enumerate(w.person_ids[:100])])
+    assert r.status_code == 202
+    for start in range(100, 1200, 100):
+        await client.post(
+            f"/api/v1.0/orgs/{w.org_id}/pushdeviceregistration/devices/batch",
+            json=[{"MobileAppId": w.app_id, "UserId": p, "ApiToken": w.api_token,
+                   "FcmDeviceToken": f"fcm-{start + i}"}
+                  for i, p in enumerate(w.person_ids[start:start + 100])])
+    await drain(container)
+    send_id = (await send(client, w, user_ids=w.person_ids)).json()["id"]
+    await drain(container)
+    # Run every fan-out page again (as if a crashed worker's jobs were taken over).
+    await container.queue.enqueue_now([
+        NewJob(kind="send.fanout", payload={"send_id": send_id, "offset": off})
+        for off in (0, 500, 1000)])
+    await drain(container)
+    async with container.db.read() as conn:
+        rows = (await conn.execute(select(t.deliveries.c.device_id).where(
+            t.deliveries.c.send_id == send_id))).all()
+    assert len(rows) == len({r.device_id for r in rows}) == 1200
+    got = await get(client, w, send_id)
+    assert got["counts"] == {"accepted": 1200}
+    assert len([s for s in fake_sender.sent if not s.dry_run]) == 1200
+
+
+@pytest.mark.parametrize(("doc", "field"), [
+    ({"message": {"title": "x", "ttl": -1}}, "message.ttl"),
+    ({"message": {"title": "x", "data": {"n": 1}}}, "message"),
+    ({"message": {"title": "x", "image_url": "http://insecure/x.png"}}, "message.image_url"),
+    ({"message": {}}, "message.body"),
+    ({"user_ids": ["00000000-0000-4000-8000-000000000000"]}, "user_id"),
+])
+async def test_bad_sends_are_refused_and_queue_nothing(
+    container: Container, client: httpx.AsyncClient, doc: dict[str, Any], field: str
+) -> None:
+    w = await world(container, people_count=1)
+    body = {"app_id": w.app_id, "user_id": w.person_ids[0],
+            "message": {"title": "Hi"}, **doc}
+    r = await client.post(f"/v1/orgs/{w.org_id}/sends", json=body, headers=admin(w))
+    assert r.status_code in (400, 422), r.text
+    assert await container.queue.counts() == {s: 0 for s in (await container.queue.counts())}

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from clarion.api.app import create_app
 from clarion.bootstrap import Container
@@ -93,6 +93,14 @@ async def test_outcomes_prune_dead_tokens_keep_mismatches_and_record_rejections(
     got = await get(client, w, send_id)
     assert got["counts"] == {"accepted": 1, "invalid_token": 1, "mismatch": 1, "rejected": 1}
     assert got["succeeded"] is True
+    async with container.db.read() as conn:
+        rolled = dict((await conn.execute(
+            select(t.report_counters.c.metric, func.sum(t.report_counters.c.value))
+            .where(t.report_counters.c.send_id == send_id)
+            .group_by(t.report_counters.c.metric))).all())
+    assert rolled == {"inflow": 1, "deliveries": 4, "sent": 1, "sent_people": 1,
+                      "not_sent:invalid_token": 1, "not_sent:mismatch": 1,
+                      "not_sent:rejected": 1}
     devices = (await client.get(f"/v1/orgs/{w.org_id}/people/{w.person_ids[0]}/devices",
                                 headers=admin(w))).json()["items"]
     states = {d["token"]: (d["state"], d["state_reason"]) for d in devices}

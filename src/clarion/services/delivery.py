@@ -57,6 +57,7 @@ from clarion.domain.outcomes import (
 from clarion.domain.ratelimit import TokenBucket
 from clarion.services import apps as apps_service
 from clarion.services.sending import FANOUT_JOB
+from clarion.store import counters
 from clarion.store import tables as t
 from clarion.store.db import Database
 from clarion.store.jobs import JobQueue, NewJob
@@ -144,7 +145,20 @@ async def fan_out(*, deps: Deps, send_id: str, offset: int) -> None:
             for d in devices]
     next_offset = offset + len(people)
     last = next_offset >= len(send.user_ids)
+    with_devices = {d.person_id for d in devices}
+    keys = _send_keys(send)
+    counts = [counters.Count(**keys, platform="", at=now, metric="inflow", value=len(people))]
+    if len(people) > len(with_devices):
+        counts.append(counters.Count(**keys, platform="", at=now,
+                                     metric="not_sent:no_valid_device",
+                                     value=len(people) - len(with_devices)))
+    per_platform: dict[str, int] = defaultdict(int)
+    for d in devices:
+        per_platform[d.platform] += 1
+    counts += [counters.Count(**keys, platform=p, at=now, metric="deliveries", value=n)
+               for p, n in per_platform.items()]
     async with deps.db.write() as conn:
+        await counters.increment(conn, counts)
         if rows:
             await conn.execute(_insert_ignore(deps.db), rows)
         ids = [r["id"] for r in rows]
@@ -161,6 +175,13 @@ async def fan_out(*, deps: Deps, send_id: str, offset: int) -> None:
             state="fanned_out" if last else "fanning_out", fanned_out_people=next_offset,
             device_count=_S.c.device_count + len(rows),
             fanned_out_at=now if last else None))
+
+
+def _send_keys(send: Any) -> dict[str, Any]:
+    """The report keys of a send (journey keys are null for API sends)."""
+    return {"org_id": send.org_id, "app_id": send.app_id, "send_id": send.id,
+            "journey_id": send.journey_id, "journey_step_id": send.journey_step_id,
+            "message_id": send.message_id}
 
 
 # ------------------------------------------------------------------------------ delivery
@@ -188,7 +209,8 @@ async def _load(db: Database, ids: Sequence[str]) -> list[Any]:
         for i in range(0, len(ids), 500):
             out.extend((await conn.execute(
                 select(_DL.c.id, _DL.c.send_id, _DL.c.app_id, _DL.c.platform, _DL.c.attempts,
-                       _DL.c.device_id, _D.c.token, _D.c.web_keys,
+                       _DL.c.device_id, _DL.c.person_id, _S.c.org_id, _S.c.journey_id,
+                       _S.c.journey_step_id, _S.c.message_id, _D.c.token, _D.c.web_keys,
                        _D.c.state.label("device_state"), _S.c.message, _S.c.expires_at)
                 .join(_D, _D.c.id == _DL.c.device_id, isouter=True)
                 .join(_S, _S.c.id == _DL.c.send_id)
@@ -305,6 +327,7 @@ async def _apply(deps: Deps, app_id: str, platform: Platform, items: list[_Item]
             db=deps.db, clock=deps.clock, app_id=app_id, platform=platform,
             reason=credential_reason)
     async with deps.db.write() as conn:
+        await _count(conn, items, finals, now)
         if finals:
             await conn.execute(
                 update(_DL).where(_DL.c.id == bindparam("b_id"), _DL.c.state == "pending")
@@ -323,6 +346,29 @@ async def _apply(deps: Deps, app_id: str, platform: Platform, items: list[_Item]
             await deps.queue.enqueue(conn, [
                 NewJob(kind=DELIVERY_JOB, payload={"ids": ids}, run_at_ms=now_ms + delay_ms)
                 for delay_ms, ids in retry.items()])
+
+
+async def _count(conn: Any, items: list[_Item], finals: list[dict[str, Any]],
+                 now: datetime) -> None:
+    """Roll-ups for the deliveries that reached a final state in this batch."""
+    rows = {it.row.id: it.row for it in items}
+    decided = [(rows[f["b_id"]], f["b_state"]) for f in finals if f["b_state"] != "pending"]
+    if not decided:
+        return
+    firsts = await counters.first_times(conn, [
+        (f"p:{r.send_id}:{r.person_id}", "sent") for r, state in decided if state == "accepted"])
+    counts = []
+    for r, state in decided:
+        keys = {"org_id": r.org_id, "app_id": r.app_id, "send_id": r.send_id,
+                "platform": r.platform, "at": now, "journey_id": r.journey_id,
+                "journey_step_id": r.journey_step_id, "message_id": r.message_id}
+        if state == "accepted":
+            counts.append(counters.Count(**keys, metric="sent"))
+            if (f"p:{r.send_id}:{r.person_id}", "sent") in firsts:
+                counts.append(counters.Count(**keys, metric="sent_people"))
+        else:
+            counts.append(counters.Count(**keys, metric=f"not_sent:{state}"))
+    await counters.increment(conn, counts)
 
 
 def _plus(now: datetime, seconds: float) -> datetime:

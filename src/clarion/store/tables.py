@@ -231,3 +231,54 @@ deliveries = Table(
     UniqueConstraint("send_id", "device_id", name="uq_deliveries_send_device"),
     Index("ix_deliveries_app_state", "app_id", "state"),
 )
+
+interactions = Table(
+    "interactions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("org_id", GUID, nullable=False),
+    Column("app_id", GUID, nullable=False),
+    Column("send_id", GUID, nullable=False),
+    Column("delivery_id", GUID, nullable=False),
+    Column("person_id", GUID, nullable=False),
+    Column("device_id", GUID, nullable=False),
+    Column("platform", String(8), nullable=False),
+    Column("kind", String(12), nullable=False),  # delivered | opened | clicked | dismissed
+    Column("source", String(16), nullable=False),  # cij_events | cij_legacy | link
+    Column("first", Boolean, nullable=False),  # first of its kind for this delivery
+    Column("journey_id", GUID, nullable=True),
+    Column("journey_step_id", String(100), nullable=True),
+    Column("message_id", GUID, nullable=True),
+    Column("occurred_at", TS, nullable=False),
+    Index("ix_interactions_org_time", "org_id", "occurred_at"),
+    Index("ix_interactions_person", "org_id", "person_id", "occurred_at"),
+    Index("ix_interactions_send", "send_id"),
+)
+
+# First interaction of a kind per delivery (unique devices) and per (send, person) (unique
+# people): an insert that conflicts is a repeat, which counts in totals but not in uniques.
+interaction_firsts = Table(
+    "interaction_firsts",
+    metadata,
+    Column("scope", String(80), primary_key=True),  # "d:<delivery id>" or "p:<send>:<person>"
+    Column("kind", String(12), primary_key=True),
+)
+
+# Roll-ups: one row per (org, app, send, journey keys, platform, hour, metric). Reports sum
+# these instead of scanning interaction rows, so they stay fast at any volume.
+report_counters = Table(
+    "report_counters",
+    metadata,
+    Column("org_id", GUID, primary_key=True),
+    Column("app_id", GUID, primary_key=True),
+    Column("send_id", GUID, primary_key=True),
+    Column("platform", String(8), primary_key=True),  # "" when not per device (inflow)
+    Column("hour", BigInteger, primary_key=True),  # epoch seconds // 3600
+    Column("metric", String(48), primary_key=True),
+    Column("journey_id", GUID, nullable=True),
+    Column("journey_step_id", String(100), nullable=True),
+    Column("message_id", GUID, nullable=True),
+    Column("value", BigInteger, nullable=False),
+    Index("ix_report_counters_org_hour", "org_id", "hour"),
+    Index("ix_report_counters_app_hour", "app_id", "hour"),
+)

@@ -14,7 +14,7 @@ import httpx
 
 from clarion.clock import Clock, SystemClock
 from clarion.config import Settings
-from clarion.crypto import SecretBox
+from clarion.crypto import SecretBox, derived_key
 from clarion.domain.outcomes import Platform, Sender
 from clarion.services.apps import ApiTokenCache
 from clarion.services.delivery import DeliveryPolicy, Limiter
@@ -36,6 +36,7 @@ class Container:
     api_tokens: ApiTokenCache
     policy: DeliveryPolicy
     limiter: Limiter
+    link_key: bytes  # signs tracked links (clarion.domain.links)
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -62,7 +63,8 @@ def build(
 ) -> Container:
     clock = clock or SystemClock()
     db = Database(settings.resolved_database_url)
-    box = SecretBox(settings.secret_keys())
+    keys = settings.secret_keys()
+    box = SecretBox(keys)
     queue = JobQueue(
         db,
         clock,
@@ -85,5 +87,5 @@ def build(
         settings=settings, clock=clock, db=db, box=box, queue=queue, writer=writer,
         senders=dict(senders or {}), http=http,
         api_tokens=ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds),
-        policy=policy, limiter=Limiter(policy),
+        policy=policy, limiter=Limiter(policy), link_key=derived_key(keys[0], "tracked-links"),
     )

@@ -56,6 +56,12 @@ class SecretBox:
         return value
 
 
+def derived_key(secret: str, purpose: str) -> bytes:
+    """A 32-byte key for one purpose (e.g. signing tracked links), derived with HKDF."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"clarion-derived-key-v1",
+                info=purpose.encode("utf-8")).derive(secret.encode("utf-8"))
+
+
 def new_token(prefix: str) -> str:
     """A new bearer token such as ``clr_adm_…`` (the prefix tells a person what it is)."""
     return f"{prefix}_{secrets.token_urlsafe(32)}"

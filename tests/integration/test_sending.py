@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from clarion.api.app import create_app
 from clarion.bootstrap import Container
+from clarion.domain import links
 from clarion.domain.outcomes import Platform
 from clarion.providers.fake import FakeSender
 from clarion.services import apps
@@ -79,6 +80,11 @@ async def test_a_send_reaches_every_valid_device_of_the_person(
     n = sent[0].notification
     assert (n.title, n.body, n.tracking_id, n.original_link) == (
         "Hi", "There", send_id, "https://contoso.com/x")
+    delivery_ids = {d["id"] for d in (await get(client, w, send_id))["deliveries"]}
+    assert all(s.notification.link is not None for s in sent)
+    linked = {links.verify(container.link_key, s.notification.link.rsplit("/", 1)[1])
+              for s in sent if s.notification.link}
+    assert linked == delivery_ids  # one signed tracked link per delivery
     assert {d["provider_id"] for d in got["deliveries"]} == {d["id"] for d in got["deliveries"]}
 
 

@@ -44,11 +44,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from clarion.clock import Clock
 from clarion.crypto import SecretBox
+from clarion.domain import links
 from clarion.domain.backoff import backoff_seconds, honour_retry_after
 from clarion.domain.messages import Message
 from clarion.domain.outcomes import (
     DeviceAddress,
     DeviceSend,
+    Notification,
     Outcome,
     OutcomeKind,
     Platform,
@@ -116,6 +118,7 @@ class Deps:
     policy: DeliveryPolicy
     limiter: Limiter
     public_url: str
+    link_key: bytes
 
 
 def _insert_ignore(db: Database) -> Any:
@@ -261,7 +264,7 @@ async def _send_live(deps: Deps, app_id: str, platform: Platform, live: list[_It
     batch = [DeviceSend(
         delivery_id=it.row.id,
         device=DeviceAddress(platform, it.row.token, it.row.web_keys),
-        notification=Message.from_dict(it.row.message).notification(tracking_id=it.row.send_id),
+        notification=_notification(deps, it.row),
     ) for it in live]
     async with deps.limiter.slot(app_id, platform):
         await deps.limiter.wait(app_id, platform, len(batch))
@@ -276,6 +279,14 @@ async def _send_live(deps: Deps, app_id: str, platform: Platform, live: list[_It
         it.outcome = by_id.get(it.row.id) or Outcome(
             it.row.id, OutcomeKind.RETRY_LATER, reason="NoOutcome",
             detail="the provider adapter returned no outcome for this device")
+
+
+def _notification(deps: Deps, row: Any) -> Notification:
+    """The device gets a tracked link (records the click, then redirects to the original) and
+    the original link for apps without tracking consent; trackingId is the send id."""
+    message = Message.from_dict(row.message)
+    link = links.tracked_url(deps.public_url, deps.link_key, row.id) if message.link else None
+    return message.notification(tracking_id=row.send_id, link=link)
 
 
 _FINAL = {

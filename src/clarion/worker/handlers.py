@@ -28,7 +28,7 @@ def build_handlers(c: Container) -> dict[str, Handler]:
 
     send_deps = delivery.Deps(db=c.db, clock=c.clock, box=c.box, queue=c.queue,
                               senders=c.senders, policy=c.policy, limiter=c.limiter,
-                              public_url=c.settings.public_url)
+                              public_url=c.settings.public_url, link_key=c.link_key)
 
     async def fan_out(jobs: Sequence[Job]) -> None:
         for job in jobs:

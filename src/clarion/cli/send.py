@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
 import time
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -60,9 +60,9 @@ def send(
         console.print(table)
 
 
-async def _wait(c: Container, org: str, send_id: str, timeout: float, *, quiet: bool
+async def _wait(c: Container, org: str, send_id: str, wait_seconds: float, *, quiet: bool
                 ) -> sending.SendRead:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait_seconds
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} devices"), console=console,
                   disable=quiet) as progress:
@@ -77,7 +77,7 @@ async def _wait(c: Container, org: str, send_id: str, timeout: float, *, quiet: 
                 return current
             if time.monotonic() > deadline:
                 raise RetryLater(
-                    f"send {send_id} is still {current.state} after {timeout:.0f} s: is a worker "
+                    f"send {send_id} is still {current.state} after {wait_seconds:.0f} s: is a worker "
                     "running (`clarion serve` or `clarion worker`)? Check with "
                     f"`clarion jobs counts`; the send stays queued.")
             await asyncio.sleep(0.2)

@@ -26,10 +26,9 @@ from clarion.domain.apps import ApiTokenRead as ApiTokenRead
 from clarion.domain.apps import AppCreated as AppCreated
 from clarion.domain.apps import AppRead as AppRead
 from clarion.domain.apps import AppSettings as AppSettings
-from clarion.domain.apps import CredentialState
+from clarion.domain.apps import CredentialState, endpoints_for, example_registration, parse_document
 from clarion.domain.apps import CredentialStatus as CredentialStatus
 from clarion.domain.apps import DeveloperInfo as DeveloperInfo
-from clarion.domain.apps import endpoints_for, example_registration, parse_document
 from clarion.domain.outcomes import Platform
 from clarion.errors import NotFound
 from clarion.services.api_tokens import SHOWN_PREFIX_LENGTH, TOKEN_PREFIX, aware

@@ -77,7 +77,7 @@ async def _wait(c: Container, org: str, send_id: str, wait_seconds: float, *, qu
                 return current
             if time.monotonic() > deadline:
                 raise RetryLater(
-                    f"send {send_id} is still {current.state} after {wait_seconds:.0f} s: is a worker "
-                    "running (`clarion serve` or `clarion worker`)? Check with "
+                    f"send {send_id} is still {current.state} after {wait_seconds:.0f} s: "
+                    "is a worker running (`clarion serve` or `clarion worker`)? Check with "
                     f"`clarion jobs counts`; the send stays queued.")
             await asyncio.sleep(0.2)

@@ -138,3 +138,20 @@ def test_public_callback_urls_pass() -> None:
     assert check_url("https://hooks.example.com/clarion", allow_private=False) == \
         "hooks.example.com"
     assert check_url("http://8.8.8.8/x", allow_private=False) == "8.8.8.8"
+
+
+def test_user_ids_are_kept_in_canonical_guid_form() -> None:
+    r = reg.parse_device({"MobileAppId": APP, "UserId": USER.upper(), "ApiToken": "t",
+                          "FcmDeviceToken": "x"})
+    assert r.user_id == USER
+    c = reg.parse_cleanup({"MobileAppId": APP, "UserId": USER.upper(), "ApiToken": "t"})
+    assert c.user_id == USER
+    assert reg.parse_device({"MobileAppId": APP, "UserId": "crm-42", "ApiToken": "t",
+                             "FcmDeviceToken": "x"}).user_id == "crm-42"
+
+
+@pytest.mark.parametrize("token", ["ab", "a" * 31, "a" * 33])
+def test_apns_tokens_too_short_or_odd_are_invalid(token: str) -> None:
+    found = reg.check_token(reg.TokenKind.APNS, token)
+    assert found is not None
+    assert found[0] is reg.FailureReason.INVALID_DEVICE_TOKEN

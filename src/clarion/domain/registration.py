@@ -22,6 +22,7 @@ from clarion.errors import InvalidInput
 
 MAX_BATCH = 100  # CIJ's documented batch limit
 APNS_MAX_LEN = 64  # CIJ: longer APNs tokens fail with DeviceTokenTooLong
+APNS_MIN_LEN = 32  # Apple's tokens are 32 bytes (64 hex); anything under 16 bytes is not one
 FCM_MAX_LEN = 4096
 WEBPUSH_ENDPOINT_MAX_LEN = 2048
 
@@ -119,6 +120,17 @@ def _guid(d: dict[str, Any], key: str, name: str, where: str) -> str:
                            field=name) from exc
 
 
+def _user_id(d: dict[str, Any], where: str) -> str:
+    """People ids are GUIDs: keep the canonical lower-case form, so the same person written in
+    upper case is the same person (lookups, cleanup, deletion). Anything else is kept as sent
+    and fails later with UserNotFound."""
+    value = _text(d, "userid", "UserId", where, max_len=100)
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return value
+
+
 def _b64url_bytes(value: str) -> bytes:
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
@@ -175,7 +187,7 @@ def parse_device(obj: Any, where: str = "body") -> DeviceRequest:
             token = token.lower()
     return DeviceRequest(
         mobile_app_id=_guid(d, "mobileappid", "MobileAppId", where),
-        user_id=_text(d, "userid", "UserId", where, max_len=100),
+        user_id=_user_id(d, where),
         api_token=_text(d, "apitoken", "ApiToken", where),
         token_kind=kind,
         token=token,
@@ -209,7 +221,7 @@ def parse_cleanup(obj: Any, where: str = "body") -> CleanupRequest:
                            "every device of that user for that app.")
     return CleanupRequest(
         mobile_app_id=_guid(d, "mobileappid", "MobileAppId", where),
-        user_id=_text(d, "userid", "UserId", where, max_len=100),
+        user_id=_user_id(d, where),
         api_token=_text(d, "apitoken", "ApiToken", where),
         device_token=token.strip() or None if isinstance(token, str) else None,
     )
@@ -278,7 +290,7 @@ def check_token(kind: TokenKind, token: str) -> tuple[FailureReason, str] | None
                     f"APNs device tokens are at most {APNS_MAX_LEN} hex characters; this one has "
                     f"{len(token)}. Tokens wrapped by FCM for iOS are not supported: register the "
                     "raw APNs token, or send FCM tokens as FcmDeviceToken.")
-        if not _HEX.match(token):
+        if not _HEX.match(token) or len(token) < APNS_MIN_LEN or len(token) % 2:
             return (FailureReason.INVALID_DEVICE_TOKEN,
                     "an APNs device token is hexadecimal (the hex form of the deviceToken data the "
                     "app receives); this one is not. If it is an FCM token, send it as "

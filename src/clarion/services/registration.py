@@ -311,7 +311,7 @@ async def _check_registers(
         if creds[kind.platform] is None:
             w.fail(FailureReason.PLATFORM_NOT_CONFIGURED,
                    f"the app has no {kind.platform.value} configuration, so it cannot hold a "
-                   f"{kind.value} token: add one with `clarion apps update`.")
+                   f"token of kind {kind.value}: add one with `clarion apps update`.")
     pending = [w for w in work if w.status is Status.PENDING]
     hashes = {token_hash(w.row.token) for w in pending}
     if not hashes:

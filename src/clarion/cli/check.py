@@ -12,13 +12,12 @@ from urllib.parse import urlsplit
 import typer
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from pydantic import ValidationError
 from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from clarion.cli.runtime import console, emit_json
-from clarion.config import Settings, load_settings
+from clarion.cli.runtime import console, emit_json, settings
+from clarion.config import Settings
 from clarion.crypto import SecretBox
 from clarion.store.migrate import alembic_config
 
@@ -40,16 +39,21 @@ def _mask(url: str) -> str:
 
 async def _database(cfg: Settings) -> Finding:
     url = cfg.resolved_database_url
+    if cfg.is_sqlite and not (cfg.var_dir / "clarion.db").exists() and not cfg.database_url:
+        return Finding("CLARION_DATABASE_URL", _mask(url), "ok",
+                       "embedded SQLite; the file is created and migrated on the first "
+                       "`clarion serve` (or `clarion migrate`)")
+    engine = create_async_engine(url)
     try:
-        engine = create_async_engine(url)
         async with engine.connect() as conn:
             current = await conn.run_sync(
                 lambda sync: MigrationContext.configure(sync).get_current_revision())
-        await engine.dispose()
     except Exception as exc:
         return Finding("CLARION_DATABASE_URL", _mask(url), "error",
                        f"cannot connect: {exc}. Check the URL, that the server runs and that the "
                        "database exists.")
+    finally:
+        await engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     if current != head:
         return Finding("CLARION_DATABASE_URL", _mask(url), "warn",
@@ -112,13 +116,7 @@ def collect(cfg: Settings) -> list[Finding]:
 
 def check_config(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Report what is configured and what is wrong (exit code 1 when something is wrong)."""
-    try:
-        cfg = load_settings()
-    except ValidationError as exc:
-        for err in exc.errors():
-            name = "CLARION_" + "_".join(str(p) for p in err["loc"]).upper()
-            console.print(f"[red]error[/red] {name}: {err['msg']}")
-        raise typer.Exit(1) from exc
+    cfg = settings()
     findings = collect(cfg)
     if as_json:
         emit_json([f.__dict__ for f in findings])

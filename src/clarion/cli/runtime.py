@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from clarion.bootstrap import Container, build
@@ -21,7 +22,16 @@ console = Console(stderr=True)
 
 
 def settings() -> Settings:
-    return load_settings()
+    """The settings, or a readable list of what is wrong with them (exit code 1)."""
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = "CLARION_" + "_".join(str(p) for p in err["loc"]).upper()
+            console.print(f"[red]error[/red] {name}: {err['msg']} (got {err.get('input')!r})")
+        console.print("Fix these settings (environment or clarion.env); "
+                      "`clarion check-config` shows them all.")
+        raise typer.Exit(1) from exc
 
 
 def run(fn: Callable[[Container], Awaitable[T]], *, migrate: bool = True) -> T:

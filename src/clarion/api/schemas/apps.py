@@ -19,7 +19,9 @@ from clarion.domain.outcomes import Platform
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Unknown keys pass through to the domain checks, which name the key and the fix (a
+    # service account pasted as the whole android object, a typo) instead of a bare 422.
+    model_config = ConfigDict(extra="allow")
 
 
 class IosConfig(_In):

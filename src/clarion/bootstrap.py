@@ -16,8 +16,11 @@ from clarion.clock import Clock, SystemClock
 from clarion.config import Settings
 from clarion.crypto import SecretBox, derived_key
 from clarion.domain.outcomes import Platform, Sender
+from clarion.providers.base import ProviderSettings
 from clarion.services.apps import ApiTokenCache
 from clarion.services.delivery import DeliveryPolicy, Limiter
+from clarion.services.events import EventBus
+from clarion.services.interactions import Interactions
 from clarion.store.db import Database
 from clarion.store.group_commit import GroupCommitWriter
 from clarion.store.jobs import JobQueue
@@ -37,6 +40,8 @@ class Container:
     policy: DeliveryPolicy
     limiter: Limiter
     link_key: bytes  # signs tracked links (clarion.domain.links)
+    events: EventBus  # in-service events (subscribe here at bootstrap: services/events.py)
+    interactions: Interactions  # interaction reports and tracked-link clicks
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -48,11 +53,26 @@ class Container:
 
     async def close(self) -> None:
         if self._started:
+            await self.interactions.close()
             await self.writer.close()
             await self.queue.close()
             self._started = False
         await self.http.aclose()
         await self.db.dispose()
+
+
+def provider_settings(settings: Settings) -> ProviderSettings:
+    return ProviderSettings(apns_url=settings.apns_url, fcm_url=settings.fcm_url,
+                            ca_file=settings.ca_file)
+
+
+def default_senders(settings: Settings) -> dict[Platform, Sender]:
+    """The real protocol adapters, one per platform, shared by every app."""
+    from clarion.providers.fcm import FcmSender
+    from clarion.providers.webpush import WebPushSender
+
+    ps = provider_settings(settings)
+    return {Platform.ANDROID: FcmSender(ps), Platform.WEB: WebPushSender(ps)}
 
 
 def build(
@@ -83,9 +103,17 @@ def build(
                Platform.WEB: settings.rate_webpush},
         concurrency_per_app=settings.provider_concurrency_per_app,
     )
+    link_key = derived_key(keys[0], "tracked-links")
+    interactions = Interactions(
+        db=db, writer=writer, queue=queue, clock=clock, link_key=link_key,
+        lookup_window_seconds=settings.events_lookup_window_ms / 1000,
+        cache_size=settings.events_lookup_cache_size,
+        rate_per_client=settings.events_rate_per_client, rate_burst=settings.events_rate_burst,
+    )
     return Container(
         settings=settings, clock=clock, db=db, box=box, queue=queue, writer=writer,
-        senders=dict(senders or {}), http=http,
+        senders=dict(senders if senders is not None else default_senders(settings)), http=http,
         api_tokens=ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds),
-        policy=policy, limiter=Limiter(policy), link_key=derived_key(keys[0], "tracked-links"),
+        policy=policy, limiter=Limiter(policy), link_key=link_key, events=EventBus(),
+        interactions=interactions,
     )

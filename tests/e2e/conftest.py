@@ -76,14 +76,91 @@ class Service:
         return path.read_text(errors="replace")[-5000:] if path.exists() else ""
 
 
+def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not listen on {port}")
+
+
+class Emulators:
+    """`clarion emulator fcm` and `clarion emulator webpush`, started as a user starts them."""
+
+    def __init__(self, home: Path, env: dict[str, str], **faults: str) -> None:
+        self.home = home
+        self.fcm_port, self.webpush_port = free_port(), free_port()
+        self.fcm_log, self.webpush_log = home / "fcm.jsonl", home / "webpush.jsonl"
+        self.service_account_file = home / "service-account.json"
+        fcm_faults = [f"--{k.replace('_', '-')}={v}" for k, v in faults.items()]
+        self.procs = [
+            subprocess.Popen([*CLARION, "emulator", "fcm", "--port", str(self.fcm_port),
+                              "--log", str(self.fcm_log), "--make-service-account",
+                              str(self.service_account_file), "--project", "contoso-push",
+                              *fcm_faults], cwd=home, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            subprocess.Popen([*CLARION, "emulator", "webpush", "--port",
+                              str(self.webpush_port), "--log", str(self.webpush_log)],
+                             cwd=home, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL),
+        ]
+        wait_port(self.fcm_port, self.procs[0], "the FCM emulator")
+        wait_port(self.webpush_port, self.procs[1], "the Web Push emulator")
+        deadline = time.monotonic() + 10
+        while not self.service_account_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    @property
+    def service_account(self) -> dict[str, Any]:
+        info: dict[str, Any] = json.loads(self.service_account_file.read_text())
+        return info
+
+    def env(self) -> dict[str, str]:
+        return {"CLARION_FCM_URL": f"http://127.0.0.1:{self.fcm_port}"}
+
+    def subscribe(self, vapid_public_key: str) -> dict[str, Any]:
+        r = httpx.post(f"http://127.0.0.1:{self.webpush_port}/_emulator/subscribe",
+                       json={"applicationServerKey": vapid_public_key}, timeout=5)
+        r.raise_for_status()
+        sub: dict[str, Any] = r.json()
+        return sub
+
+    def fcm_records(self) -> list[dict[str, Any]]:
+        if not self.fcm_log.exists():
+            return []
+        return [json.loads(line) for line in self.fcm_log.read_text().splitlines() if line]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
+def emulators(tmp_path: Path) -> Iterator[Emulators]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARION_")}
+    emu = Emulators(tmp_path, env)
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def service(tmp_path: Path, emulators: Emulators) -> Iterator[Service]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLARION_")}
     env.update({
         "CLARION_VAR_DIR": str(tmp_path / "var"),
         "CLARION_WEBHOOK_ALLOW_PRIVATE": "1",
         "CLARION_JOB_POLL_SECONDS": "0.2",
         "PYTHONWARNINGS": "ignore",
+        **emulators.env(),
     })
     svc = Service(tmp_path, env)
     svc.env["CLARION_PUBLIC_URL"] = svc.url

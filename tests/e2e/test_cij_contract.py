@@ -11,15 +11,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Service
+from tests.e2e.conftest import Emulators, Service
 from tests.factories import apns_token, app_document
 
 pytestmark = pytest.mark.e2e
 
 
-def setup_org(service: Service, tmp_path: Path) -> dict[str, Any]:
+def setup_org(service: Service, tmp_path: Path, emulators: Emulators) -> dict[str, Any]:
     org = service.cli("orgs", "create", "--name", "Contoso", "--json")
-    (tmp_path / "app.json").write_text(json.dumps(app_document()))
+    document = app_document()
+    # The app's Firebase service account is the emulator's: its token_uri points there too.
+    document["android"]["service_account"] = emulators.service_account
+    (tmp_path / "app.json").write_text(json.dumps(document))
     app = service.cli("apps", "create", "--org", org["id"], "--config",
                       str(tmp_path / "app.json"), "--json")
     return {"org": org["id"], "admin": org["admin_token"], "app": app["id"],
@@ -40,10 +43,10 @@ def wait_status(url: str, body: dict[str, Any], want: str, timeout: float = 30) 
 
 
 def test_a_cij_backend_registers_devices_by_changing_only_its_base_url(
-    service: Service, tmp_path: Path
+    service: Service, tmp_path: Path, emulators: Emulators
 ) -> None:
     service.start()
-    ids = setup_org(service, tmp_path)
+    ids = setup_org(service, tmp_path, emulators)
     admin = {"Authorization": f"Bearer {ids['admin']}"}
     person = httpx.post(f"{service.url}/v1/orgs/{ids['org']}/people", headers=admin,
                         json={"email": "ada@contoso.com", "first_name": "Ada"}, timeout=5)
@@ -76,6 +79,10 @@ def test_a_cij_backend_registers_devices_by_changing_only_its_base_url(
     devices = httpx.get(f"{service.url}/v1/orgs/{ids['org']}/people/{user_id}/devices",
                         headers=admin, timeout=5).json()["items"]
     assert sorted(d["platform"] for d in devices) == ["android", "ios"]
+    # The Android token went through a real dry run: validate_only at the FCM emulator.
+    dry = [r["request"] for r in emulators.fcm_records()
+           if r["request"].get("body", {}).get("validate_only")]
+    assert [r["body"]["message"]["token"] for r in dry] == [android["FcmDeviceToken"]]
     # Cleanup, exactly as the contract's sample.
     r = httpx.post(f"{base}/devices/cleanup", json={
         "MobileAppId": ids["app"], "ApiToken": ids["api_token"], "UserId": user_id}, timeout=5)
@@ -95,10 +102,10 @@ def test_a_cij_backend_registers_devices_by_changing_only_its_base_url(
 
 
 def test_an_accepted_registration_survives_a_crash_before_processing(
-    service: Service, tmp_path: Path
+    service: Service, tmp_path: Path, emulators: Emulators
 ) -> None:
     service.start("--no-worker")  # accept only: nothing gets processed
-    ids = setup_org(service, tmp_path)
+    ids = setup_org(service, tmp_path, emulators)
     admin = {"Authorization": f"Bearer {ids['admin']}"}
     person = httpx.post(f"{service.url}/v1/orgs/{ids['org']}/people", headers=admin,
                         json={"email": "bob@contoso.com"}, timeout=5).json()

@@ -28,7 +28,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
     home: Path = tmp_path_factory.mktemp("fuzz")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLARION_")}
-    env.update({"CLARION_VAR_DIR": str(home / "var"), "CLARION_WEBHOOK_ALLOW_PRIVATE": "0",
+    # Provider URLs on a closed loopback port: whatever the fuzzer does, nothing leaves 127/8.
+    env.update({"CLARION_FCM_URL": "http://127.0.0.1:9", "CLARION_APNS_URL": "https://127.0.0.1:9",
+                "CLARION_VAR_DIR": str(home / "var"), "CLARION_WEBHOOK_ALLOW_PRIVATE": "0",
                 "CLARION_LOG_LEVEL": "warning", "PYTHONWARNINGS": "ignore"})
     svc = Service(home, env)
     svc.port = free_port()

@@ -57,6 +57,10 @@ class Container:
             await self.writer.close()
             await self.queue.close()
             self._started = False
+        for sender in {id(s): s for s in self.senders.values()}.values():
+            aclose = getattr(sender, "aclose", None)
+            if aclose is not None:
+                await aclose()
         await self.http.aclose()
         await self.db.dispose()
 
@@ -68,11 +72,13 @@ def provider_settings(settings: Settings) -> ProviderSettings:
 
 def default_senders(settings: Settings) -> dict[Platform, Sender]:
     """The real protocol adapters, one per platform, shared by every app."""
+    from clarion.providers.apns import ApnsSender
     from clarion.providers.fcm import FcmSender
     from clarion.providers.webpush import WebPushSender
 
     ps = provider_settings(settings)
-    return {Platform.ANDROID: FcmSender(ps), Platform.WEB: WebPushSender(ps)}
+    return {Platform.IOS: ApnsSender(ps), Platform.ANDROID: FcmSender(ps),
+            Platform.WEB: WebPushSender(ps)}
 
 
 def build(

@@ -83,6 +83,26 @@ class Settings(BaseSettings):
         None, description="ISO 3166 region (e.g. FR) for phone numbers written without +country."
     )
 
+    # -- interaction API (CIJ pushdatareceiver / pushchannel events) and tracked links --------
+    events_rate_per_client: float = Field(
+        200.0, ge=0,
+        description="Interaction reports accepted per second per client IP address (token "
+        "bucket; 0 disables the limit). Raise it when an app backend relays its devices' "
+        "reports from one address.")
+    events_rate_burst: float = Field(
+        0.0, ge=0, description="Bucket size of that limit; 0 = twice the rate.")
+    events_max_body_bytes: int = Field(
+        32_768, ge=256, le=1_048_576,
+        description="Largest interaction report body accepted (larger: 413); 32 KiB fits a "
+        "batch of 100 reports with FCM tokens.")
+    events_lookup_window_ms: float = Field(
+        1.0, ge=0, le=100,
+        description="How long concurrent reports' (trackingId, token) checks are collected to "
+        "be answered by one query.")
+    events_lookup_cache_size: int = Field(
+        100_000, ge=0, le=10_000_000,
+        description="Known (trackingId, token) pairs kept in memory (0 = no cache).")
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

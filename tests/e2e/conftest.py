@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.factories import p8_key
+
 CLARION = [sys.executable, "-m", "clarion.cli"]
 
 
@@ -91,13 +93,24 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
 class Emulators:
     """`clarion emulator fcm` and `clarion emulator webpush`, started as a user starts them."""
 
+    KEY_ID, TEAM_ID, BUNDLE = "ABC123DEFG", "DEF123GHIJ", "com.contoso.app"
+
     def __init__(self, home: Path, env: dict[str, str], **faults: str) -> None:
         self.home = home
-        self.fcm_port, self.webpush_port = free_port(), free_port()
+        self.fcm_port, self.webpush_port, self.apns_port = free_port(), free_port(), free_port()
         self.fcm_log, self.webpush_log = home / "fcm.jsonl", home / "webpush.jsonl"
+        self.apns_log, self.apns_ca = home / "apns.jsonl", home / "apns-ca.pem"
         self.service_account_file = home / "service-account.json"
+        self.p8 = p8_key()
+        (home / "AuthKey.p8").write_text(self.p8)
         fcm_faults = [f"--{k.replace('_', '-')}={v}" for k, v in faults.items()]
         self.procs = [
+            subprocess.Popen([*CLARION, "emulator", "apns", "--port", str(self.apns_port),
+                              "--log", str(self.apns_log), "--ca-out", str(self.apns_ca),
+                              "--key", f"{self.KEY_ID}:{self.TEAM_ID}:{home / 'AuthKey.p8'}",
+                              "--topic", f"{self.KEY_ID}:{self.BUNDLE}",
+                              "--token-update-window", "0", *fcm_faults], cwd=home, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
             subprocess.Popen([*CLARION, "emulator", "fcm", "--port", str(self.fcm_port),
                               "--log", str(self.fcm_log), "--make-service-account",
                               str(self.service_account_file), "--project", "contoso-push",
@@ -108,8 +121,9 @@ class Emulators:
                              cwd=home, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL),
         ]
-        wait_port(self.fcm_port, self.procs[0], "the FCM emulator")
-        wait_port(self.webpush_port, self.procs[1], "the Web Push emulator")
+        wait_port(self.apns_port, self.procs[0], "the APNs emulator")
+        wait_port(self.fcm_port, self.procs[1], "the FCM emulator")
+        wait_port(self.webpush_port, self.procs[2], "the Web Push emulator")
         deadline = time.monotonic() + 10
         while not self.service_account_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -120,7 +134,23 @@ class Emulators:
         return info
 
     def env(self) -> dict[str, str]:
-        return {"CLARION_FCM_URL": f"http://127.0.0.1:{self.fcm_port}"}
+        return {"CLARION_FCM_URL": f"http://127.0.0.1:{self.fcm_port}",
+                "CLARION_APNS_URL": f"https://127.0.0.1:{self.apns_port}",
+                "CLARION_CA_FILE": str(self.apns_ca)}
+
+    def app_document(self) -> dict[str, Any]:
+        """An app whose credentials the emulators know (as the real providers would)."""
+        return {"name": "Contoso",
+                "ios": {"auth": "token", "signing_key": self.p8, "key_id": self.KEY_ID,
+                        "team_id": self.TEAM_ID, "bundle_id": self.BUNDLE,
+                        "environment": "sandbox"},
+                "android": {"service_account": self.service_account},
+                "web": {"vapid_subject": "mailto:ops@contoso.com"}}
+
+    def records(self, log: Path) -> list[dict[str, Any]]:
+        if not log.exists():
+            return []
+        return [json.loads(line) for line in log.read_text().splitlines() if line]
 
     def subscribe(self, vapid_public_key: str) -> dict[str, Any]:
         r = httpx.post(f"http://127.0.0.1:{self.webpush_port}/_emulator/subscribe",
@@ -130,9 +160,7 @@ class Emulators:
         return sub
 
     def fcm_records(self) -> list[dict[str, Any]]:
-        if not self.fcm_log.exists():
-            return []
-        return [json.loads(line) for line in self.fcm_log.read_text().splitlines() if line]
+        return self.records(self.fcm_log)
 
     def stop(self) -> None:
         for p in self.procs:

@@ -12,17 +12,15 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Emulators, Service
-from tests.factories import apns_token, app_document
+from tests.factories import apns_token
 
 pytestmark = pytest.mark.e2e
 
 
 def setup_org(service: Service, tmp_path: Path, emulators: Emulators) -> dict[str, Any]:
     org = service.cli("orgs", "create", "--name", "Contoso", "--json")
-    document = app_document()
-    # The app's Firebase service account is the emulator's: its token_uri points there too.
-    document["android"]["service_account"] = emulators.service_account
-    (tmp_path / "app.json").write_text(json.dumps(document))
+    # Credentials the emulators know, as Apple and Google know the real ones.
+    (tmp_path / "app.json").write_text(json.dumps(emulators.app_document()))
     app = service.cli("apps", "create", "--org", org["id"], "--config",
                       str(tmp_path / "app.json"), "--json")
     return {"org": org["id"], "admin": org["admin_token"], "app": app["id"],
@@ -79,7 +77,11 @@ def test_a_cij_backend_registers_devices_by_changing_only_its_base_url(
     devices = httpx.get(f"{service.url}/v1/orgs/{ids['org']}/people/{user_id}/devices",
                         headers=admin, timeout=5).json()["items"]
     assert sorted(d["platform"] for d in devices) == ["android", "ios"]
-    # The Android token went through a real dry run: validate_only at the FCM emulator.
+    # Both tokens went through a real dry run: a background push at the APNs emulator,
+    # validate_only at the FCM emulator.
+    apns = [r for r in emulators.records(emulators.apns_log) if r.get("status") == 200]
+    assert [r["token"] for r in apns] == [ios["ApnsDeviceToken"]], apns
+    assert apns[0]["headers"]["apns-push-type"] == "background"
     dry = [r["request"] for r in emulators.fcm_records()
            if r["request"].get("body", {}).get("validate_only")]
     assert [r["body"]["message"]["token"] for r in dry] == [android["FcmDeviceToken"]]

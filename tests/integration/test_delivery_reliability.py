@@ -101,18 +101,18 @@ async def _setup(c: Container, fcm: FcmEmulator, web: WebPushEmulator) -> dict[s
             "dead": dead}
 
 
-async def _run_until_idle(c: Container, *, timeout: float) -> None:
+async def _run_until_idle(c: Container, *, seconds: float) -> None:
     stop = asyncio.Event()
     worker = Worker(c.queue, build_handlers(c), concurrency=4, batch_size=50, poll_seconds=0.1)
     task = asyncio.create_task(worker.run(stop))
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + seconds
     try:
         while asyncio.get_running_loop().time() < deadline:
             counts = await c.queue.counts()
             if counts.get("queued", 0) == 0 and counts.get("running", 0) == 0:
                 return
             await asyncio.sleep(0.2)
-        raise AssertionError(f"still busy after {timeout} s: {await c.queue.counts()}")
+        raise AssertionError(f"still busy after {seconds} s: {await c.queue.counts()}")
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
@@ -124,13 +124,13 @@ async def test_faults_end_with_exactly_one_accepted_notification_per_valid_devic
 ) -> None:
     fcm, web = emulators
     world = await _setup(live, fcm, web)
-    await _run_until_idle(live, timeout=60)  # registrations
+    await _run_until_idle(live, seconds=60)  # registrations
     send = await sending.create_send(
         db=live.db, queue=live.queue, clock=live.clock, org_id=world["org"],
         document={"app_id": world["app"], "user_ids": world["people"],
                   "message": {"title": "Sale", "body": "Today only",
                               "link": "https://contoso.com/sale"}})
-    await _run_until_idle(live, timeout=120)
+    await _run_until_idle(live, seconds=120)
 
     endpoint = {sub_id: sub.endpoint for sub_id, sub in web.subscriptions.items()}
     accepted = Counter([m["message"]["token"] for m in fcm.delivered]

@@ -351,3 +351,41 @@ async def test_callback_to_a_private_address_is_refused_by_default(
     assert r.status_code == 400
     assert "CLARION_WEBHOOK_ALLOW_PRIVATE" in r.json()["error"]["fix"]
     assert await count(container, t.registration_requests) == 0
+
+
+async def test_a_huge_backlog_is_processed_in_bounded_statements(pg_url: str, tmp_path: Any,
+                                                                 fake_sender: FakeSender) -> None:
+    """33,000 pending registrations in one processing call: more than asyncpg's 32,767 bound
+    parameters if any IN list were not chunked (it once dead-lettered such jobs)."""
+    from clarion.bootstrap import build
+    from clarion.domain.registration import parse_device_batch
+    from clarion.services import registration
+    from clarion.store.migrate import upgrade
+    from tests.conftest import make_settings
+
+    await asyncio.to_thread(upgrade, pg_url)
+    c = build(make_settings(pg_url, tmp_path), senders=dict.fromkeys(Platform, fake_sender))
+    await c.start()
+    try:
+        w = await world(c, people_count=1, dry_run_on_register=False,
+                        max_devices_per_person=1000)
+        ids: list[str] = []
+        for start in range(0, 33_000, 100):
+            batch = parse_device_batch([body(w, w.person_ids[0], FcmDeviceToken=f"t-{i}")
+                                        for i in range(start, start + 100)])
+            ids += await registration.accept_devices(
+                writer=c.writer, api_tokens=c.api_tokens, clock=c.clock, settings=c.settings,
+                org_id=w.org_id, requests=batch, tracked=True, callback=None)
+        deps = registration.Deps(db=c.db, clock=c.clock, box=c.box, queue=c.queue,
+                                 senders=c.senders, settings=c.settings)
+        await registration.process(deps=deps, request_ids=ids)
+        async with c.db.read() as conn:
+            states = dict((await conn.execute(
+                select(t.registration_requests.c.status, func.count())
+                .group_by(t.registration_requests.c.status))).all())
+            devices = (await conn.execute(
+                select(func.count()).select_from(t.devices))).scalar_one()
+        assert states == {"Success": 33_000}
+        assert devices == 1000  # the cap per person: the oldest were evicted
+    finally:
+        await c.close()

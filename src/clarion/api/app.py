@@ -6,18 +6,22 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import Receive, Scope, Send
 
 from clarion import __version__
 from clarion.api import errors
 from clarion.api.responses import JSON
 from clarion.api.routes import (
     apps,
+    cij_interactions,
     cij_odata,
     cij_registration,
     devices,
     health,
+    links,
     orgs,
     people,
+    reports,
     sends,
 )
 from clarion.bootstrap import Container
@@ -34,14 +38,27 @@ Errors are `{"error": {"code", "message", "fix", "field"?}}`.
 """
 
 
+class ClarionAPI(FastAPI):
+    """FastAPI, except that interaction reports (the hottest path) are answered before
+    FastAPI's middleware stack and routing (see ``clarion.api.routes.cij_interactions``)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        container: Container | None = getattr(self.state, "container", None)
+        if container is not None and await cij_interactions.answer_fast(
+                container, scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(container: Container) -> FastAPI:
-    app = FastAPI(
+    app = ClarionAPI(
         title="Clarion", version=__version__, description=DESCRIPTION,
         default_response_class=JSON,
     )
     app.state.container = container
     errors.install(app)
-    for module in (health, orgs, apps, people, devices, sends, cij_registration, cij_odata):
+    for module in (health, orgs, apps, people, devices, sends, cij_registration, cij_odata,
+                   cij_interactions, links, reports):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -14,7 +14,8 @@ from clarion.services import orgs
 _bearer = HTTPBearer(auto_error=False, description="An admin token from `clarion orgs create`.")
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
+    # async: a plain def would hop to the thread pool on every request (hot paths feel it)
     container: Container = request.app.state.container
     return container
 

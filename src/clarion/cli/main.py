@@ -15,7 +15,7 @@ import uvicorn
 from clarion import __version__
 from clarion.api.app import create_app
 from clarion.bootstrap import build
-from clarion.cli import apps, contacts, devices, jobs, orgs, send
+from clarion.cli import apps, contacts, devices, emulator, jobs, orgs, reports, send
 from clarion.cli.check import check_config
 from clarion.cli.runtime import console, settings
 from clarion.errors import ClarionError
@@ -35,6 +35,8 @@ app.add_typer(apps.app, name="apps")
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(devices.app, name="devices")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(emulator.app, name="emulator")
+app.add_typer(reports.app, name="reports")
 app.command("check-config")(check_config)
 app.command("send")(send.send)
 

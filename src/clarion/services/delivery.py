@@ -375,8 +375,10 @@ async def _count(conn: Any, items: list[_Item], finals: list[dict[str, Any]],
                 "journey_step_id": r.journey_step_id, "message_id": r.message_id}
         if state == "accepted":
             counts.append(counters.Count(**keys, metric="sent"))
-            if (f"p:{r.send_id}:{r.person_id}", "sent") in firsts:
+            scope = (f"p:{r.send_id}:{r.person_id}", "sent")
+            if scope in firsts:  # a person's first accepted device (once, even in one batch)
                 counts.append(counters.Count(**keys, metric="sent_people"))
+                firsts.discard(scope)
         else:
             counts.append(counters.Count(**keys, metric=f"not_sent:{state}"))
     await counters.increment(conn, counts)

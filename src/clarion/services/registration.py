@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.clock import Clock
@@ -316,10 +317,12 @@ async def _check_registers(
     hashes = {token_hash(w.row.token) for w in pending}
     if not hashes:
         return creds
+    existing: list[Any] = []
     async with deps.db.read() as conn:
-        existing = (await conn.execute(
-            select(_D).where(_D.c.app_id == app_id, _D.c.token_hash.in_(hashes))
-        )).all()
+        for chunk in _chunks(sorted(hashes)):
+            existing += (await conn.execute(
+                select(_D).where(_D.c.app_id == app_id, _D.c.token_hash.in_(chunk))
+            )).all()
     index = {(d.person_id, d.token_hash): d for d in existing}
     seen: set[tuple[str, str]] = set()
     for w in pending:
@@ -418,55 +421,85 @@ async def _finish(deps: Deps, app_id: str, work: list[_Work], settings: AppSetti
 async def _store(
     deps: Deps, conn: AsyncConnection, app_id: str, work: list[_Work], settings: AppSettings
 ) -> None:
+    """Apply the batch set-based: a handful of statements per batch, not per request (on SQLite
+    the single writer is shared with the API's group commits). Runs of registrations and
+    cleanups are applied in request order, so "register, clean up, register again" holds."""
     now = deps.clock.now()
-    touched: set[str] = set()
-    for w in work:
-        if w.status is Status.FAILED:
-            continue
-        if w.row.kind == "cleanup":
-            await _cleanup(conn, app_id, w.row)
+    ok = [w for w in work if w.status is not Status.FAILED]
+    for kind, run in groupby(ok, key=lambda w: w.row.kind):
+        items = list(run)
+        if kind == "cleanup":
+            for w in items:
+                await _cleanup(conn, app_id, w.row)
         else:
-            await _upsert_device(conn, app_id, w, settings, now)
-            touched.add(w.row.user_id)
-        w.status = Status.SUCCESS
-    for person_id in touched:
-        await _evict_over_cap(conn, app_id, person_id, settings.max_devices_per_person)
+            await _register_run(conn, app_id, items, settings, now)
+        for w in items:
+            w.status = Status.SUCCESS
     await _record(deps, conn, work)
 
 
-async def _upsert_device(
-    conn: AsyncConnection, app_id: str, w: _Work, settings: AppSettings, now: datetime
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    """Bounded IN lists: drivers cap bound parameters (asyncpg 32,767; SQLite 32,766)."""
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+async def _register_run(
+    conn: AsyncConnection, app_id: str, items: list[_Work], settings: AppSettings,
+    now: datetime,
 ) -> None:
-    row = w.row
-    th = token_hash(row.token)
-    if settings.token_owner_policy is TokenOwnerPolicy.MOVE:
-        # The token now belongs to the newest person: it leaves everyone else.
-        await conn.execute(delete(_D).where(
-            _D.c.app_id == app_id, _D.c.token_hash == th, _D.c.person_id != row.user_id))
-    platform = TokenKind(row.token_kind).platform.value
-    if w.existing is not None:
-        await conn.execute(update(_D).where(_D.c.id == w.existing.id).values(
-            state="active", state_reason=None, state_changed_at=now, updated_at=now,
-            last_registered_at=now, web_keys=row.web_keys, token=row.token))
-        return
-    await conn.execute(insert(_D).values(
-        id=str(uuid.uuid4()), org_id=row.org_id, app_id=app_id, person_id=row.user_id,
-        platform=platform, token=row.token, token_hash=th, web_keys=row.web_keys,
-        state="active", state_reason=None, state_changed_at=now, created_at=now, updated_at=now,
-        last_registered_at=now))
+    move = settings.token_owner_policy is TokenOwnerPolicy.MOVE
+    # With "move" the last registration of a token in the run is its owner; earlier ones
+    # succeed and are moved away at once (as if processed one after the other).
+    owner: dict[str, _Work] = {token_hash(w.row.token): w for w in items}
+    keep = [w for w in items if not move or owner[token_hash(w.row.token)] is w]
+    if move:
+        victims: list[str] = []
+        for chunk in _chunks(list(owner)):
+            rows = (await conn.execute(select(_D.c.id, _D.c.person_id, _D.c.token_hash).where(
+                _D.c.app_id == app_id, _D.c.token_hash.in_(chunk)))).all()
+            victims += [r.id for r in rows if r.person_id != owner[r.token_hash].row.user_id]
+        for chunk in _chunks(victims):
+            await conn.execute(delete(_D).where(_D.c.id.in_(chunk)))
+    fresh = [w for w in keep if w.existing is None]
+    if fresh:
+        await conn.execute(insert(_D), [{
+            "id": str(uuid.uuid4()), "org_id": w.row.org_id, "app_id": app_id,
+            "person_id": w.row.user_id, "platform": TokenKind(w.row.token_kind).platform.value,
+            "token": w.row.token, "token_hash": token_hash(w.row.token),
+            "web_keys": w.row.web_keys, "state": "active", "state_reason": None,
+            "state_changed_at": now, "created_at": now, "updated_at": now,
+            "last_registered_at": now} for w in fresh])
+    revived = [w for w in keep if w.existing is not None]
+    if revived:
+        await conn.execute(
+            update(_D).where(_D.c.id == bindparam("b_id")).values(
+                state="active", state_reason=None, state_changed_at=now, updated_at=now,
+                last_registered_at=now, web_keys=bindparam("b_keys"), token=bindparam("b_token")),
+            [{"b_id": w.existing.id, "b_keys": w.row.web_keys, "b_token": w.row.token}
+             for w in revived])
+    await _evict_over_cap(conn, app_id, sorted({w.row.user_id for w in keep}),
+                          settings.max_devices_per_person)
 
 
-async def _evict_over_cap(conn: AsyncConnection, app_id: str, person_id: str, cap: int) -> None:
-    count = (await conn.execute(select(func.count()).select_from(_D).where(
-        _D.c.app_id == app_id, _D.c.person_id == person_id))).scalar_one()
-    if count <= cap:
-        return
-    oldest = select(_D.c.id).where(_D.c.app_id == app_id, _D.c.person_id == person_id).order_by(
-        _D.c.last_registered_at.asc(), _D.c.created_at.asc()).limit(count - cap)
-    victims = list((await conn.execute(oldest)).scalars())
-    await conn.execute(delete(_D).where(_D.c.id.in_(victims)))
-    log.info("app %s person %s: evicted %d oldest device(s) over the cap of %d",
-             app_id, person_id, len(victims), cap)
+async def _evict_over_cap(
+    conn: AsyncConnection, app_id: str, person_ids: list[str], cap: int
+) -> None:
+    """One grouped count for the batch; only people over the cap cost more statements."""
+    over: list[tuple[str, int]] = []
+    for chunk in _chunks(person_ids):
+        over += [(r.person_id, int(r.n)) for r in (await conn.execute(
+            select(_D.c.person_id, func.count().label("n")).where(
+                _D.c.app_id == app_id, _D.c.person_id.in_(chunk))
+            .group_by(_D.c.person_id).having(func.count() > cap))).all()]
+    for person_id, count in over:
+        oldest = select(_D.c.id).where(
+            _D.c.app_id == app_id, _D.c.person_id == person_id).order_by(
+            _D.c.last_registered_at.asc(), _D.c.created_at.asc()).limit(count - cap)
+        victims = list((await conn.execute(oldest)).scalars())
+        await conn.execute(delete(_D).where(_D.c.id.in_(victims)))
+        log.info("app %s person %s: evicted %d oldest device(s) over the cap of %d",
+                 app_id, person_id, len(victims), cap)
 
 
 async def _cleanup(conn: AsyncConnection, app_id: str, row: Any) -> None:
@@ -482,6 +515,7 @@ async def _record(deps: Deps, conn: AsyncConnection, work: list[_Work]) -> None:
     now = deps.clock.now()
     callbacks: list[NewJob] = []
     forget: list[str] = []
+    tracked: list[dict[str, Any]] = []
     for w in work:
         if w.status is Status.PENDING:
             continue
@@ -494,13 +528,17 @@ async def _record(deps: Deps, conn: AsyncConnection, work: list[_Work]) -> None:
                 "request_id": row.id,
             }))
         if row.tracked:
-            await conn.execute(update(_R).where(_R.c.id == row.id).values(
-                status=w.status.value, failure_reason=w.reason.value if w.reason else None,
-                detail=w.detail, finished_at=now))
+            tracked.append({"b_id": row.id, "b_status": w.status.value,
+                            "b_reason": w.reason.value if w.reason else None,
+                            "b_detail": w.detail})
         else:
             forget.append(row.id)
-    if forget:
-        await conn.execute(delete(_R).where(_R.c.id.in_(forget)))
+    if tracked:
+        await conn.execute(update(_R).where(_R.c.id == bindparam("b_id")).values(
+            status=bindparam("b_status"), failure_reason=bindparam("b_reason"),
+            detail=bindparam("b_detail"), finished_at=now), tracked)
+    for chunk in _chunks(forget):
+        await conn.execute(delete(_R).where(_R.c.id.in_(chunk)))
     if callbacks:
         await deps.queue.enqueue(conn, callbacks)
 

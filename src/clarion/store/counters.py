@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clarion.store import rollups
 from clarion.store import tables as t
 
 _C = t.report_counters
@@ -67,10 +68,12 @@ async def increment(conn: AsyncConnection, counts: Iterable[Count]) -> None:
         keys[key] = c
     if not totals:
         return
+    # Sorted by key: concurrent transactions then lock rows in the same order (no deadlocks
+    # on PostgreSQL).
     rows = [{"org_id": k[0], "app_id": k[1], "send_id": k[2], "platform": k[3], "hour": k[4],
              "metric": k[5], "value": v, "journey_id": keys[k].journey_id,
              "journey_step_id": keys[k].journey_step_id, "message_id": keys[k].message_id}
-            for k, v in totals.items()]
+            for k, v in sorted(totals.items())]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(_C)
     stmt = stmt.on_conflict_do_update(
@@ -78,3 +81,4 @@ async def increment(conn: AsyncConnection, counts: Iterable[Count]) -> None:
         set_={"value": _C.c.value + stmt.excluded.value},
     )
     await conn.execute(stmt, rows)
+    await rollups.add(conn, rows)  # the same sums per org / app / journey (fast reports)

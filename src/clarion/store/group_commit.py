@@ -11,6 +11,15 @@ A submission may name a *batch job*: instead of one job per request, each commit
 job per kind carrying the ids of every submission in it (``{"ids": [...]}``), so the worker
 also processes them in batches.
 
+A submission may instead be a *unit of work* (``submit_work(work, item)``): ``work`` is an
+async function ``(conn, items)`` run inside the batch transaction, once per batch with the items
+of every submission naming it (in submission order), after the plain rows are inserted and
+before the batch jobs are enqueued. Use it when a write is more than inserts: upserts, inserts
+whose generated ids feed another row, reads of what the same transaction wrote (the
+interaction ingest records rows, first occurrences, roll-ups and its event job this way). The
+work must only touch the database through ``conn``; if it raises, the batch is split like any
+other failed batch, so the work must not keep side effects outside the transaction.
+
 If a batch fails on its data (a constraint, a bad value), it is split in halves and each half
 retried, down to single submissions, so one bad request fails alone and costs about
 ``2 * log2(batch)`` extra transactions instead of one per submission. A lost database fails the
@@ -21,17 +30,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.store.db import Database
 from clarion.store.jobs import JobQueue, NewJob
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+BatchWork = Callable[[AsyncConnection, Sequence[T]], Awaitable[None]]
 
 
 @dataclass
@@ -39,9 +52,13 @@ class _Submission:
     rows: Sequence[tuple[Table, Sequence[dict[str, Any]]]]
     batch_job: tuple[str, Sequence[str]] | None
     future: asyncio.Future[None] = field(repr=False)
+    work: tuple[BatchWork[Any], Any] | None = None
+    work_size: int = 1
 
     @property
     def size(self) -> int:
+        if self.work is not None:
+            return self.work_size
         return sum(len(r) for _, r in self.rows) or 1
 
 
@@ -52,11 +69,14 @@ class GroupCommitWriter:
         self._max_rows = max_rows
         self._pending: asyncio.Queue[_Submission | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
 
     def start(self) -> None:
         if self._task is None:
             self._closing = False
+            # Kept: asyncio.get_running_loop() costs a getpid() system call per submission.
+            self._loop = asyncio.get_running_loop()
             self._task = asyncio.create_task(self._run(), name="clarion-group-commit")
 
     async def close(self) -> None:
@@ -81,6 +101,19 @@ class GroupCommitWriter:
             raise RuntimeError("GroupCommitWriter is not running (start() not called, or closed)")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self._pending.put(_Submission(rows, batch_job, fut))
+        await fut
+
+    async def submit_work(self, work: BatchWork[T], item: T, *, size: int = 1) -> None:
+        """Run ``work(conn, [item, ...])`` in a batch transaction; return once committed.
+
+        Every submission of the same ``work`` (compared by identity: pass one long-lived
+        function or bound method) that lands in one batch is handled by one call. ``size``
+        is what the item weighs against ``max_rows`` (say, how many rows it stands for)."""
+        if self._task is None or self._closing:
+            raise RuntimeError("GroupCommitWriter is not running (start() not called, or closed)")
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._pending.put_nowait(_Submission((), None, fut, (work, item), size))  # unbounded
         await fut
 
     async def _run(self) -> None:
@@ -124,6 +157,7 @@ class GroupCommitWriter:
         # first row's keys, so rows naming other columns must not share it.
         groups: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
         jobs: dict[str, list[str]] = {}
+        works: dict[BatchWork[Any], list[Any]] = {}
         for sub in batch:
             for table, rows in sub.rows:
                 for row in rows:
@@ -131,9 +165,13 @@ class GroupCommitWriter:
             if sub.batch_job is not None:
                 kind, ids = sub.batch_job
                 jobs.setdefault(kind, []).extend(ids)
+            if sub.work is not None:
+                works.setdefault(sub.work[0], []).append(sub.work[1])
         async with self._db.write() as conn:
             for (table, _), rows in sorted(groups.items(), key=lambda g: _dependency_rank(g[0][0])):
                 await conn.execute(insert(table), rows)
+            for work, items in works.items():
+                await work(conn, items)
             if jobs:
                 await self._queue.enqueue(
                     conn, [NewJob(kind=kind, payload={"ids": ids}) for kind, ids in jobs.items()]

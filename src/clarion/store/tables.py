@@ -6,6 +6,8 @@ Portable across SQLite and PostgreSQL: ids are 36-character GUID strings, docume
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -24,6 +26,8 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -35,7 +39,32 @@ NAMING = {
 metadata = MetaData(naming_convention=NAMING)
 
 GUID = String(36)
-TS = DateTime(timezone=True)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Time-zone-aware UTC datetimes on both databases.
+
+    PostgreSQL keeps the zone (timestamptz); SQLite stores text and hands back naive values,
+    which would then compare and serialise differently. Values are converted to UTC going in
+    and marked UTC coming out, so every layer above sees the same aware datetimes."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column: pass an aware datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+TS = UTCDateTime()
 BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite rowid alias needs INTEGER
 
 orgs = Table(
@@ -281,4 +310,27 @@ report_counters = Table(
     Column("value", BigInteger, nullable=False),
     Index("ix_report_counters_org_hour", "org_id", "hour"),
     Index("ix_report_counters_app_hour", "app_id", "hour"),
+)
+
+# Coarse roll-ups, written beside every ``report_counters`` increment (clarion.store.rollups):
+# the same sums without the send dimension, once per scope a report can ask for — the whole org
+# (scope "org", scope_id ""), an app, and once journeys exist a journey, a journey step
+# ("<journey id>/<step id>") and a message. A report over any of these scopes is then one range
+# scan of the primary key, (org, scope, scope_id, hour …), over a few thousand rows whatever
+# the volume of sends and interactions; send reports read ``report_counters`` (its key leads
+# with org, app, send). WITHOUT ROWID on SQLite: the key is the table, so that scan reads no
+# second b-tree.
+report_rollups = Table(
+    "report_rollups",
+    metadata,
+    Column("org_id", GUID, nullable=False),
+    Column("scope", String(16), nullable=False),  # org | app | journey | journey_step | message
+    Column("scope_id", String(140), nullable=False),  # "" for scope "org"
+    Column("hour", BigInteger, nullable=False),  # epoch seconds // 3600
+    Column("platform", String(8), nullable=False),  # "" when not per device
+    Column("metric", String(48), nullable=False),
+    Column("value", BigInteger, nullable=False),
+    PrimaryKeyConstraint("org_id", "scope", "scope_id", "hour", "platform", "metric",
+                         name="pk_report_rollups"),
+    sqlite_with_rowid=False,
 )

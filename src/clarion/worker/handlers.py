@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 from clarion.bootstrap import Container
-from clarion.services import delivery, registration, webhooks
+from clarion.services import delivery, events, registration, webhooks
 from clarion.services.sending import FANOUT_JOB
 from clarion.store.jobs import Job
 from clarion.worker.loop import Handler
@@ -24,7 +24,9 @@ def build_handlers(c: Container) -> dict[str, Handler]:
             attempt = int(job.payload.get("attempt", 0))
             by_attempt.setdefault(attempt, []).extend(job.payload["ids"])
         for attempt, ids in by_attempt.items():
-            await registration.process(deps=deps, request_ids=ids, attempt=attempt)
+            for i in range(0, len(ids), 500):  # bounded statements, whatever the job sizes
+                await registration.process(deps=deps, request_ids=ids[i:i + 500],
+                                           attempt=attempt)
 
     send_deps = delivery.Deps(db=c.db, clock=c.clock, box=c.box, queue=c.queue,
                               senders=c.senders, policy=c.policy, limiter=c.limiter,
@@ -50,5 +52,21 @@ def build_handlers(c: Container) -> dict[str, Handler]:
             db=c.db, clock=c.clock, retention_days=c.settings.registration_status_retention_days)
         await c.queue.purge_done()
 
+    async def publish(jobs: Sequence[Job]) -> None:
+        # Jobs naming one subscriber (retries) run alone; the others are merged into one
+        # dispatch so subscribers get big batches.
+        merged: list[int] = []
+        for job in jobs:
+            only = job.payload.get("only")
+            if only is None:
+                merged.extend(job.payload["ids"])
+            else:
+                await events.dispatch_interactions(
+                    db=c.db, queue=c.queue, clock=c.clock, bus=c.events,
+                    ids=job.payload["ids"], only=only, attempt=job.attempts)
+        await events.dispatch_interactions(db=c.db, queue=c.queue, clock=c.clock, bus=c.events,
+                                           ids=merged)
+
     return {registration.PROCESS_JOB: process, registration.CALLBACK_JOB: callback,
-            PURGE_JOB: purge, FANOUT_JOB: fan_out, delivery.DELIVERY_JOB: deliver}
+            PURGE_JOB: purge, FANOUT_JOB: fan_out, delivery.DELIVERY_JOB: deliver,
+            events.INTERACTION_JOB: publish}

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 11:27:40.051591
+Create Date: 2026-11-28 11:59:24.416469
 """
 
 from __future__ import annotations
@@ -115,6 +115,17 @@ def upgrade() -> None:
         batch_op.create_index('ix_report_counters_app_hour', ['app_id', 'hour'], unique=False)
         batch_op.create_index('ix_report_counters_org_hour', ['org_id', 'hour'], unique=False)
 
+    op.create_table('report_rollups',
+    sa.Column('org_id', sa.String(length=36), nullable=False),
+    sa.Column('scope', sa.String(length=16), nullable=False),
+    sa.Column('scope_id', sa.String(length=140), nullable=False),
+    sa.Column('hour', sa.BigInteger(), nullable=False),
+    sa.Column('platform', sa.String(length=8), nullable=False),
+    sa.Column('metric', sa.String(length=48), nullable=False),
+    sa.Column('value', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('org_id', 'scope', 'scope_id', 'hour', 'platform', 'metric', name='pk_report_rollups'),
+    sqlite_with_rowid=False
+    )
     op.create_table('admin_tokens',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('org_id', sa.String(length=36), nullable=False),
@@ -290,6 +301,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_admin_tokens_org_id'))
 
     op.drop_table('admin_tokens')
+    op.drop_table('report_rollups')
     with op.batch_alter_table('report_counters', schema=None) as batch_op:
         batch_op.drop_index('ix_report_counters_org_hour')
         batch_op.drop_index('ix_report_counters_app_hour')

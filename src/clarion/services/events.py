@@ -1,0 +1,211 @@
+"""The in-service event bus: how other features learn that an interaction happened.
+
+There is one mechanism, durable and transactional (a "transactional outbox" on the job queue):
+
+1. **Publish.** Whatever records interactions calls ``publish_interactions(conn, queue, ids)``
+   inside the transaction that inserts them. It enqueues one ``events.interaction`` job holding
+   the new interaction ids, so an interaction is published if and only if it is committed
+   (the ingest path does this once per group-commit batch: one job per batch, not per event).
+   The job is due ``PUBLISH_DELAY_MS`` after the commit and wakes nobody: at thousands of
+   reports per second a worker then claims the jobs of many batches at once instead of
+   running two extra transactions per commit.
+2. **Subscribe.** Features register in-process subscribers at bootstrap, in every process
+   that runs a worker: ``container.events.subscribe("interaction.opened", handler)``. A
+   subscriber is ``async def handler(events: Sequence[InteractionEvent]) -> None`` and gets a
+   batch of the events of its topic. Topics: ``interaction.delivered``, ``interaction.opened``,
+   ``interaction.clicked``, ``interaction.dismissed``, and ``interaction.*`` (all of them).
+3. **Dispatch.** A worker runs the job (``dispatch_interactions``): it loads the interactions
+   by id and calls every subscriber whose topic matches, one after the other. Nothing polls
+   the interaction tables.
+
+Delivery semantics:
+
+* **At least once.** A subscriber that raises gets its events again, alone: the dispatcher
+  enqueues a job naming only that subscriber (``{"ids": [...], "only": name}``), retried with
+  the queue's jittered backoff up to ``CLARION_JOB_MAX_ATTEMPTS`` and then dead-lettered
+  (``clarion jobs list --state dead``, ``clarion jobs retry``). The other subscribers are not
+  called again. But a worker that dies (or loses its database connection) mid-dispatch has its
+  job taken over after the lease, and then *every* subscriber of that job sees its events a
+  second time. **Subscribers must be idempotent**: ``InteractionEvent.id`` (the interaction
+  row's id, unique and stable) is the dedupe key.
+* **Ordering.** Within one call, events are in id order, which is commit order for one
+  writer. Across calls there is no order: jobs run concurrently on any worker, and retries
+  come later. Use ``occurred_at`` (the time the app reported, which may be up to 30 days back)
+  for time, never arrival order.
+* **Latency.** ``PUBLISH_DELAY_MS`` (0.2 s) up to that plus the worker's poll interval
+  (``CLARION_JOB_POLL_SECONDS``, 1 s by default): about a second. Interactions feed journeys
+  that wait hours or days; a second is nothing there and buys throughput on the hot path.
+* Subscribers run in the worker, outside any transaction: they own their transactions.
+* A subscriber name (default: the handler's module and qualified name) is stored in retry
+  jobs, so it must stay stable across deployments; a retry job naming a subscriber that no
+  longer exists is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from clarion.clock import Clock
+from clarion.domain.backoff import backoff_seconds
+from clarion.domain.interactions import InteractionKind, Source
+from clarion.errors import RetryLater
+from clarion.services.api_tokens import aware
+from clarion.store import tables as t
+from clarion.store.db import Database
+from clarion.store.jobs import JobQueue, NewJob
+
+log = logging.getLogger(__name__)
+
+INTERACTION_JOB = "events.interaction"
+PUBLISH_DELAY_MS = 200
+ALL_INTERACTIONS = "interaction.*"
+TOPICS = frozenset({f"interaction.{k.value}" for k in InteractionKind} | {ALL_INTERACTIONS})
+_I = t.interactions
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionEvent:
+    """One recorded interaction, as subscribers see it."""
+
+    id: int  # the interaction row's id: the dedupe key
+    kind: InteractionKind
+    source: Source
+    first: bool  # the first of its kind for this delivery (device)
+    org_id: str
+    app_id: str
+    send_id: str  # the trackingId
+    delivery_id: str
+    person_id: str
+    device_id: str
+    platform: str
+    journey_id: str | None
+    journey_step_id: str | None
+    message_id: str | None
+    occurred_at: datetime  # aware, UTC
+
+    @property
+    def topic(self) -> str:
+        return f"interaction.{self.kind.value}"
+
+
+Subscriber = Callable[[Sequence[InteractionEvent]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Subscription:
+    name: str
+    topic: str
+    handler: Subscriber
+
+    def wants(self, event: InteractionEvent) -> bool:
+        return self.topic == ALL_INTERACTIONS or self.topic == event.topic
+
+
+class EventBus:
+    """In-process registry of subscribers; see the module docstring for the semantics."""
+
+    def __init__(self) -> None:
+        self._subs: dict[str, _Subscription] = {}
+
+    def subscribe(self, topic: str, handler: Subscriber, *, name: str | None = None) -> str:
+        """Register ``handler`` for ``topic``; returns its name (unique, stable)."""
+        if topic not in TOPICS:
+            raise ValueError(f"unknown topic {topic!r}; known: {', '.join(sorted(TOPICS))}")
+        key = name or f"{handler.__module__}.{getattr(handler, '__qualname__', repr(handler))}"
+        if key in self._subs:
+            raise ValueError(f"a subscriber named {key!r} is already registered; pass name=")
+        self._subs[key] = _Subscription(key, topic, handler)
+        return key
+
+    def unsubscribe(self, name: str) -> None:
+        self._subs.pop(name, None)
+
+    @property
+    def subscriptions(self) -> dict[str, str]:
+        """Subscriber name -> topic."""
+        return {s.name: s.topic for s in self._subs.values()}
+
+    def _get(self, name: str) -> _Subscription | None:
+        return self._subs.get(name)
+
+    def _all(self) -> list[_Subscription]:
+        return list(self._subs.values())
+
+
+async def publish_interactions(conn: AsyncConnection, queue: JobQueue, ids: Sequence[int],
+                               *, now_ms: int) -> None:
+    """Publish the interactions ``ids``; call inside the transaction that inserted them."""
+    if ids:
+        await queue.enqueue(conn, [NewJob(kind=INTERACTION_JOB, payload={"ids": list(ids)},
+                                          run_at_ms=now_ms + PUBLISH_DELAY_MS)])
+
+
+async def dispatch_interactions(
+    *,
+    db: Database,
+    queue: JobQueue,
+    clock: Clock,
+    bus: EventBus,
+    ids: Sequence[int],
+    only: str | None = None,
+    attempt: int = 1,
+) -> None:
+    """Deliver the interactions ``ids`` to the subscribers (or to ``only`` that one).
+
+    A failing subscriber gets a job of its own (first dispatch) or makes this retry job fail
+    with ``RetryLater`` (a dispatch for ``only`` one subscriber)."""
+    if only is not None:
+        sub = bus._get(only)
+        if sub is None:
+            log.warning("dropping %d events for subscriber %r: it is not registered in this "
+                        "process", len(ids), only)
+            return
+        subs = [sub]
+    else:
+        subs = bus._all()
+    if not subs or not ids:
+        return
+    events = await load_events(db, ids)
+    failed: list[tuple[_Subscription, list[int]]] = []
+    for sub in subs:
+        mine = [e for e in events if sub.wants(e)]
+        if not mine:
+            continue
+        try:
+            await sub.handler(mine)
+        except Exception as exc:
+            if only is not None:
+                raise RetryLater(f"subscriber {sub.name} failed: {exc!r}") from exc
+            log.exception("event subscriber %s failed on %d events; retrying it alone",
+                          sub.name, len(mine))
+            failed.append((sub, [e.id for e in mine]))
+    if failed:
+        run_at = clock.epoch_ms() + int(backoff_seconds(attempt) * 1000)
+        await queue.enqueue_now([
+            NewJob(kind=INTERACTION_JOB, payload={"ids": ids_, "only": sub.name},
+                   run_at_ms=run_at)
+            for sub, ids_ in failed])
+
+
+async def load_events(db: Database, ids: Sequence[int]) -> list[InteractionEvent]:
+    """The interactions ``ids`` as events, in id order (missing ids are skipped)."""
+    unique = sorted(set(ids))
+    out: list[InteractionEvent] = []
+    async with db.read() as conn:
+        for i in range(0, len(unique), _CHUNK):
+            rows = (await conn.execute(
+                select(_I).where(_I.c.id.in_(unique[i:i + _CHUNK])).order_by(_I.c.id))).all()
+            out.extend(InteractionEvent(
+                id=r.id, kind=InteractionKind(r.kind), source=Source(r.source), first=r.first,
+                org_id=r.org_id, app_id=r.app_id, send_id=r.send_id, delivery_id=r.delivery_id,
+                person_id=r.person_id, device_id=r.device_id, platform=r.platform,
+                journey_id=r.journey_id, journey_step_id=r.journey_step_id,
+                message_id=r.message_id, occurred_at=aware(r.occurred_at)) for r in rows)
+    return out

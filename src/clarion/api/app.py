@@ -39,13 +39,15 @@ Errors are `{"error": {"code", "message", "fix", "field"?}}`.
 
 
 class ClarionAPI(FastAPI):
-    """FastAPI, except that interaction reports (the hottest path) are answered before
-    FastAPI's middleware stack and routing (see ``clarion.api.routes.cij_interactions``)."""
+    """FastAPI, except that the two hottest paths — interaction reports and device
+    registrations — are answered before FastAPI's middleware stack and routing (see
+    ``answer_fast`` in ``clarion.api.routes.cij_interactions`` and ``cij_registration``)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         container: Container | None = getattr(self.state, "container", None)
-        if container is not None and await cij_interactions.answer_fast(
-                container, scope, receive, send):
+        if container is not None and (
+                await cij_interactions.answer_fast(container, scope, receive, send)
+                or await cij_registration.answer_fast(container, scope, receive, send)):
             return
         await super().__call__(scope, receive, send)
 

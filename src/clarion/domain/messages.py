@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,23 +48,30 @@ class Message:
             priority=self.priority, collapse_key=self.collapse_key)
 
 
+_APP_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]{1,31}$")
+# Schemes that run code or read local data where a link is opened: never a notification link.
+_UNSAFE_SCHEMES = {"javascript", "data", "vbscript", "file", "about", "blob", "filesystem"}
+
+
 def _url(value: Any, name: str, *, https_only: bool) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > 2048:
         raise InvalidInput(f"{name} must be a URL of at most 2048 characters", field=name,
                            fix="Give an absolute https URL.")
-    parts = urlsplit(value)
-    allowed = ("https",) if https_only else ("https", "http")
-    if parts.scheme not in allowed or not parts.netloc:
-        if not https_only and parts.scheme and "." not in parts.scheme and parts.netloc == "" \
-                and parts.path:
-            return value  # an app deep link such as contoso://orders/42
-        raise InvalidInput(f"{name} {value!r} is not an absolute {'/'.join(allowed)} URL",
-                           field=name, fix="Give an absolute URL such as "
-                           "https://contoso.com/offer" + ("" if https_only else
-                                                         " or an app link such as contoso://x"))
-    return value
+    parts = urlsplit(value.strip())
+    scheme = parts.scheme.lower()
+    if scheme == "https" or (scheme == "http" and not https_only):
+        if parts.netloc:
+            return value.strip()
+    elif (not https_only and _APP_SCHEME.match(scheme) and scheme not in _UNSAFE_SCHEMES
+          and (parts.netloc or parts.path)):
+        return value.strip()  # an app link such as contoso://orders/42
+    allowed = "https" if https_only else "https (or http), or an app link such as contoso://x"
+    raise InvalidInput(f"{name} {value!r} is not an absolute {allowed} URL", field=name,
+                       fix="Give an absolute URL such as https://contoso.com/offer"
+                       + ("" if https_only else "; javascript:, data: and file: links are "
+                          "refused"))
 
 
 def parse_message(raw: Any) -> Message:

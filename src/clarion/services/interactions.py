@@ -350,6 +350,9 @@ class Interactions:
             scopes.append((person, it.kind.value))
             if it.kind in ENGAGING:
                 scopes.append((person, "engaged"))
+        # Key order for every multi-row write: two transactions touching the same rows (two
+        # API processes on PostgreSQL) then lock them in the same order and cannot deadlock.
+        scopes.sort()
         new = await counters.first_times(conn, scopes)
         rows: list[dict[str, Any]] = []
         # Summed here per (target, hour, metric): a batch of reports about one send adds to a
@@ -386,12 +389,15 @@ class Interactions:
         # No sort_by_parameter_order: the ids are only published (as a set), and asking for
         # the order makes SQLAlchemy insert row by row on SQLite.
         ids = [int(r[0]) for r in await conn.execute(insert(_I).returning(_I.c.id), rows)]
+        ordered = sorted(sums.items(), key=lambda kv: (
+            kv[0][0].org_id, kv[0][0].app_id, kv[0][0].send_id, kv[0][0].platform, kv[0][1],
+            kv[0][2]))
         await counters.increment(conn, [
             counters.Count(org_id=tg.org_id, app_id=tg.app_id, send_id=tg.send_id,
                            platform=tg.platform, at=at, metric=metric, value=value,
                            journey_id=tg.journey_id, journey_step_id=tg.journey_step_id,
                            message_id=tg.message_id)
-            for (tg, _hour, metric), (value, at) in sums.items()])
+            for (tg, _hour, metric), (value, at) in ordered])
         await events.publish_interactions(conn, self._queue, ids,
                                           now_ms=self._clock.epoch_ms())
 

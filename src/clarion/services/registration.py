@@ -131,24 +131,33 @@ async def accept_devices(
     if callback is not None:
         check_url(callback.url, allow_private=settings.webhook_allow_private)
     now = clock.now()
-    ids: list[str] = []
-    rows: list[dict[str, Any]] = []
-    for r in requests:
-        rid = str(uuid.uuid4())
-        ids.append(rid)
-        rows.append({
-            "id": rid, "org_id": org_id, "app_id": r.mobile_app_id,
-            "api_token_id": tokens[(r.mobile_app_id, r.api_token)].token_id,
-            "kind": "register", "user_id": r.user_id, "token_kind": r.token_kind.value,
-            "token": r.token, "web_keys": r.web_keys, "tracked": tracked,
-            "callback_url": callback.url if callback else None,
-            "callback_headers": callback.headers if callback else None,
-            "callback_signature": hmac_sha256_b64(r.api_token, callback.url) if callback else None,
-            "status": Status.PENDING.value, "failure_reason": None, "detail": None,
-            "created_at": now, "finished_at": None,
-        })
+    rows = [_request_row(
+        org_id, r.mobile_app_id, tokens[(r.mobile_app_id, r.api_token)], "register",
+        r.user_id, now, token_kind=r.token_kind.value, token=r.token, web_keys=r.web_keys,
+        tracked=tracked, callback=callback,
+        signature=hmac_sha256_b64(r.api_token, callback.url) if callback else None,
+    ) for r in requests]
+    ids = [row["id"] for row in rows]
     await writer.submit([(_R, rows)], batch_job=(PROCESS_JOB, ids))
     return ids
+
+
+def _request_row(
+    org_id: str, app_id: str, api_token: ApiTokenInfo, kind: str, user_id: str, now: datetime,
+    *,
+    token_kind: str | None = None, token: str | None = None,
+    web_keys: dict[str, str] | None = None, tracked: bool = False,
+    callback: Callback | None = None, signature: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()), "org_id": org_id, "app_id": app_id,
+        "api_token_id": api_token.token_id, "kind": kind, "user_id": user_id,
+        "token_kind": token_kind, "token": token, "web_keys": web_keys, "tracked": tracked,
+        "callback_url": callback.url if callback else None,
+        "callback_headers": callback.headers if callback else None,
+        "callback_signature": signature, "status": Status.PENDING.value,
+        "failure_reason": None, "detail": None, "created_at": now, "finished_at": None,
+    }
 
 
 async def accept_cleanups(
@@ -161,15 +170,9 @@ async def accept_cleanups(
 ) -> list[str]:
     tokens = await _verify(api_tokens, org_id, ((r.mobile_app_id, r.api_token) for r in requests))
     now = clock.now()
-    ids = [str(uuid.uuid4()) for _ in requests]
-    rows = [{
-        "id": rid, "org_id": org_id, "app_id": r.mobile_app_id,
-        "api_token_id": tokens[(r.mobile_app_id, r.api_token)].token_id, "kind": "cleanup",
-        "user_id": r.user_id, "token_kind": None, "token": r.device_token, "web_keys": None,
-        "tracked": False, "callback_url": None, "callback_headers": None,
-        "callback_signature": None, "status": Status.PENDING.value, "failure_reason": None,
-        "detail": None, "created_at": now, "finished_at": None,
-    } for rid, r in zip(ids, requests, strict=True)]
+    rows = [_request_row(org_id, r.mobile_app_id, tokens[(r.mobile_app_id, r.api_token)],
+                         "cleanup", r.user_id, now, token=r.device_token) for r in requests]
+    ids = [row["id"] for row in rows]
     await writer.submit([(_R, rows)], batch_job=(PROCESS_JOB, ids))
     return ids
 

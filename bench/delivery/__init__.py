@@ -1,0 +1,1 @@
+"""Delivery benchmark: Clarion vs plain aioapns / aiohttp / firebase-admin loops."""

@@ -242,7 +242,11 @@ async def _load_pending(db: Database, ids: Sequence[str]) -> list[Any]:
             out.extend((await conn.execute(
                 select(_R).where(_R.c.id.in_(chunk), _R.c.status == Status.PENDING.value)
             )).all())
-    out.sort(key=lambda r: (r.created_at, r.id))
+    # Request order, as accepted: the ids of a job are in submission order, and requests
+    # accepted in one commit share a timestamp, so the time alone cannot order them (it
+    # decides who owns a token registered to two people in one batch).
+    position = {rid: i for i, rid in enumerate(ids)}
+    out.sort(key=lambda r: position[r.id])
     return out
 
 

@@ -55,9 +55,10 @@ def b64u(n: int) -> str:
 
 
 def apns_token() -> str:
-    """A random APNs token the fake sender accepts: random hex can spell "dead" (about one
-    token in a thousand), which the fake sender treats as a dead token."""
-    while "dead" in (token := os.urandom(32).hex()):
+    """A random APNs token every test peer accepts: random hex can spell "dead" (about one
+    token in a thousand: the fake sender's dead-token marker) or start with "badd" (the APNs
+    emulator's other-environment marker)."""
+    while "dead" in (token := os.urandom(32).hex()) or token.startswith("badd"):
         pass
     return token
 

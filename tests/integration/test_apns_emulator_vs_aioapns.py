@@ -16,41 +16,22 @@ from collections.abc import AsyncIterator
 import pytest
 from aioapns import APNs, NotificationRequest, PushType
 from aioapns.connection import APNsDevelopmentClientProtocol
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from clarion.emulators.apns import ApnsEmulator
 from clarion.emulators.tls import TestPKI as Pki
-from clarion.emulators.tls import make_pki
+from tests.factories import p8_key
+from tests.integration.apns_support import (  # fixtures and test keys shared with the wire tests
+    BUNDLE,
+    KEY_ID,
+    SIGNING_KEY,
+    TEAM_ID,
+    TOKEN,
+    emu,
+    pki,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
-
-KEY_ID = "KEY1234567"
-TEAM_ID = "TEAM123456"
-BUNDLE = "com.contoso.app"
-TOKEN = "0123456789abcdef" * 4
-
-
-def _pem(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
-
-
-SIGNING_KEY = _pem(ec.generate_private_key(ec.SECP256R1()))
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("apns-pki"))
-
-
-@pytest.fixture
-async def emu(pki: Pki) -> AsyncIterator[ApnsEmulator]:
-    emulator = ApnsEmulator(pki=pki)
-    emulator.register_key(key_id=KEY_ID, team_id=TEAM_ID, key=SIGNING_KEY)
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
+__all__ = ["emu", "pki"]  # fixtures used by name
 
 
 def aioapns_client(emu: ApnsEmulator, pki: Pki, *, key: str = SIGNING_KEY) -> APNs:
@@ -112,7 +93,7 @@ async def test_aioapns_dead_token_is_unregistered(emu: ApnsEmulator, pki: Pki,
 
 async def test_aioapns_bad_key_is_invalid_provider_token(emu: ApnsEmulator, pki: Pki,
                                                          clients: list[APNs]) -> None:
-    client = aioapns_client(emu, pki, key=_pem(ec.generate_private_key(ec.SECP256R1())))
+    client = aioapns_client(emu, pki, key=p8_key())  # a key the emulator never saw
     clients.append(client)
     result = await client.send_notification(
         NotificationRequest(device_token=TOKEN, message={"aps": {"alert": "x"}}))

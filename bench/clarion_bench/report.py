@@ -75,8 +75,8 @@ def throughput_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[list
 def integrity_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Nothing lost? 202s counted by wrk (warm-up + measured) against rows in the database."""
     head = ["scenario", "non-202", "socket errors", "202'd devices", "stored", "lost",
-            "backlog at end", "drained in s", "never processed", "dead jobs", "500s logged",
-            "error logs"]
+            "backlog at end", "drained in s", "worker processed/s after", "never processed",
+            "dead jobs", "500s logged", "error logs"]
     rows = []
     for r in results:
         if r.get("kind") != "wrk" or "measured" not in r:
@@ -86,7 +86,9 @@ def integrity_rows(results: list[dict[str, Any]]) -> tuple[list[str], list[list[
             r["id"], _n(m["non_202"] + r["warmup"]["non_202"]),
             _n(m["socket_errors"] + r["warmup"]["socket_errors"]),
             _n(r.get("accepted_items_total")), _n(r.get("stored")), _n(r.get("lost")),
-            _n(r.get("backlog_at_end")), _n(r.get("drain_seconds"), 1),
+            _n(r.get("backlog_at_end")),
+            _n(r.get("drain_seconds") or (r.get("drain") or {}).get("seconds"), 1),
+            _n(r.get("worker_drain_per_s") or (r.get("drain") or {}).get("per_s")),
             _n(r.get("stuck_pending")), _n(r.get("db_final", {}).get("jobs_dead")),
             *_log_cells(r),
         ])

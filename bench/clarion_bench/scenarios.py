@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,10 @@ SCENARIOS: list[Scenario] = [
              note="bench/clarion_bench/hello_app.py under uvicorn (uvloop, httptools, 1 worker)"),
     Scenario("sqlite-single", "Single registration, SQLite, group commit ON", "sqlite",
              note="clarion serve (API + worker in one process)"),
+    Scenario("sqlite-single-share1", "Single registration, SQLite, worker never yields",
+             "sqlite", env={"CLARION_WORKER_SHARE_UNDER_LOAD": "1"},
+             note="clarion serve with CLARION_WORKER_SHARE_UNDER_LOAD=1: processing keeps pace "
+                  "with accepting (sustained rate)"),
     Scenario("sqlite-single-gc-off", "Single registration, SQLite, group commit OFF", "sqlite",
              env={"CLARION_GROUP_COMMIT_MAX_ROWS": "1"},
              note="baseline: one transaction per request"),
@@ -53,6 +57,12 @@ SCENARIOS: list[Scenario] = [
              "sqlite", serve_args=("--no-worker",),
              note="clarion serve --no-worker: the accept path without the in-process worker"),
     Scenario("sqlite-batch", "Batch of 100, SQLite, group commit ON", "sqlite", batch=100),
+    Scenario("sqlite-batch-share1", "Batch of 100, SQLite, worker never yields", "sqlite",
+             batch=100, env={"CLARION_WORKER_SHARE_UNDER_LOAD": "1"},
+             note="CLARION_WORKER_SHARE_UNDER_LOAD=1: processing keeps pace (sustained rate)"),
+    Scenario("sqlite-batch-api-only", "Batch of 100, SQLite, API only (diagnostic)", "sqlite",
+             batch=100, serve_args=("--no-worker",),
+             note="clarion serve --no-worker: the batch accept path without the worker"),
     Scenario("pg-single", "Single registration, PostgreSQL, group commit ON", "postgresql"),
     Scenario("pg-batch", "Batch of 100, PostgreSQL, group commit ON", "postgresql", batch=100),
     Scenario("sqlite-latency", "202 → Success latency at a fixed rate, SQLite", "sqlite",
@@ -86,7 +96,10 @@ def _python() -> str:
 def _start_server(
     sc: Scenario, db: Db | None, workdir: Path, port: int, sql_stats: Path | None,
 ) -> procs.Proc:
-    env = {"CLARION_LOG_LEVEL": "warning", "PYTHONPATH": str(BENCH_DIR)}
+    # BENCH_CLARION_SRC=<another checkout>/src runs that tree's Clarion instead (A/B runs).
+    src = os.environ.get("BENCH_CLARION_SRC")
+    env = {"CLARION_LOG_LEVEL": "warning",
+           "PYTHONPATH": os.pathsep.join([*([src] if src else []), str(BENCH_DIR)])}
     if sc.db is None:
         argv = [_python(), "-m", "uvicorn", "clarion_bench.hello_app:app", "--host", procs.HOST,
                 "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--workers", "1",
@@ -158,6 +171,8 @@ def run_scenario(
         result["server_log"] = proc.log_problems()
         if sql_stats is not None and sql_stats.exists():
             result["sql_stats"] = _sql_summary(sql_stats)
+    if db is not None and "--no-worker" in sc.serve_args and result.get("backlog_at_end"):
+        result["drain"] = _drain_backlog(sc, db, opts, workdir, say)
     if db is not None:
         final = db.counts()
         result["db_final"] = final
@@ -231,6 +246,37 @@ def _run_wrk(
             if took > 0.5 and at_end["pending"] > counts["pending"]:
                 out["worker_drain_per_s"] = round((at_end["pending"] - counts["pending"]) / took)
     return out
+
+
+def _drain_backlog(
+    sc: Scenario, db: Db, opts: Options, workdir: Path, say: Callable[[str], None],
+) -> dict[str, Any]:
+    """After an API-only run: start `clarion serve` with its worker on the backlog the API
+    accepted and time how fast the worker processes it (no load on the API meanwhile)."""
+    backlog = db.counts()["pending"]
+    say(f"  draining the {backlog:,} accepted requests with the worker on (≤ "
+        f"{max(opts.drain_timeout, 120):g} s)")
+    port = procs.free_port()
+    drained = replace(sc, id=f"{sc.id}-drain", serve_args=())
+    proc = _start_server(drained, db, workdir, port, None)
+    try:
+        cpu0 = procs.cpu_seconds(proc.pid)
+        t0 = time.monotonic()
+        counts = db.counts()
+        at_start = counts["pending"]
+        while counts["pending"] and time.monotonic() - t0 < max(opts.drain_timeout, 120):
+            time.sleep(0.25)
+            counts = db.counts()
+        took = time.monotonic() - t0
+        cpu = procs.cpu_seconds(proc.pid) - cpu0
+    finally:
+        proc.stop()
+    done = at_start - counts["pending"]
+    return {"backlog": backlog, "processed_before_timing": backlog - at_start,
+            "processed": done, "seconds": round(took, 2),
+            "per_s": round(done / took) if took else None,
+            "per_server_cpu_s": round(done / cpu) if cpu else None,
+            "left_pending": counts["pending"]}
 
 
 def _run_latency(

@@ -53,6 +53,14 @@ def _cli(args: list[str], env: dict[str, str], cwd: Path) -> Any:
     return json.loads(proc.stdout)
 
 
+_INLINE_SQLITE = ("SELECT count(*) FROM jobs, json_each(jobs.payload, '$.ids') AS item "
+                  "WHERE jobs.kind = 'registration.process' "
+                  "AND jobs.state IN ('queued', 'running') AND item.type = 'object'")
+_INLINE_PG = ("SELECT count(*) FROM jobs, json_array_elements(jobs.payload -> 'ids') AS item "
+              "WHERE jobs.kind = 'registration.process' "
+              "AND jobs.state IN ('queued', 'running') AND json_typeof(item) = 'object'")
+
+
 @dataclass
 class Ids:
     org_id: str
@@ -75,7 +83,10 @@ class Db:
         """devices, pending requests, all requests and queued/running jobs, in one snapshot."""
         queries = {
             "devices": "SELECT count(*) FROM devices",
-            "pending": "SELECT count(*) FROM registration_requests WHERE status = 'Pending'",
+            # stored requests still Pending, plus untracked ones riding in queued jobs
+            "pending": "SELECT (SELECT count(*) FROM registration_requests "
+                       "WHERE status = 'Pending') + (" + (
+                           _INLINE_SQLITE if self.sqlite_path is not None else _INLINE_PG) + ")",
             "requests": "SELECT count(*) FROM registration_requests",
             "success": "SELECT count(*) FROM registration_requests WHERE status = 'Success'",
             "jobs_waiting": "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')",

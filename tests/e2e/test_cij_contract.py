@@ -122,7 +122,21 @@ def test_an_accepted_registration_survives_a_crash_before_processing(
              "ApiToken": ids["api_token"]}
     assert {g["Status"] for g in httpx.post(f"{base}/devices/status/", json=query,
                                             timeout=5).json()} == {"Pending"}
+    # Untracked registrations keep no row of their own: they ride in the queued job.
+    other = httpx.post(f"{service.url}/v1/orgs/{ids['org']}/people", headers=admin,
+                       json={"email": "eve@contoso.com"}, timeout=5).json()
+    untracked = [{**b, "UserId": other["id"], "ApnsDeviceToken": apns_token()}
+                 for b in bodies[:5]]
+    assert httpx.post(f"{base}/devices/batch", json=untracked, timeout=5).status_code == 202
     service.kill()
     service.start()  # with its worker this time
     got = wait_status(f"{base}/devices/status/", query, "Success")
     assert len(got) == 20
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        devices = httpx.get(f"{service.url}/v1/orgs/{ids['org']}/people/{other['id']}/devices",
+                            headers=admin, timeout=5).json()["items"]
+        if len(devices) == 5:
+            break
+        time.sleep(0.2)
+    assert sorted(d["token"] for d in devices) == sorted(b["ApnsDeviceToken"] for b in untracked)

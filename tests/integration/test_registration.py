@@ -94,6 +94,38 @@ async def test_untracked_registration_has_an_empty_body_and_keeps_no_status(
     assert await count(container, t.registration_requests) == 0
 
 
+async def test_an_untracked_registration_rides_in_its_job_and_a_rerun_changes_nothing(
+    container: Container, client: httpx.AsyncClient
+) -> None:
+    w = await world(container, token_owner_policy="move")
+    token = apns_token()
+    # One batch: the same token for two people, then a cleanup of the first: the last
+    # registration in accept order owns the token.
+    r = await client.post(f"{base(w)}/devices/batch", json=[
+        body(w, w.person_ids[0], ApnsDeviceToken=token),
+        body(w, w.person_ids[1], ApnsDeviceToken=token)])
+    assert r.status_code == 202
+    assert await count(container, t.registration_requests) == 0  # no row per request
+    queued = await container.queue.list_jobs(state="queued")
+    assert [j.kind for j in queued] == ["registration.process"]
+    items = queued[0].payload["ids"]
+    assert [i["user_id"] for i in items] == w.person_ids[:2]
+    assert {i["token"] for i in items} == {token}
+    await drain(container)
+    assert len(await devices_of(client, w, w.person_ids[0])) == 0
+    assert [d["state"] for d in await devices_of(client, w, w.person_ids[1])] == ["active"]
+    # The same job run again (a worker died after processing, before completing the job):
+    from clarion.services import registration
+    deps = registration.Deps(db=container.db, clock=container.clock, box=container.box,
+                             queue=container.queue, senders=container.senders,
+                             settings=container.settings)
+    await registration.process(deps=deps, request_ids=items)
+    await drain(container)
+    assert len(await devices_of(client, w, w.person_ids[0])) == 0
+    assert [d["state"] for d in await devices_of(client, w, w.person_ids[1])] == ["active"]
+    assert await count(container, t.devices) == 1
+
+
 async def test_batch_status_comes_back_in_request_order_with_reasons(
     container: Container, client: httpx.AsyncClient
 ) -> None:

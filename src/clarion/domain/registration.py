@@ -19,6 +19,7 @@ from typing import Any
 
 from clarion.domain.outcomes import Platform
 from clarion.errors import InvalidInput
+from clarion.ids import canonical_guid
 
 MAX_BATCH = 100  # CIJ's documented batch limit
 APNS_MAX_LEN = 64  # CIJ: longer APNs tokens fail with DeviceTokenTooLong
@@ -113,7 +114,7 @@ def _text(d: dict[str, Any], key: str, name: str, where: str, *, max_len: int = 
 def _guid(d: dict[str, Any], key: str, name: str, where: str) -> str:
     value = _text(d, key, name, where, max_len=64)
     try:
-        return str(uuid.UUID(value))
+        return canonical_guid(value) or str(uuid.UUID(value))
     except ValueError as exc:
         raise InvalidInput(f"{where}: {name} {value!r} is not a GUID",
                            fix=f"Use the {name} shown in the app's developer information.",
@@ -278,6 +279,9 @@ def parse_callback_headers(raw: str | None) -> dict[str, str] | None:
     return value
 
 
+_SPACE = re.compile(r"\s")
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -300,7 +304,7 @@ def check_token(kind: TokenKind, token: str) -> tuple[FailureReason, str] | None
             return (FailureReason.DEVICE_TOKEN_TOO_LONG,
                     f"FCM registration tokens are at most {FCM_MAX_LEN} characters; this one has "
                     f"{len(token)}.")
-        if any(c.isspace() for c in token):
+        if _SPACE.search(token):
             return (FailureReason.INVALID_DEVICE_TOKEN,
                     "an FCM registration token has no spaces; this one does.")
     elif len(token) > WEBPUSH_ENDPOINT_MAX_LEN:

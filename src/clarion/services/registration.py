@@ -51,6 +51,7 @@ from clarion.domain.registration import (
     token_hash,
 )
 from clarion.errors import InvalidInput, NotFound
+from clarion.ids import new_id
 from clarion.services import apps as apps_service
 from clarion.services import people as people_service
 from clarion.services.apps import ApiTokenCache, ApiTokenInfo
@@ -138,8 +139,54 @@ async def accept_devices(
         signature=hmac_sha256_b64(r.api_token, callback.url) if callback else None,
     ) for r in requests]
     ids = [row["id"] for row in rows]
-    await writer.submit([(_R, rows)], batch_job=(PROCESS_JOB, ids))
+    if tracked or callback is not None:
+        await writer.submit([(_R, rows)], batch_job=(PROCESS_JOB, ids))
+    else:
+        # Nobody will ask for these outcomes: they ride in the job itself (see InlineRequest).
+        await writer.submit([], batch_job=(PROCESS_JOB, [_inline(row) for row in rows]))
     return ids
+
+
+@dataclass(frozen=True, slots=True)
+class InlineRequest:
+    """An untracked registration request without a callback, carried in the job's payload.
+
+    Its outcome is never reported (no status API, no callback), so it needs no row of its own:
+    accepting it costs one job row shared by the whole group commit instead of a row per
+    request, and processing it costs no load and no delete. It is exactly as durable: the job
+    is committed before the 202. A job run twice (lease takeover) re-applies the same requests,
+    which is harmless: a token already registered to the person is a duplicate and changes
+    nothing, a cleanup deletes what is already gone."""
+
+    id: str
+    org_id: str
+    app_id: str
+    api_token_id: str
+    kind: str
+    user_id: str
+    token_kind: str | None = None
+    token: str | None = None
+    web_keys: dict[str, str] | None = None
+    tracked: bool = False
+    callback_url: str | None = None
+    callback_headers: dict[str, str] | None = None
+    callback_signature: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _INLINE_FIELDS}
+
+
+_INLINE_FIELDS = ("id", "org_id", "app_id", "api_token_id", "kind", "user_id", "token_kind",
+                  "token", "web_keys")
+
+
+def _inline(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in _INLINE_FIELDS}
+
+
+def _job_item(row: Any) -> str | dict[str, Any]:
+    """How a request is named in a ``registration.process`` job: its id, or itself."""
+    return row.payload() if isinstance(row, InlineRequest) else str(row.id)
 
 
 def _request_row(
@@ -150,7 +197,7 @@ def _request_row(
     callback: Callback | None = None, signature: str | None = None,
 ) -> dict[str, Any]:
     return {
-        "id": str(uuid.uuid4()), "org_id": org_id, "app_id": app_id,
+        "id": new_id(), "org_id": org_id, "app_id": app_id,
         "api_token_id": api_token.token_id, "kind": kind, "user_id": user_id,
         "token_kind": token_kind, "token": token, "web_keys": web_keys, "tracked": tracked,
         "callback_url": callback.url if callback else None,
@@ -173,7 +220,7 @@ async def accept_cleanups(
     rows = [_request_row(org_id, r.mobile_app_id, tokens[(r.mobile_app_id, r.api_token)],
                          "cleanup", r.user_id, now, token=r.device_token) for r in requests]
     ids = [row["id"] for row in rows]
-    await writer.submit([(_R, rows)], batch_job=(PROCESS_JOB, ids))
+    await writer.submit([], batch_job=(PROCESS_JOB, [_inline(row) for row in rows]))
     return ids
 
 
@@ -224,8 +271,11 @@ class _Work:
         self.status, self.reason, self.detail = Status.FAILED, reason, detail
 
 
-async def process(*, deps: Deps, request_ids: Sequence[str], attempt: int = 0) -> None:
-    """Process the still-pending requests among ``request_ids`` (idempotent)."""
+async def process(
+    *, deps: Deps, request_ids: Sequence[str | Mapping[str, Any]], attempt: int = 0
+) -> None:
+    """Process the still-pending requests among ``request_ids`` (idempotent): the ids of
+    stored requests and, in the same order, inline requests (``InlineRequest.payload()``)."""
     rows = await _load_pending(deps.db, request_ids)
     by_app: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
@@ -234,19 +284,26 @@ async def process(*, deps: Deps, request_ids: Sequence[str], attempt: int = 0) -
         await _process_app(deps, app_id, app_rows, attempt)
 
 
-async def _load_pending(db: Database, ids: Sequence[str]) -> list[Any]:
+async def _load_pending(db: Database, items: Sequence[str | Mapping[str, Any]]) -> list[Any]:
     out: list[Any] = []
-    async with db.read() as conn:
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            out.extend((await conn.execute(
-                select(_R).where(_R.c.id.in_(chunk), _R.c.status == Status.PENDING.value)
-            )).all())
-    # Request order, as accepted: the ids of a job are in submission order, and requests
+    ids: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            ids.append(item)
+        else:
+            fields: dict[str, Any] = {k: item.get(k) for k in _INLINE_FIELDS}
+            out.append(InlineRequest(**fields))
+    if ids:
+        async with db.read() as conn:
+            for chunk in _chunks(ids):
+                out.extend((await conn.execute(
+                    select(_R).where(_R.c.id.in_(chunk), _R.c.status == Status.PENDING.value)
+                )).all())
+    # Request order, as accepted: the items of a job are in submission order, and requests
     # accepted in one commit share a timestamp, so the time alone cannot order them (it
     # decides who owns a token registered to two people in one batch).
-    position = {rid: i for i, rid in enumerate(ids)}
-    out.sort(key=lambda r: position[r.id])
+    position = {(i if isinstance(i, str) else str(i.get("id"))): n for n, i in enumerate(items)}
+    out.sort(key=lambda r: position[str(r.id)])
     return out
 
 
@@ -263,14 +320,16 @@ async def _process_app(deps: Deps, app_id: str, rows: list[Any], attempt: int) -
         return
     await _check_tokens_and_people(deps.db, org_id, work)
     registers = [w for w in work if w.status is Status.PENDING and w.row.kind == "register"]
-    creds = await _check_registers(deps, app_id, registers)
+    creds = await _check_registers(
+        deps, app_id, registers, move=settings.token_owner_policy is TokenOwnerPolicy.MOVE)
     await _dry_run(deps, app_id, settings, creds, registers, attempt)
     await _finish(deps, app_id, work, settings)
     retry = [w for w in work if w.status is Status.PENDING and w.retry_after is not None]
     if retry:
         delay = max(w.retry_after or 1.0 for w in retry)
         await deps.queue.enqueue_now([NewJob(
-            kind=PROCESS_JOB, payload={"ids": [w.row.id for w in retry], "attempt": attempt + 1},
+            kind=PROCESS_JOB, payload={"ids": [_job_item(w.row) for w in retry],
+                                       "attempt": attempt + 1},
             run_at_ms=deps.clock.epoch_ms() + int(delay * 1000),
         )])
 
@@ -298,7 +357,7 @@ async def _check_tokens_and_people(db: Database, org_id: str, work: list[_Work])
 
 
 async def _check_registers(
-    deps: Deps, app_id: str, work: list[_Work]
+    deps: Deps, app_id: str, work: list[_Work], *, move: bool
 ) -> dict[Platform, Mapping[str, Any] | None]:
     creds: dict[Platform, Mapping[str, Any] | None] = {}
     for w in work:
@@ -331,14 +390,22 @@ async def _check_registers(
                 select(_D).where(_D.c.app_id == app_id, _D.c.token_hash.in_(chunk))
             )).all()
     index = {(d.person_id, d.token_hash): d for d in existing}
+    # As if processed one after the other: under "move", a registration of the token to
+    # someone else earlier in the run takes it away, so registering it back is not a
+    # duplicate. (This also makes re-running a job harmless: the last owner stays the owner.)
     seen: set[tuple[str, str]] = set()
+    latest: dict[str, str] = {}  # token hash -> the person of the latest registration so far
     for w in pending:
-        key = (w.row.user_id, token_hash(w.row.token))
+        digest = token_hash(w.row.token)
+        key = (w.row.user_id, digest)
         w.existing = index.get(key)
-        if key in seen or (w.existing is not None and w.existing.state == "active"):
+        taken_away = move and latest.get(digest, w.row.user_id) != w.row.user_id
+        active = key in seen or (w.existing is not None and w.existing.state == "active")
+        if active and not taken_away:
             w.fail(FailureReason.DUPLICATE_EXISTS,
                    "this device token is already registered to this user for this app")
         seen.add(key)
+        latest[digest] = w.row.user_id
     return creds
 
 
@@ -534,6 +601,8 @@ async def _record(deps: Deps, conn: AsyncConnection, work: list[_Work]) -> None:
                          "FailureReason": w.reason.value if w.reason else None},
                 "request_id": row.id,
             }))
+        if isinstance(row, InlineRequest):
+            continue  # nothing stored, nothing to forget
         if row.tracked:
             tracked.append({"b_id": row.id, "b_status": w.status.value,
                             "b_reason": w.reason.value if w.reason else None,

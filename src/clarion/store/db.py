@@ -17,11 +17,21 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _AFTER_COMMIT = "clarion_after_commit"
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns (job payloads, above all: every claim decodes them) through orjson, several
+# times faster than the standard library's json.
+_JSON: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
 def after_commit(conn: AsyncConnection, fn: Callable[[], None]) -> None:
@@ -52,17 +62,18 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             self.write_engine: AsyncEngine = create_async_engine(
-                url, pool_size=1, max_overflow=0, echo=echo
+                url, pool_size=1, max_overflow=0, echo=echo, **_JSON
             )
             self.read_engine: AsyncEngine = create_async_engine(
-                url, pool_size=4, max_overflow=4, echo=echo
+                url, pool_size=4, max_overflow=4, echo=echo, **_JSON
             )
             _sqlite_pragmas(self.write_engine.sync_engine, writer=True)
             _sqlite_pragmas(self.read_engine.sync_engine, writer=False)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
         else:
             self.write_engine = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, echo=echo, pool_pre_ping=True
+                url, pool_size=pool_size, max_overflow=pool_size, echo=echo, pool_pre_ping=True,
+                **_JSON,
             )
             self.read_engine = self.write_engine
             self._write_lock = None

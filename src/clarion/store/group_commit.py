@@ -8,8 +8,10 @@ table inside one transaction and wakes every waiter once the commit is durable. 
 answered only after its rows are committed, so an accepted request is never lost.
 
 A submission may name a *batch job*: instead of one job per request, each commit enqueues one
-job per kind carrying the ids of every submission in it (``{"ids": [...]}``), so the worker
-also processes them in batches.
+job per kind carrying the items of every submission in it (``{"ids": [...]}``, in submission
+order), so the worker also processes them in batches. An item is usually the id of a row of
+the same commit; it may be any JSON value (a request small enough to ride in the job itself),
+and a submission may then have no rows at all: its items weigh against ``max_rows``.
 
 A submission may instead be a *unit of work* (``submit_work(work, item)``): ``work`` is an
 async function ``(conn, items)`` run inside the batch transaction, once per batch with the items
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -50,7 +53,7 @@ BatchWork = Callable[[AsyncConnection, Sequence[T]], Awaitable[None]]
 @dataclass
 class _Submission:
     rows: Sequence[tuple[Table, Sequence[dict[str, Any]]]]
-    batch_job: tuple[str, Sequence[str]] | None
+    batch_job: tuple[str, Sequence[Any]] | None
     future: asyncio.Future[None] = field(repr=False)
     work: tuple[BatchWork[Any], Any] | None = None
     work_size: int = 1
@@ -59,7 +62,8 @@ class _Submission:
     def size(self) -> int:
         if self.work is not None:
             return self.work_size
-        return sum(len(r) for _, r in self.rows) or 1
+        return (sum(len(r) for _, r in self.rows)
+                or (len(self.batch_job[1]) if self.batch_job else 0) or 1)
 
 
 class GroupCommitWriter:
@@ -71,6 +75,13 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
+        # How loaded the API is: rows per commit over windows of about one second. A commit
+        # takes whatever arrived while the previous one ran, so under a few requests at a
+        # time commits are small, and they grow as requests queue up behind the writer.
+        self._window_start = time.monotonic()
+        self._window_rows = 0
+        self._window_commits = 0
+        self._last_rows_per_commit = 0.0
 
     def start(self) -> None:
         if self._task is None:
@@ -78,6 +89,27 @@ class GroupCommitWriter:
             # Kept: asyncio.get_running_loop() costs a getpid() system call per submission.
             self._loop = asyncio.get_running_loop()
             self._task = asyncio.create_task(self._run(), name="clarion-group-commit")
+
+    def busy(self, rows_per_commit: float = 16.0) -> bool:
+        """Whether requests have been queueing up behind the writer over the last second or
+        so (at least ``rows_per_commit`` rows per commit on average): the API is accepting
+        about as fast as this process can. The in-process worker uses it to yield, see
+        ``clarion.worker.pacing``."""
+        if time.monotonic() - self._window_start > 2.0:
+            return False  # no commit closed a window for over a second: the API is quiet
+        return self._last_rows_per_commit >= rows_per_commit
+
+    def _roll(self, now: float) -> None:
+        self._last_rows_per_commit = self._window_rows / self._window_commits
+        self._window_start = now
+        self._window_rows = self._window_commits = 0
+
+    def _note_commit(self, rows: int) -> None:
+        self._window_rows += rows
+        self._window_commits += 1
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._roll(now)
 
     async def close(self) -> None:
         """Commit everything submitted so far, then stop."""
@@ -94,7 +126,7 @@ class GroupCommitWriter:
         self,
         rows: Sequence[tuple[Table, Sequence[dict[str, Any]]]],
         *,
-        batch_job: tuple[str, Sequence[str]] | None = None,
+        batch_job: tuple[str, Sequence[Any]] | None = None,
     ) -> None:
         """Insert ``rows`` (table, row dicts) and return once they are committed."""
         if self._task is None or self._closing:
@@ -131,6 +163,7 @@ class GroupCommitWriter:
                     break
                 batch.append(item)
                 size += item.size
+            self._note_commit(size)
             try:
                 await self._commit_isolating(batch)
             except BaseException as exc:  # cancelled: nobody may wait forever
@@ -156,7 +189,7 @@ class GroupCommitWriter:
         # One executemany per (table, column set): executemany compiles the statement from the
         # first row's keys, so rows naming other columns must not share it.
         groups: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
-        jobs: dict[str, list[str]] = {}
+        jobs: dict[str, list[Any]] = {}
         works: dict[BatchWork[Any], list[Any]] = {}
         for sub in batch:
             for table, rows in sub.rows:

@@ -23,6 +23,7 @@ from clarion.api.responses import JSON
 from clarion.api.schemas import cij
 from clarion.domain import registration as reg
 from clarion.errors import ClarionError, InvalidInput
+from clarion.ids import canonical_guid
 from clarion.services import registration
 
 router = APIRouter(prefix="/api/v1.0/orgs/{org_id}/pushdeviceregistration",
@@ -71,7 +72,7 @@ async def _json(request: Request) -> Any:
 
 def _org(org_id: str) -> str:
     try:
-        return str(uuid.UUID(org_id))
+        return canonical_guid(org_id) or str(uuid.UUID(org_id))
     except ValueError as exc:
         raise InvalidInput(f"{org_id!r} is not an organization id",
                            fix="Use the organization id from the app's developer information.",

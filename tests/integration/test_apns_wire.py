@@ -109,6 +109,28 @@ async def test_every_outcome_class_in_one_batch(emu: ApnsEmulator, senders: Send
     assert len(emu.received) == 5  # the three refused locally never left
 
 
+async def test_several_notifications_in_one_batch_each_get_their_own_request(
+        emu: ApnsEmulator, senders: Senders) -> None:
+    tokens = [f"{i:02x}" * 32 for i in range(1, 6)]
+    batch = [item(tokens[0], body="first"), item(tokens[1], body="second", priority="normal"),
+             item(tokens[2], body="first"), item(tokens[3], dry_run=True, body="first"),
+             item("zz", body="x" * 5000),        # bad token and too large: the token is told
+             item(tokens[4], body="first")]
+    out = await senders(emu).send(creds(), batch)
+    assert [(o.kind, o.reason) for o in out] == [(K.ACCEPTED, None)] * 4 + [
+        (K.MISMATCH, "BadDeviceToken"), (K.ACCEPTED, None)]
+    got = {r.token: r for r in emu.received}
+    assert len(got) == 5
+    bodies = {t: (r.payload.get("aps", {}).get("alert", {}).get("body"),
+                  r.headers["apns-priority"], r.headers["apns-push-type"])
+              for t, r in got.items()}
+    assert bodies == {tokens[0]: ("first", "10", "alert"), tokens[1]: ("second", "5", "alert"),
+                      tokens[2]: ("first", "10", "alert"), tokens[3]: (None, "5", "background"),
+                      tokens[4]: ("first", "10", "alert")}
+    assert {r.headers["apns-id"] for r in got.values()} == {
+        b.delivery_id for i, b in enumerate(batch) if i != 4}
+
+
 async def test_topic_not_allowed_for_the_key(emu: ApnsEmulator, senders: Senders) -> None:
     emu.register_key(key_id=KEY_ID, team_id=TEAM_ID, key=SIGNING_KEY, topics=["com.other.app"])
     [out] = await senders(emu).send(creds(), [item()])

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from jh2.hpack import NeverIndexedHeaderTuple
 
 from clarion.domain.outcomes import Notification
 from clarion.providers.apns.payload import (
     MAX_PAYLOAD_BYTES,
     PayloadProblem,
+    RequestTemplate,
     build_payload,
     payload_dict,
     request_parts,
+    request_template,
 )
 
 pytestmark = pytest.mark.unit
@@ -122,3 +125,55 @@ def test_tokens_that_cannot_be_apns_tokens_are_refused(token: str) -> None:
 
 def test_uppercase_hex_token_is_fine() -> None:
     assert _parts(Notification(body="b"), token="AB" * 32)[b":path"].endswith(b"AB" * 32)
+
+
+# --- one template per notification, per device only :path and apns-id ----------------------
+
+
+def _template(notification: Notification, *, dry_run: bool = False) -> RequestTemplate:
+    return request_template(notification, dry_run=dry_run, topic="com.contoso.app",
+                            authority=b"h:1", now=lambda: 1_700_000_000.5)
+
+
+def test_a_template_gives_each_device_the_same_request_as_request_parts() -> None:
+    note = Notification(title="T", body="B", ttl_seconds=60, collapse_key="c", priority="normal")
+    template = _template(note)
+    for delivery, token in ((DELIVERY, TOKEN), ("not-a-uuid", "cd" * 32)):
+        one = template.parts(delivery, token)
+        alone = request_parts(delivery_id=delivery, token=token, notification=note,
+                              dry_run=False, topic="com.contoso.app", authority=b"h:1",
+                              now=lambda: 1_700_000_000.5)
+        assert one == alone
+        assert one.body is template.body  # the payload is built once per notification
+    first, second = template.parts(DELIVERY, TOKEN), template.parts(DELIVERY, "cd" * 32)
+    assert dict(first.headers)[b":path"] != dict(second.headers)[b":path"]
+    assert [h for h in first.headers if h[0] not in (b":path", b"apns-id")] == \
+        [h for h in second.headers if h[0] not in (b":path", b"apns-id")]
+
+
+def test_per_request_values_stay_out_of_the_hpack_table() -> None:
+    """:path and apns-id differ on every request: indexed, they would only push the headers
+    that repeat (authorization, apns-topic) out of the HPACK dynamic table."""
+    parts = _template(Notification(body="hi")).parts(DELIVERY, TOKEN)
+    never = {h[0] for h in parts.headers if isinstance(h, NeverIndexedHeaderTuple)}
+    assert never == {b":path", b"apns-id"}
+    assert [n for n, _ in parts.headers][:4] == [b":method", b":scheme", b":authority", b":path"]
+
+
+def test_a_template_fits_only_the_same_notification_and_mode() -> None:
+    note = Notification(title="T", body="B", data={"k": "v"})
+    template = _template(note)
+    assert template.fits(note, False)
+    assert template.fits(Notification(title="T", body="B", data={"k": "v"}), False)  # equal
+    assert not template.fits(note, True)  # a dry run is another request
+    assert not template.fits(Notification(title="T", body="B", data={"k": "w"}), False)
+
+
+def test_a_bad_token_is_reported_before_a_bad_payload() -> None:
+    with pytest.raises(PayloadProblem) as info:
+        request_parts(delivery_id=DELIVERY, token="zz", notification=Notification(
+            body="x" * 5000), dry_run=False, topic="t", authority=b"h:1")
+    assert info.value.reason == "BadDeviceToken"
+    with pytest.raises(PayloadProblem) as info:
+        _template(Notification(body="x")).parts(DELIVERY, "zz")
+    assert info.value.reason == "BadDeviceToken"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from jh2.hpack import NeverIndexedHeaderTuple
 
 from clarion.domain.outcomes import Notification
 
@@ -103,6 +104,78 @@ def check_token(token: str) -> bytes:
     return token.encode("ascii")
 
 
+@dataclass(frozen=True, slots=True)
+class RequestTemplate:
+    """What every device of one notification shares: the body and the headers around
+    ``:path``. Built once per notification (a batch usually carries one), so that a device costs
+    only its ``:path`` and ``apns-id``.
+
+    ``:path`` and ``apns-id`` differ on every request: they are marked never-indexed so that
+    HPACK keeps them out of the dynamic table, where they would only push out the headers that
+    do repeat (``apns-topic``, ``authorization``, …).
+    """
+
+    notification: Notification
+    dry_run: bool
+    body: bytes
+    head: tuple[tuple[bytes, bytes], ...]  # :method, :scheme, :authority
+    tail: tuple[tuple[bytes, bytes], ...]  # apns-topic, apns-push-type, apns-priority, …
+
+    def fits(self, notification: Notification, dry_run: bool) -> bool:
+        return dry_run == self.dry_run and (notification is self.notification
+                                            or notification == self.notification)
+
+    def parts(self, delivery_id: str, token: str) -> RequestParts:
+        """One device's request. Raises ``PayloadProblem`` for a token that cannot be one.
+
+        ``apns-id`` is the delivery id (a GUID) so that a retried send carries the same id and
+        can be recognised in logs; an id that is not a UUID is left out and APNs makes one.
+        """
+        path = b"/3/device/" + check_token(token)
+        headers = [*self.head, NeverIndexedHeaderTuple(b":path", path), *self.tail]
+        apns_id = delivery_id if _UUID.fullmatch(delivery_id) else None
+        if apns_id is not None:
+            headers.append(NeverIndexedHeaderTuple(b"apns-id", apns_id.encode("ascii")))
+        return RequestParts(path=path, headers=headers, body=self.body, apns_id=apns_id)
+
+
+def request_template(
+    notification: Notification,
+    *,
+    dry_run: bool,
+    topic: str,
+    authority: bytes,
+    now: Callable[[], float] = time.time,
+) -> RequestTemplate:
+    """The shared part of a notification's requests. Raises ``PayloadProblem`` for what APNs
+    would refuse anyway (payload too large, collapse id too long)."""
+    body = build_payload(notification, dry_run=dry_run)
+    head = ((b":method", b"POST"), (b":scheme", b"https"), (b":authority", authority))
+    tail: list[tuple[bytes, bytes]] = [(b"apns-topic", topic.encode("ascii", "replace"))]
+    if dry_run:
+        # Background pushes must use priority 5; expiration 0 = try once, never store.
+        tail += [(b"apns-push-type", b"background"), (b"apns-priority", b"5"),
+                 (b"apns-expiration", b"0")]
+    else:
+        tail += [(b"apns-push-type", b"alert"),
+                 (b"apns-priority", b"10" if notification.priority == "high" else b"5")]
+        ttl = notification.ttl_seconds
+        if ttl is not None:
+            expiration = 0 if ttl <= 0 else int(now()) + ttl
+            tail.append((b"apns-expiration", str(expiration).encode("ascii")))
+        if notification.collapse_key:
+            collapse = notification.collapse_key.encode("utf-8")
+            if len(collapse) > MAX_COLLAPSE_ID_BYTES:
+                raise PayloadProblem(
+                    "BadCollapseId",
+                    f"the collapse key is {len(collapse)} bytes, APNs allows at most "
+                    f"{MAX_COLLAPSE_ID_BYTES} (apns-collapse-id): use a shorter collapse key",
+                )
+            tail.append((b"apns-collapse-id", collapse))
+    return RequestTemplate(notification=notification, dry_run=dry_run, body=body, head=head,
+                           tail=tuple(tail))
+
+
 def request_parts(
     *,
     delivery_id: str,
@@ -113,41 +186,9 @@ def request_parts(
     authority: bytes,
     now: Callable[[], float] = time.time,
 ) -> RequestParts:
-    """Build one request. Raises ``PayloadProblem`` for what APNs would refuse anyway.
-
-    ``apns-id`` is the delivery id (a GUID) so that a retried send carries the same id and can
-    be recognised in logs; an id that is not a UUID is left out and APNs makes one.
-    """
-    path = b"/3/device/" + check_token(token)
-    body = build_payload(notification, dry_run=dry_run)
-    headers: list[tuple[bytes, bytes]] = [
-        (b":method", b"POST"),
-        (b":scheme", b"https"),
-        (b":authority", authority),
-        (b":path", path),
-        (b"apns-topic", topic.encode("ascii", "replace")),
-    ]
-    if dry_run:
-        # Background pushes must use priority 5; expiration 0 = try once, never store.
-        headers += [(b"apns-push-type", b"background"), (b"apns-priority", b"5"),
-                    (b"apns-expiration", b"0")]
-    else:
-        headers += [(b"apns-push-type", b"alert"),
-                    (b"apns-priority", b"10" if notification.priority == "high" else b"5")]
-        ttl = notification.ttl_seconds
-        if ttl is not None:
-            expiration = 0 if ttl <= 0 else int(now()) + ttl
-            headers.append((b"apns-expiration", str(expiration).encode("ascii")))
-        if notification.collapse_key:
-            collapse = notification.collapse_key.encode("utf-8")
-            if len(collapse) > MAX_COLLAPSE_ID_BYTES:
-                raise PayloadProblem(
-                    "BadCollapseId",
-                    f"the collapse key is {len(collapse)} bytes, APNs allows at most "
-                    f"{MAX_COLLAPSE_ID_BYTES} (apns-collapse-id): use a shorter collapse key",
-                )
-            headers.append((b"apns-collapse-id", collapse))
-    apns_id = delivery_id if _UUID.fullmatch(delivery_id) else None
-    if apns_id is not None:
-        headers.append((b"apns-id", apns_id.encode("ascii")))
-    return RequestParts(path=path, headers=headers, body=body, apns_id=apns_id)
+    """Build one request (``request_template`` + ``RequestTemplate.parts``). Raises
+    ``PayloadProblem`` for what APNs would refuse anyway."""
+    check_token(token)  # a bad token is reported as such even when the payload is bad too
+    template = request_template(notification, dry_run=dry_run, topic=topic,
+                                authority=authority, now=now)
+    return template.parts(delivery_id, token)

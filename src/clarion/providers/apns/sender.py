@@ -29,7 +29,13 @@ from clarion.providers.apns.auth import (
     key_fingerprint,
 )
 from clarion.providers.apns.errors import classify, local_outcome
-from clarion.providers.apns.payload import PayloadProblem, RequestParts, request_parts
+from clarion.providers.apns.payload import (
+    PayloadProblem,
+    RequestParts,
+    RequestTemplate,
+    check_token,
+    request_template,
+)
 from clarion.providers.apns.pool import ApnsPool
 from clarion.providers.apns.transport import Response, TransportError
 from clarion.providers.base import ProviderSettings, client_ssl_context
@@ -98,13 +104,21 @@ class ApnsSender:
             return [local_outcome(s.delivery_id, OutcomeKind.CREDENTIAL_ERROR, problem.reason,
                                   problem.detail) for s in batch]
         pending: list[_Pending] = []
+        template: RequestTemplate | None = None  # a batch usually carries one notification
         for index, item in enumerate(batch):
             try:
-                parts = request_parts(delivery_id=item.delivery_id, token=item.device.token,
-                                      notification=item.notification, dry_run=item.dry_run,
-                                      topic=app.topic, authority=app.authority,
-                                      now=self._clock)
+                if template is None or not template.fits(item.notification, item.dry_run):
+                    template = None  # a notification that cannot be built is not reused
+                    template = request_template(item.notification, dry_run=item.dry_run,
+                                                topic=app.topic, authority=app.authority,
+                                                now=self._clock)
+                parts = template.parts(item.delivery_id, item.device.token)
             except PayloadProblem as problem:
+                if problem.reason != "BadDeviceToken":  # a bad token is reported first
+                    try:
+                        check_token(item.device.token)
+                    except PayloadProblem as bad_token:
+                        problem = bad_token
                 kind = (OutcomeKind.MISMATCH if problem.reason == "BadDeviceToken"
                         else OutcomeKind.REJECTED)
                 app.outcomes[index] = local_outcome(item.delivery_id, kind, problem.reason,

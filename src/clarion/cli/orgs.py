@@ -53,15 +53,62 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @app.command("token")
 def token(
     org: Annotated[str, typer.Option(help="Organization id.")],
+    name: Annotated[str, typer.Option(help="Who or what uses it (shown when listing).")]
+    = "admin",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Issue another admin token for an organization (shown once)."""
 
-    async def _do(c: Container) -> str:
-        return await orgs.new_admin_token(db=c.db, clock=c.clock, org_id=org)
+    async def _do(c: Container) -> orgs.AdminTokenCreated:
+        return await orgs.new_admin_token(db=c.db, clock=c.clock, org_id=org, name=name)
 
-    value = run(_do)
+    made = run(_do)
     if as_json:
-        emit_json({"org_id": org, "admin_token": value})
+        emit_json({"org_id": org, "id": made.id, "name": made.name, "admin_token": made.token})
     else:
-        console.print(f"admin token: {value}  (shown once)")
+        console.print(f"admin token {made.id} ({made.name}): {made.token}  (shown once)")
+
+
+@app.command("tokens")
+def tokens(
+    org: Annotated[str, typer.Option(help="Organization id.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List an organization's admin tokens (never their values)."""
+
+    async def _do(c: Container) -> list[orgs.AdminToken]:
+        return await orgs.list_admin_tokens(db=c.db, org_id=org)
+
+    rows = run(_do)
+    if as_json:
+        emit_json([_token_json(x) for x in rows])
+        return
+    table = Table("id", "name", "created", "revoked")
+    for x in rows:
+        table.add_row(x.id, x.name, x.created_at.isoformat(timespec="seconds"),
+                      x.revoked_at.isoformat(timespec="seconds") if x.revoked_at else "")
+    console.print(table)
+
+
+@app.command("revoke-token")
+def revoke_token(
+    org: Annotated[str, typer.Option(help="Organization id.")],
+    token_id: Annotated[str, typer.Option("--id", help="The token's id (`clarion orgs tokens`).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Revoke an admin token at once (even the last one: make a new one with `orgs token`)."""
+
+    async def _do(c: Container) -> orgs.AdminToken:
+        return await orgs.revoke_admin_token(db=c.db, clock=c.clock, org_id=org,
+                                             token_id=token_id, keep_one=False)
+
+    done = run(_do)
+    if as_json:
+        emit_json(_token_json(done))
+    else:
+        console.print(f"admin token {done.id} ({done.name}) revoked.")
+
+
+def _token_json(x: orgs.AdminToken) -> dict[str, str | None]:
+    return {"id": x.id, "name": x.name, "created_at": x.created_at.isoformat(),
+            "revoked_at": x.revoked_at.isoformat() if x.revoked_at else None}

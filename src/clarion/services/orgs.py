@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, update
 
 from clarion.clock import Clock
 from clarion.crypto import hash_token, new_token
-from clarion.errors import InvalidInput, NotFound, Unauthorized
+from clarion.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from clarion.store import tables as t
 from clarion.store.db import Database
 
@@ -25,6 +26,23 @@ class OrgCreated:
 class Org:
     id: str
     name: str
+
+
+@dataclass(frozen=True)
+class AdminToken:
+    """An admin token as listed: never its value (only its hash is stored)."""
+
+    id: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AdminTokenCreated:
+    id: str
+    name: str
+    token: str
 
 
 async def create_org(*, db: Database, clock: Clock, name: str) -> OrgCreated:
@@ -75,11 +93,61 @@ async def authenticate_admin(*, db: Database, token: str) -> str:
     return str(row.org_id)
 
 
-async def new_admin_token(*, db: Database, clock: Clock, org_id: str) -> str:
+def _token_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("an admin token needs a name of 1 to 200 characters",
+                           fix="Name it after who or what uses it, e.g. --name ci-deploy.",
+                           field="name")
+    return name
+
+
+async def new_admin_token(*, db: Database, clock: Clock, org_id: str,
+                          name: str = "admin") -> AdminTokenCreated:
     await get_org(db=db, org_id=org_id)
     token = new_token("clr_adm")
+    token_id = str(uuid.uuid4())
+    name = _token_name(name)
     async with db.write() as conn:
         await conn.execute(insert(t.admin_tokens).values(
-            id=str(uuid.uuid4()), org_id=org_id, token_hash=hash_token(token), name="admin",
+            id=token_id, org_id=org_id, token_hash=hash_token(token), name=name,
             created_at=clock.now()))
-    return token
+    return AdminTokenCreated(id=token_id, name=name, token=token)
+
+
+async def list_admin_tokens(*, db: Database, org_id: str) -> list[AdminToken]:
+    await get_org(db=db, org_id=org_id)
+    a = t.admin_tokens
+    async with db.read() as conn:
+        rows = (await conn.execute(
+            select(a.c.id, a.c.name, a.c.created_at, a.c.revoked_at)
+            .where(a.c.org_id == org_id).order_by(a.c.created_at, a.c.id))).all()
+    return [AdminToken(id=str(r.id), name=r.name, created_at=r.created_at,
+                       revoked_at=r.revoked_at) for r in rows]
+
+
+async def revoke_admin_token(*, db: Database, clock: Clock, org_id: str, token_id: str,
+                             keep_one: bool = True) -> AdminToken:
+    """Revoke one admin token of the org (at once: every request checks the database).
+
+    With ``keep_one`` (the REST API) the org's last active token cannot be revoked, so the
+    org is never locked out of its own API; the CLI, run by an operator, may."""
+    a = t.admin_tokens
+    async with db.write() as conn:
+        row = (await conn.execute(select(a).where(
+            a.c.id == token_id, a.c.org_id == org_id))).first()
+        if row is None:
+            raise NotFound(f"organization {org_id} has no admin token {token_id}",
+                           fix="List the tokens with `clarion orgs tokens --org ORG` or "
+                           "GET /v1/orgs/{org}/admin-tokens.")
+        if row.revoked_at is None:
+            if keep_one:
+                active = (await conn.execute(select(func.count()).select_from(a).where(
+                    a.c.org_id == org_id, a.c.revoked_at.is_(None)))).scalar_one()
+                if active <= 1:
+                    raise Conflict("this is the organization's last active admin token",
+                                   fix="Create another one first (`clarion orgs token --org "
+                                   "ORG`), then revoke this one.")
+            await conn.execute(update(a).where(a.c.id == token_id).values(
+                revoked_at=clock.now()))
+    return next(x for x in await list_admin_tokens(db=db, org_id=org_id) if x.id == token_id)

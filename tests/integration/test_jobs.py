@@ -194,6 +194,19 @@ async def test_dead_after_max_attempts_then_retry(queue: JobQueue, clock: Frozen
     assert (await queue.counts())["dead"] == 0
 
 
+async def test_discard_deletes_only_dead_jobs(queue: JobQueue) -> None:
+    await queue.enqueue_now([NewJob("x", {"k": i}) for i in range(3)])
+    first, second = await queue.claim(worker_id="w", limit=2, kinds={"x"})
+    for job in (first, second):
+        assert await queue.fail(job, "bad payload", permanent=True) == "dead"
+    assert await queue.discard_dead(job_ids=[first.id, 999_999]) == 1
+    assert (await queue.counts())["dead"] == 1
+    assert await queue.discard_dead() == 1
+    counts = await queue.counts()
+    assert (counts["dead"], counts["queued"]) == (0, 1)  # the queued one is untouched
+    assert await queue.discard_dead() == 0
+
+
 async def test_lease_takeover_after_expiry(
     make_queue: MakeQueue, db: Database, clock: FrozenClock
 ) -> None:

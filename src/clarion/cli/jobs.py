@@ -109,6 +109,30 @@ def retry(
     console.print(f"{n} job(s) queued again")
 
 
+@app.command("discard")
+def discard(
+    ids: Annotated[list[int] | None, typer.Argument(help="Ids of dead jobs to delete.")] = None,
+    all_dead: Annotated[bool, typer.Option("--all", help="Delete every dead job.")] = False,
+) -> None:
+    """Delete dead jobs that must not run again (look first: `clarion jobs list --state dead`).
+
+    What a dead job carried is gone with it: a registration job's requests stay Pending (or,
+    untracked, are dropped), a delivery job's notifications are not sent."""
+    if bool(ids) == all_dead:
+        console.print("[red]error:[/red] name the dead jobs to discard, or pass --all (not "
+                      "both). `clarion jobs list --state dead` shows them.")
+        raise typer.Exit(2)
+
+    async def _do(c: Container) -> int:
+        return await c.queue.discard_dead(job_ids=None if all_dead else ids)
+
+    n = run(_do)
+    if n == 0:
+        console.print("no dead job matched: `clarion jobs list --state dead` shows the dead ones")
+        raise typer.Exit(1)
+    console.print(f"{n} dead job(s) discarded")
+
+
 @app.command("purge")
 def purge() -> None:
     """Delete finished jobs older than CLARION_JOB_DONE_RETENTION_SECONDS now."""

@@ -421,6 +421,20 @@ class JobQueue:
                 await self._announce(conn, ["*"])
         return count
 
+    async def discard_dead(self, *, job_ids: Sequence[int] | None = None) -> int:
+        """Delete dead jobs (these ids, or all when None): an operator decided they must not
+        run. Only dead jobs: queued, running and done jobs are never touched."""
+        dead = jobs.c.state == DEAD
+        count = 0
+        async with self._db.write() as conn:
+            if job_ids is None:
+                count = (await conn.execute(delete(jobs).where(dead))).rowcount
+            else:
+                for chunk in _chunks(job_ids):
+                    count += (await conn.execute(
+                        delete(jobs).where(dead, jobs.c.id.in_(chunk)))).rowcount
+        return count
+
     async def purge_done(self) -> int:
         """Delete ``done`` jobs older than the retention; return how many were deleted."""
         cutoff = self._clock.epoch_ms() - int(self.done_retention_seconds * 1000)

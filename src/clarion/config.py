@@ -60,9 +60,18 @@ class Settings(BaseSettings):
     job_done_retention_seconds: float = Field(3600.0, ge=0)
     registration_status_retention_days: int = Field(30, ge=1)
     group_commit_max_rows: int = Field(512, ge=1, le=10000)
+    worker_share_under_load: float = Field(
+        0.1, gt=0, le=1,
+        description="In `clarion serve`, the share of time the in-process worker keeps while "
+        "the API is saturated (it yields the rest to accepting requests; 1 = never yield).")
     api_token_cache_seconds: float = Field(5.0, ge=0, le=300)
     delivery_batch_size: int = Field(500, ge=1, le=5000,
                                      description="Deliveries per delivery job.")
+    delivery_jobs_per_call: int = Field(
+        4, ge=1, le=100,
+        description="Delivery jobs a worker runs in one call (and claims per free slot). A "
+        "worker holds at most worker_concurrency × this × delivery_batch_size deliveries, and "
+        "a crash repeats at most that many notifications.")
     delivery_max_attempts: int = Field(8, ge=1, le=50,
                                        description="Attempts per device before giving up.")
     rate_apns: float = Field(10_000.0, gt=0, description="APNs sends/s per app per process.")

@@ -1,4 +1,4 @@
-"""Random ids: the text of a version-4 UUID, without a system call per id.
+"""Random ids: the text of version-4 (random) and version-7 (time-ordered) UUIDs, made fast.
 
 ``str(uuid.uuid4())`` reads 16 bytes with ``os.urandom`` (a system call) and builds a ``UUID``
 object only to format it; the hot accept paths make one per request, and it was ~6 % of a
@@ -13,6 +13,7 @@ import os
 import re
 
 _BLOCK = 4096
+_VARIANT = {f"{n:x}": "89ab"[n & 3] for n in range(16)}  # hex digit -> RFC 9562 variant digit
 _buffer = b""
 _offset = _BLOCK
 
@@ -36,11 +37,24 @@ def new_id() -> str:
     raw = _buffer[_offset:_offset + 16]
     _offset += 16
     h = raw.hex()
-    return (f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-"
-            f"{h[20:]}")
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def canonical_guid(value: str) -> str | None:
     """``value`` as canonical lower-case GUID text if it is the usual hyphenated form, else
     None (callers fall back to ``uuid.UUID`` for the rarer forms: braces, urn:, no hyphens)."""
     return value.lower() if _CANONICAL.fullmatch(value) else None
+
+
+def time_ordered_ids(n: int, now_ms: int) -> list[str]:
+    """``n`` UUIDs of version 7 (RFC 9562): the millisecond time first, then 74 random bits.
+
+    Delivery ids are the primary key, the apns-id and the tracked links' id. Time-ordered ids
+    land next to each other in the primary-key index (a random UUID4 touches a random index
+    page per row, more and more pages as the table grows) and a batch's updates find its rows
+    on a few pages."""
+    ts = f"{now_ms & 0xFFFF_FFFF_FFFF:012x}"
+    head = f"{ts[:8]}-{ts[8:]}-7"
+    rnd = os.urandom(10 * n).hex()
+    return [f"{head}{rnd[i:i + 3]}-{_VARIANT[rnd[i + 3]]}{rnd[i + 4:i + 7]}-{rnd[i + 7:i + 19]}"
+            for i in range(0, 20 * n, 20)]

@@ -13,7 +13,7 @@ from clarion.errors import RetryLater
 from clarion.store.db import Database
 from clarion.store.jobs import Job, JobInfo, JobQueue, NewJob
 from clarion.store.migrate import upgrade
-from clarion.worker.loop import Handler, Worker
+from clarion.worker.loop import Bounded, Handler, Worker
 
 pytestmark = pytest.mark.integration
 
@@ -202,3 +202,48 @@ async def test_concurrency_bounds_batches_in_flight(queue: JobQueue) -> None:
     async with Running(_worker(queue, {"a": handle}, concurrency=3, batch_size=2)):
         await _until(lambda: _empty(queue))
     assert peak == 3
+
+
+async def test_bounded_handler_gets_at_most_max_jobs_and_claims_only_for_free_slots(
+    queue: JobQueue,
+) -> None:
+    """A Bounded kind (delivery) is split into calls of at most max_jobs, and a worker holds
+    at most concurrency × max_jobs of its jobs: the rest stays queued for other workers."""
+    release = asyncio.Event()
+    calls: list[list[int]] = []
+    other: list[list[int]] = []
+
+    async def handle(batch: Sequence[Job]) -> None:
+        calls.append([job.payload["n"] for job in batch])
+        await release.wait()
+
+    async def handle_other(batch: Sequence[Job]) -> None:
+        other.append([job.payload["n"] for job in batch])
+
+    await queue.enqueue_now([NewJob("big", {"n": n}) for n in range(20)]
+                            + [NewJob("small", {"n": n}) for n in range(5)])
+    worker = _worker(queue, {"big": Bounded(handle, max_jobs=3), "small": handle_other},
+                     concurrency=3, batch_size=100)
+    async with Running(worker):
+        await _until(lambda: _has(calls, 3))  # 3 slots, each running a call of 3 jobs
+        await asyncio.sleep(0.3)  # the worker is full: it claims nothing more
+        counts = await queue.counts()
+        assert counts["running"] == 9 and counts["queued"] == 11, counts
+        assert len(calls) == 3 and all(len(c) == 3 for c in calls)
+        assert other == [[0, 1, 2, 3, 4]]  # unbounded kinds keep their one batch per claim
+        release.set()
+        await _until(lambda: _empty(queue))
+    assert sorted(n for c in calls for n in c) == list(range(20))
+    assert all(1 <= len(c) <= 3 for c in calls)
+
+
+async def _has(calls: list[list[int]], n: int) -> bool:
+    return len(calls) >= n
+
+
+def test_bounded_needs_at_least_one_job(queue: JobQueue) -> None:
+    async def handle(batch: Sequence[Job]) -> None:
+        return None
+
+    with pytest.raises(ValueError, match="max_jobs"):
+        _worker(queue, {"a": Bounded(handle, max_jobs=0)})

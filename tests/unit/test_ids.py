@@ -42,3 +42,18 @@ def test_canonical_guid() -> None:
     assert canonical_guid("{6F9619FF-8B86-D011-B42D-00C04FC964FF}") is None
     assert canonical_guid("6f9619ff8b86d011b42d00c04fc964ff") is None
     assert canonical_guid("not-a-guid") is None
+
+
+def test_time_ordered_ids_are_version_7_and_sort_by_time() -> None:
+    from clarion.ids import time_ordered_ids
+
+    early = time_ordered_ids(500, 1_700_000_000_000)
+    late = time_ordered_ids(500, 1_700_000_000_001)
+    assert len(set(early + late)) == 1000
+    assert max(early) < min(late)
+    for text in early[:100]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 7
+        assert parsed.variant == uuid.RFC_4122
+        assert parsed.int >> 80 == 1_700_000_000_000

@@ -76,7 +76,7 @@ async def _serve(*, with_api: bool, with_worker: bool, host: str, port: int) -> 
     server: uvicorn.Server | None = None
     if with_worker:
         worker = Worker(
-            container.queue, build_handlers(container),
+            container.queue, build_handlers(container, with_api=with_api),
             concurrency=cfg.worker_concurrency, batch_size=cfg.worker_batch_size,
             poll_seconds=cfg.job_poll_seconds,
         )

@@ -1,12 +1,16 @@
 """Fan-out and delivery: the policy side of sending (the adapters only speak protocols).
 
-Fan-out (``send.fanout`` jobs) expands a send page by page: each page of people is one
-transaction that writes one delivery row per (send, device) — unique, so a re-run writes
-nothing twice — the ``delivery.send`` jobs for those rows, and the job for the next page.
+Fan-out (``send.fanout`` jobs) expands a send page by page: each page of people (at most
+``PEOPLE_PER_PAGE`` people and, unless one person alone has more, ``DELIVERIES_PER_PAGE``
+devices) is one transaction that writes one delivery row per (send, device) — unique, so a
+re-run writes nothing twice — the ``delivery.send`` jobs for those rows, and the job for the
+next page. Small pages keep fan-out's memory flat and let delivery start early.
 
-Delivery (``delivery.send`` jobs) loads the still-pending deliveries of its jobs, groups them
-by (app, platform), waits for the app's rate limit, calls the platform's sender outside any
-transaction and applies every outcome in one transaction:
+Delivery (``delivery.send`` jobs) loads its deliveries by primary key, keeps the still-pending
+ones, reads each send's message once, groups the deliveries by (app, platform), waits for the
+app's rate limit, calls the platform's sender outside any transaction and applies every
+outcome in one transaction (deliveries another worker finished meanwhile are left alone and
+not counted again):
 
 =================  ==================================================================
 outcome            effect
@@ -24,7 +28,8 @@ credential_error   app's credentials flagged invalid; the delivery stays ``pendi
 
 Duplicates: a worker killed after the provider accepted a batch but before the outcome was
 committed sends that batch again after its lease expires. At most one batch per in-flight
-handler can be repeated: ``worker_concurrency × delivery batch`` notifications per crash.
+handler can be repeated: ``worker_concurrency × delivery_jobs_per_call × delivery_batch_size``
+notifications per crash (``clarion.worker.handlers``: a worker runs at most that many).
 """
 
 from __future__ import annotations
@@ -32,14 +37,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import ColumnElement, any_, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clarion.clock import Clock
@@ -57,6 +61,7 @@ from clarion.domain.outcomes import (
     Sender,
 )
 from clarion.domain.ratelimit import TokenBucket
+from clarion.ids import time_ordered_ids
 from clarion.services import apps as apps_service
 from clarion.services.sending import FANOUT_JOB
 from clarion.store import counters
@@ -68,6 +73,7 @@ log = logging.getLogger(__name__)
 
 DELIVERY_JOB = "delivery.send"
 PEOPLE_PER_PAGE = 500
+DELIVERIES_PER_PAGE = 5_000
 PAUSE_SECONDS = 60.0
 _S = t.sends
 _DL = t.deliveries
@@ -135,17 +141,23 @@ async def fan_out(*, deps: Deps, send_id: str, offset: int) -> None:
         send = (await conn.execute(select(_S).where(_S.c.id == send_id))).first()
     if send is None or send.fanned_out_people > offset or send.state == "fanned_out":
         return  # deleted, or this page was already committed by an earlier run
-    people = list(send.user_ids)[offset:offset + PEOPLE_PER_PAGE]
+    window = list(send.user_ids)[offset:offset + PEOPLE_PER_PAGE]
+    active = (_D.c.app_id == send.app_id, _D.c.state == "active")
     async with deps.db.read() as conn:
+        per_person: dict[str, int] = dict((await conn.execute(
+            select(_D.c.person_id, func.count()).where(*active, _D.c.person_id.in_(window))
+            .group_by(_D.c.person_id))).all())
+        people = _page(window, per_person, DELIVERIES_PER_PAGE)
         devices = (await conn.execute(select(_D.c.id, _D.c.person_id, _D.c.platform).where(
-            _D.c.app_id == send.app_id, _D.c.person_id.in_(people), _D.c.state == "active",
-        ).order_by(_D.c.person_id, _D.c.id))).all()
+            *active, _D.c.person_id.in_(people),
+        ).order_by(_D.c.person_id, _D.c.id))).all() if per_person else []
     now = deps.clock.now()
-    rows = [{"id": str(uuid.uuid4()), "send_id": send_id, "org_id": send.org_id,
+    ids = time_ordered_ids(len(devices), deps.clock.epoch_ms())
+    rows = [{"id": i, "send_id": send_id, "org_id": send.org_id,
              "app_id": send.app_id, "person_id": d.person_id, "device_id": d.id,
              "platform": d.platform, "state": "pending", "reason": None, "detail": None,
              "provider_id": None, "attempts": 0, "created_at": now, "updated_at": now}
-            for d in devices]
+            for i, d in zip(ids, devices, strict=True)]
     next_offset = offset + len(people)
     last = next_offset >= len(send.user_ids)
     with_devices = {d.person_id for d in devices}
@@ -164,7 +176,6 @@ async def fan_out(*, deps: Deps, send_id: str, offset: int) -> None:
         await counters.increment(conn, counts)
         if rows:
             await conn.execute(_insert_ignore(deps.db), rows)
-        ids = [r["id"] for r in rows]
         size = deps.policy.batch_size
         jobs = [NewJob(kind=DELIVERY_JOB, payload={"ids": ids[i:i + size]})
                 for i in range(0, len(ids), size)]
@@ -180,6 +191,16 @@ async def fan_out(*, deps: Deps, send_id: str, offset: int) -> None:
             fanned_out_at=now if last else None))
 
 
+def _page(window: list[str], per_person: Mapping[str, int], limit: int) -> list[str]:
+    """The longest prefix of ``window`` with at most ``limit`` devices (at least one person)."""
+    total = 0
+    for i, person in enumerate(window):
+        total += per_person.get(person, 0)
+        if total > limit and i > 0:
+            return window[:i]
+    return window
+
+
 def _send_keys(send: Any) -> dict[str, Any]:
     """The report keys of a send (journey keys are null for API sends)."""
     return {"org_id": send.org_id, "app_id": send.app_id, "send_id": send.id,
@@ -190,55 +211,99 @@ def _send_keys(send: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ delivery
 
 
-@dataclass
-class _Item:
-    row: Any
-    outcome: Outcome | None = None
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """What the deliveries of one send share: parsed once per send per batch."""
+
+    id: str
+    org_id: str
+    journey_id: str | None
+    journey_step_id: str | None
+    message_id: str | None
+    expires_at: datetime
+    message: Message
+    notification: Notification | None  # the same for every device (no link to track)
+
+    def keys(self, app_id: str, platform: str, at: datetime) -> dict[str, Any]:
+        return {"org_id": self.org_id, "app_id": app_id, "send_id": self.id,
+                "platform": platform, "at": at, "journey_id": self.journey_id,
+                "journey_step_id": self.journey_step_id, "message_id": self.message_id}
 
 
 async def deliver(*, deps: Deps, delivery_ids: Sequence[str]) -> None:
     """Send every still-pending delivery among ``delivery_ids`` and apply the outcomes."""
-    rows = await _load(deps.db, delivery_ids)
+    rows, sends = await _load(deps.db, delivery_ids)
     groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for row in rows:
         groups[(row.app_id, row.platform)].append(row)
-    await asyncio.gather(*(_deliver_group(deps, app_id, Platform(platform), items)
+    await asyncio.gather(*(_deliver_group(deps, app_id, Platform(platform), items, sends)
                            for (app_id, platform), items in groups.items()))
 
 
-async def _load(db: Database, ids: Sequence[str]) -> list[Any]:
-    out: list[Any] = []
+def _id_in(db: Database, column: Any, ids: Sequence[str]) -> ColumnElement[bool]:
+    """``column`` among ``ids``: one array parameter on PostgreSQL (one plan, a primary key
+    lookup, whatever the number of ids), an ``IN`` list on SQLite."""
+    if db.is_sqlite:
+        return column.in_(ids)  # type: ignore[no-any-return]
+    return column == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(t.GUID)))  # type: ignore[no-any-return]
+
+
+# Web Push keys only for web devices: the other platforms' JSON ``null`` is not decoded per row.
+_WEB_KEYS = case((_DL.c.platform == Platform.WEB.value, _D.c.web_keys)).label("web_keys")
+
+
+async def _load(db: Database, ids: Sequence[str]) -> tuple[list[Any], dict[str, _Send]]:
+    """The still-pending deliveries among ``ids`` (with their device) and their sends.
+
+    Selected by primary key only, the state checked here: a predicate on ``state`` makes
+    PostgreSQL plan a scan of every pending row (``ix_deliveries_app_state``)."""
+    rows: list[Any] = []
     async with db.read() as conn:
         for i in range(0, len(ids), 500):
-            out.extend((await conn.execute(
-                select(_DL.c.id, _DL.c.send_id, _DL.c.app_id, _DL.c.platform, _DL.c.attempts,
-                       _DL.c.device_id, _DL.c.person_id, _S.c.org_id, _S.c.journey_id,
-                       _S.c.journey_step_id, _S.c.message_id, _D.c.token, _D.c.web_keys,
-                       _D.c.state.label("device_state"), _S.c.message, _S.c.expires_at)
+            rows.extend(r for r in (await conn.execute(
+                select(_DL.c.id, _DL.c.send_id, _DL.c.app_id, _DL.c.platform, _DL.c.state,
+                       _DL.c.attempts, _DL.c.device_id, _DL.c.person_id, _D.c.token,
+                       _WEB_KEYS, _D.c.state.label("device_state"))
                 .join(_D, _D.c.id == _DL.c.device_id, isouter=True)
-                .join(_S, _S.c.id == _DL.c.send_id)
-                .where(_DL.c.id.in_(ids[i:i + 500]), _DL.c.state == "pending")
-            )).all())
-    return out
+                .where(_id_in(db, _DL.c.id, ids[i:i + 500]))
+            )).all() if r.state == "pending")
+        send_ids = sorted({r.send_id for r in rows})
+        sends: dict[str, _Send] = {}
+        for i in range(0, len(send_ids), 500):
+            for s in (await conn.execute(
+                select(_S.c.id, _S.c.org_id, _S.c.journey_id, _S.c.journey_step_id,
+                       _S.c.message_id, _S.c.expires_at, _S.c.message)
+                .where(_S.c.id.in_(send_ids[i:i + 500])))).all():
+                message = Message.from_dict(s.message)
+                sends[s.id] = _Send(
+                    id=s.id, org_id=s.org_id, journey_id=s.journey_id,
+                    journey_step_id=s.journey_step_id, message_id=s.message_id,
+                    expires_at=s.expires_at, message=message,
+                    notification=None if message.link else message.notification(
+                        tracking_id=s.id))
+    return [r for r in rows if r.send_id in sends], sends  # a deleted send: nothing to do
 
 
-async def _deliver_group(deps: Deps, app_id: str, platform: Platform, rows: list[Any]) -> None:
+async def _deliver_group(deps: Deps, app_id: str, platform: Platform, rows: list[Any],
+                         sends: Mapping[str, _Send]) -> None:
     now = deps.clock.now()
-    items = [_Item(r) for r in rows]
-    live: list[_Item] = []
-    for it in items:
-        if _expired(it.row.expires_at, now):
-            it.outcome = Outcome(it.row.id, OutcomeKind.REJECTED, reason="Expired",
-                                 detail="the message's time to live ran out before delivery")
-        elif it.row.token is None or it.row.device_state != "active":
-            it.outcome = Outcome(it.row.id, OutcomeKind.REJECTED, reason="DeviceGone",
-                                 detail="the device was removed or invalidated after the send "
-                                 "was queued")
+    expired = {sid: _expired(s.expires_at, now) for sid, s in sends.items()}
+    outcomes: dict[str, Outcome] = {}
+    live: list[Any] = []
+    for r in rows:
+        if expired[r.send_id]:
+            outcomes[r.id] = Outcome(r.id, OutcomeKind.REJECTED, reason="Expired",
+                                     detail="the message's time to live ran out before "
+                                     "delivery")
+        elif r.token is None or r.device_state != "active":
+            outcomes[r.id] = Outcome(r.id, OutcomeKind.REJECTED, reason="DeviceGone",
+                                     detail="the device was removed or invalidated after the "
+                                     "send was queued")
         else:
-            live.append(it)
+            live.append(r)
     if live:
-        await _send_live(deps, app_id, platform, live)
-    await _apply(deps, app_id, platform, items)
+        await _send_live(deps, app_id, platform, live, sends, outcomes)
+    await _apply(deps, app_id, platform, rows, sends, outcomes)
 
 
 def _expired(expires_at: datetime, now: datetime) -> bool:
@@ -247,7 +312,8 @@ def _expired(expires_at: datetime, now: datetime) -> bool:
     return expires_at < now
 
 
-async def _send_live(deps: Deps, app_id: str, platform: Platform, live: list[_Item]) -> None:
+async def _send_live(deps: Deps, app_id: str, platform: Platform, live: list[Any],
+                     sends: Mapping[str, _Send], outcomes: dict[str, Outcome]) -> None:
     sender = deps.senders.get(platform)
     creds = await apps_service.load_platform_credentials(
         db=deps.db, box=deps.box, app_id=app_id, platform=platform)
@@ -256,37 +322,41 @@ async def _send_live(deps: Deps, app_id: str, platform: Platform, live: list[_It
         why = ("no sender for this platform" if sender is None else
                "the app no longer has this platform" if creds is None else
                f"the app's {platform.value} credentials were refused: {paused}")
-        for it in live:
-            it.outcome = Outcome(it.row.id, OutcomeKind.CREDENTIAL_ERROR, reason="Paused",
-                                 detail=f"sending paused: {why}. Fix the app configuration "
-                                 "(`clarion apps update`); pending deliveries then resume.")
+        for r in live:
+            outcomes[r.id] = Outcome(r.id, OutcomeKind.CREDENTIAL_ERROR, reason="Paused",
+                                     detail=f"sending paused: {why}. Fix the app configuration "
+                                     "(`clarion apps update`); pending deliveries then resume.")
         return
     batch = [DeviceSend(
-        delivery_id=it.row.id,
-        device=DeviceAddress(platform, it.row.token, it.row.web_keys),
-        notification=_notification(deps, it.row),
-    ) for it in live]
+        delivery_id=r.id,
+        device=DeviceAddress(platform, r.token, r.web_keys),
+        notification=_notification(deps, sends[r.send_id], r.id),
+    ) for r in live]
     async with deps.limiter.slot(app_id, platform):
         await deps.limiter.wait(app_id, platform, len(batch))
         try:
-            outcomes = await sender.send(creds, batch)
+            got = await sender.send(creds, batch)
         except Exception as exc:  # an adapter bug must not lose the deliveries
             log.exception("the %s sender raised", platform.value)
-            outcomes = [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER,
-                                reason=type(exc).__name__, detail=str(exc)) for s in batch]
-    by_id = {o.delivery_id: o for o in outcomes}
-    for it in live:
-        it.outcome = by_id.get(it.row.id) or Outcome(
-            it.row.id, OutcomeKind.RETRY_LATER, reason="NoOutcome",
-            detail="the provider adapter returned no outcome for this device")
+            got = [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER,
+                           reason=type(exc).__name__, detail=str(exc)) for s in batch]
+    del batch
+    for o in got:
+        outcomes[o.delivery_id] = o
+    for r in live:
+        if r.id not in outcomes:
+            outcomes[r.id] = Outcome(
+                r.id, OutcomeKind.RETRY_LATER, reason="NoOutcome",
+                detail="the provider adapter returned no outcome for this device")
 
 
-def _notification(deps: Deps, row: Any) -> Notification:
+def _notification(deps: Deps, send: _Send, delivery_id: str) -> Notification:
     """The device gets a tracked link (records the click, then redirects to the original) and
     the original link for apps without tracking consent; trackingId is the send id."""
-    message = Message.from_dict(row.message)
-    link = links.tracked_url(deps.public_url, deps.link_key, row.id) if message.link else None
-    return message.notification(tracking_id=row.send_id, link=link)
+    if send.notification is not None:
+        return send.notification
+    link = links.tracked_url(deps.public_url, deps.link_key, delivery_id)
+    return send.message.notification(tracking_id=send.id, link=link)
 
 
 _FINAL = {
@@ -297,16 +367,17 @@ _FINAL = {
 }
 
 
-async def _apply(deps: Deps, app_id: str, platform: Platform, items: list[_Item]) -> None:
+async def _apply(deps: Deps, app_id: str, platform: Platform, rows: list[Any],
+                 sends: Mapping[str, _Send], outcomes: Mapping[str, Outcome]) -> None:
     now = deps.clock.now()
     finals: list[dict[str, Any]] = []
-    device_updates: list[dict[str, Any]] = []
-    retry: dict[int, list[str]] = defaultdict(list)  # delay ms -> ids
+    device_updates: dict[str, dict[str, Any]] = {}  # delivery id -> device update
+    retry: dict[str, int] = {}  # delivery id -> delay ms
+    decided: list[tuple[Any, str]] = []  # (row, final state)
     credential_reason: str | None = None
-    for it in items:
-        o = it.outcome
-        assert o is not None
-        attempts = it.row.attempts + 1
+    for r in rows:
+        o = outcomes[r.id]
+        attempts = r.attempts + 1
         state = _FINAL.get(o.kind)
         if o.kind in (OutcomeKind.RETRY_LATER, OutcomeKind.CREDENTIAL_ERROR):
             if o.kind is OutcomeKind.CREDENTIAL_ERROR and o.reason != "Paused":
@@ -314,31 +385,42 @@ async def _apply(deps: Deps, app_id: str, platform: Platform, items: list[_Item]
             delay = (PAUSE_SECONDS if o.kind is OutcomeKind.CREDENTIAL_ERROR else
                      honour_retry_after(backoff_seconds(attempts), o.retry_after_seconds))
             gives_up = (o.kind is OutcomeKind.RETRY_LATER and attempts >= deps.policy.max_attempts)
-            if gives_up or _expired(it.row.expires_at, _plus(now, delay)):
+            if gives_up or _expired(sends[r.send_id].expires_at, _plus(now, delay)):
                 state = "expired"
                 o = Outcome(o.delivery_id, o.kind, reason=o.reason,
                             detail=f"gave up after {attempts} attempt(s): {o.detail or o.reason}")
             else:
-                retry[int(delay * 1000)].append(it.row.id)
-                finals.append({"b_id": it.row.id, "b_state": "pending", "b_reason": o.reason,
+                retry[r.id] = int(delay * 1000)
+                finals.append({"b_id": r.id, "b_state": "pending", "b_reason": o.reason,
                                "b_detail": o.detail, "b_provider_id": None,
                                "b_attempts": attempts, "b_now": now})
                 continue
-        finals.append({"b_id": it.row.id, "b_state": state, "b_reason": o.reason,
+        assert state is not None
+        decided.append((r, state))
+        finals.append({"b_id": r.id, "b_state": state, "b_reason": o.reason,
                        "b_detail": o.detail, "b_provider_id": o.provider_id,
                        "b_attempts": attempts, "b_now": now})
         if o.kind in (OutcomeKind.INVALID_TOKEN, OutcomeKind.MISMATCH):
-            device_updates.append({"b_device": it.row.device_id,
-                                   "b_dstate": "invalid" if o.kind is OutcomeKind.INVALID_TOKEN
-                                   else "mismatch",
-                                   "b_dreason": f"{o.reason}: {o.detail}" if o.detail else o.reason,
-                                   "b_now": now})
+            device_updates[r.id] = {
+                "b_device": r.device_id,
+                "b_dstate": "invalid" if o.kind is OutcomeKind.INVALID_TOKEN else "mismatch",
+                "b_dreason": f"{o.reason}: {o.detail}" if o.detail else o.reason,
+                "b_now": now}
     if credential_reason is not None:
         await apps_service.mark_credentials_invalid(
             db=deps.db, clock=deps.clock, app_id=app_id, platform=platform,
             reason=credential_reason)
     async with deps.db.write() as conn:
-        await _count(conn, items, finals, now)
+        # Deliveries another worker finished meanwhile (it re-ran the job after this one's
+        # lease expired) are left as they are and not counted twice. SQLite: the write
+        # transaction holds the only writer lock; PostgreSQL: the rows are locked.
+        pending = await _still_pending(deps.db, conn, [f["b_id"] for f in finals])
+        if len(pending) < len(finals):
+            finals = [f for f in finals if f["b_id"] in pending]
+            decided = [(r, state) for r, state in decided if r.id in pending]
+            retry = {i: d for i, d in retry.items() if i in pending}
+            device_updates = {i: u for i, u in device_updates.items() if i in pending}
+        await _count(conn, app_id, platform, decided, sends, now)
         if finals:
             await conn.execute(
                 update(_DL).where(_DL.c.id == bindparam("b_id"), _DL.c.state == "pending")
@@ -351,37 +433,48 @@ async def _apply(deps: Deps, app_id: str, platform: Platform, items: list[_Item]
                 update(_D).where(_D.c.id == bindparam("b_device"))
                 .values(state=bindparam("b_dstate"), state_reason=bindparam("b_dreason"),
                         state_changed_at=bindparam("b_now"), updated_at=bindparam("b_now")),
-                device_updates)
+                list(device_updates.values()))
         if retry:
             now_ms = deps.clock.epoch_ms()
+            by_delay: dict[int, list[str]] = defaultdict(list)
+            for delivery_id, delay_ms in retry.items():
+                by_delay[delay_ms].append(delivery_id)
             await deps.queue.enqueue(conn, [
                 NewJob(kind=DELIVERY_JOB, payload={"ids": ids}, run_at_ms=now_ms + delay_ms)
-                for delay_ms, ids in retry.items()])
+                for delay_ms, ids in by_delay.items()])
 
 
-async def _count(conn: Any, items: list[_Item], finals: list[dict[str, Any]],
+async def _still_pending(db: Database, conn: Any, ids: list[str]) -> set[str]:
+    out: set[str] = set()
+    for i in range(0, len(ids), 500):
+        query = select(_DL.c.id, _DL.c.state).where(_id_in(db, _DL.c.id, ids[i:i + 500]))
+        if not db.is_sqlite:
+            query = query.with_for_update()
+        out.update(r.id for r in (await conn.execute(query)).all() if r.state == "pending")
+    return out
+
+
+async def _count(conn: Any, app_id: str, platform: Platform,
+                 decided: list[tuple[Any, str]], sends: Mapping[str, _Send],
                  now: datetime) -> None:
     """Roll-ups for the deliveries that reached a final state in this batch."""
-    rows = {it.row.id: it.row for it in items}
-    decided = [(rows[f["b_id"]], f["b_state"]) for f in finals if f["b_state"] != "pending"]
     if not decided:
         return
-    firsts = await counters.first_times(conn, [
-        (f"p:{r.send_id}:{r.person_id}", "sent") for r, state in decided if state == "accepted"])
-    counts = []
+    totals: dict[tuple[str, str], int] = defaultdict(int)  # (send id, metric) -> n
+    people: dict[tuple[str, str], str] = {}  # first-time scope -> send id
     for r, state in decided:
-        keys = {"org_id": r.org_id, "app_id": r.app_id, "send_id": r.send_id,
-                "platform": r.platform, "at": now, "journey_id": r.journey_id,
-                "journey_step_id": r.journey_step_id, "message_id": r.message_id}
         if state == "accepted":
-            counts.append(counters.Count(**keys, metric="sent"))
-            scope = (f"p:{r.send_id}:{r.person_id}", "sent")
-            if scope in firsts:  # a person's first accepted device (once, even in one batch)
-                counts.append(counters.Count(**keys, metric="sent_people"))
-                firsts.discard(scope)
+            totals[(r.send_id, "sent")] += 1
+            people[(f"p:{r.send_id}:{r.person_id}", "sent")] = r.send_id
         else:
-            counts.append(counters.Count(**keys, metric=f"not_sent:{state}"))
-    await counters.increment(conn, counts)
+            totals[(r.send_id, f"not_sent:{state}")] += 1
+    # A person's first accepted device counts them once (even within one batch).
+    for scope in await counters.first_times(conn, people):
+        totals[(people[scope], "sent_people")] += 1
+    await counters.increment(conn, [
+        counters.Count(**sends[send_id].keys(app_id, platform.value, now), metric=metric,
+                       value=n)
+        for (send_id, metric), n in totals.items()])
 
 
 def _plus(now: datetime, seconds: float) -> datetime:

@@ -9,12 +9,16 @@ from clarion.bootstrap import Container
 from clarion.services import delivery, events, registration, webhooks
 from clarion.services.sending import FANOUT_JOB
 from clarion.store.jobs import Job
-from clarion.worker.loop import Handler
+from clarion.worker.loop import Bounded, Handler
+from clarion.worker.pacing import Pacer, never_busy
 
 PURGE_JOB = "maintenance.purge"
 
 
-def build_handlers(c: Container) -> dict[str, Handler]:
+def build_handlers(c: Container, *, with_api: bool = False) -> dict[str, Handler]:
+    # Only a worker sharing its process with the API yields to it (clarion.worker.pacing).
+    pacer = Pacer(c.writer.busy if with_api else never_busy,
+                  share=c.settings.worker_share_under_load)
     deps = registration.Deps(db=c.db, clock=c.clock, box=c.box, queue=c.queue,
                              senders=c.senders, settings=c.settings)
 
@@ -25,8 +29,9 @@ def build_handlers(c: Container) -> dict[str, Handler]:
             by_attempt.setdefault(attempt, []).extend(job.payload["ids"])
         for attempt, ids in by_attempt.items():
             for i in range(0, len(ids), 500):  # bounded statements, whatever the job sizes
-                await registration.process(deps=deps, request_ids=ids[i:i + 500],
-                                           attempt=attempt)
+                async with pacer.step():
+                    await registration.process(deps=deps, request_ids=ids[i:i + 500],
+                                               attempt=attempt)
 
     send_deps = delivery.Deps(db=c.db, clock=c.clock, box=c.box, queue=c.queue,
                               senders=c.senders, policy=c.policy, limiter=c.limiter,
@@ -40,6 +45,11 @@ def build_handlers(c: Container) -> dict[str, Handler]:
     async def deliver(jobs: Sequence[Job]) -> None:
         ids = [i for job in jobs for i in job.payload["ids"]]
         await delivery.deliver(deps=send_deps, delivery_ids=ids)
+
+    # At most DELIVERY_JOBS_PER_CALL jobs (of up to DELIVERY_BATCH_SIZE deliveries) per call,
+    # claimed only for free slots: a worker holds at most WORKER_CONCURRENCY calls' worth of
+    # deliveries, and the rest of a large send stays claimable by the other workers.
+    bounded_deliver = Bounded(deliver, max_jobs=c.settings.delivery_jobs_per_call)
 
     async def callback(jobs: Sequence[Job]) -> None:
         # Concurrently: one slow receiver must not hold up the others (each is tried once).
@@ -64,9 +74,10 @@ def build_handlers(c: Container) -> dict[str, Handler]:
                 await events.dispatch_interactions(
                     db=c.db, queue=c.queue, clock=c.clock, bus=c.events,
                     ids=job.payload["ids"], only=only, attempt=job.attempts)
-        await events.dispatch_interactions(db=c.db, queue=c.queue, clock=c.clock, bus=c.events,
-                                           ids=merged)
+        async with pacer.step():
+            await events.dispatch_interactions(db=c.db, queue=c.queue, clock=c.clock,
+                                               bus=c.events, ids=merged)
 
     return {registration.PROCESS_JOB: process, registration.CALLBACK_JOB: callback,
-            PURGE_JOB: purge, FANOUT_JOB: fan_out, delivery.DELIVERY_JOB: deliver,
+            PURGE_JOB: purge, FANOUT_JOB: fan_out, delivery.DELIVERY_JOB: bounded_deliver,
             events.INTERACTION_JOB: publish}

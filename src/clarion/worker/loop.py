@@ -2,6 +2,10 @@
 
 One ``Worker`` claims up to ``batch_size`` due jobs of the kinds it has handlers for, groups
 them by kind and runs one handler call per group, with at most ``concurrency`` groups in flight.
+A handler wrapped in ``Bounded(handler, max_jobs)`` (delivery: each job is hundreds of
+notifications) gets at most ``max_jobs`` jobs per call, and the worker claims its jobs only for
+the calls it can start now (free slots × ``max_jobs``): what one worker holds in memory is
+bounded, and the jobs it cannot run yet stay claimable by the other workers.
 Outcomes (the zulip rule: only a dedicated "retry later" error is retried):
 
 ==========================================  =========================================
@@ -35,6 +39,7 @@ import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -45,6 +50,19 @@ from clarion.store.jobs import Job, JobQueue
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Sequence[Job]], Awaitable[None]]
+
+
+
+@dataclass(frozen=True, slots=True)
+class Bounded:
+    """A handler called with at most ``max_jobs`` jobs, claimed only when a slot is free."""
+
+    handler: Handler
+    max_jobs: int
+
+    async def __call__(self, jobs: Sequence[Job]) -> None:
+        await self.handler(jobs)
+
 
 PURGE_EVERY_SECONDS = 60.0
 _MAX_TRACEBACK_FRAMES = 8
@@ -83,6 +101,11 @@ class Worker:
             raise ValueError("concurrency >= 1, batch_size >= 1 and poll_seconds > 0 required")
         self._queue = queue
         self._handlers = dict(handlers)
+        self._bounded = {kind: h.max_jobs for kind, h in handlers.items()
+                         if isinstance(h, Bounded)}
+        if any(n < 1 for n in self._bounded.values()):
+            raise ValueError("Bounded handlers need max_jobs >= 1")
+        self._unbounded = sorted(set(self._handlers) - set(self._bounded))
         self._concurrency = concurrency
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
@@ -134,17 +157,30 @@ class Worker:
             log.info("worker %s stopped", self.worker_id)
 
     async def _claim(self) -> list[Job] | None:
-        try:
-            claimed = await self._queue.claim(
-                worker_id=self.worker_id, limit=self._batch_size, kinds=self._handlers.keys()
-            )
-        except Exception as exc:
-            self._claim_failures += 1
-            if is_connection_lost(exc):
-                log.warning("worker %s cannot claim jobs (%s); retrying", self.worker_id, exc)
-            else:
-                log.exception("worker %s: claiming jobs failed; retrying", self.worker_id)
-            return None
+        """Due jobs (possibly none), or None when the database could not be asked."""
+        claims: list[tuple[list[str], int]] = []
+        if self._unbounded:
+            claims.append((self._unbounded, self._batch_size))
+        free = self._concurrency - len(self._running)
+        claimed: list[Job] = []
+        for kinds, limit in claims + [([k], n) for k, n in sorted(self._bounded.items())]:
+            bounded = kinds[0] in self._bounded
+            if bounded and free < 1:
+                break
+            try:
+                got = await self._queue.claim(worker_id=self.worker_id,
+                                              limit=free * limit if bounded else limit,
+                                              kinds=kinds)
+            except Exception as exc:
+                self._claim_failures += 1
+                if is_connection_lost(exc):
+                    log.warning("worker %s cannot claim jobs (%s); retrying", self.worker_id, exc)
+                else:
+                    log.exception("worker %s: claiming jobs failed; retrying", self.worker_id)
+                return claimed or None  # what was claimed already runs; the rest waits
+            # the slots these jobs will take: one per kind, one per max_jobs of a bounded kind
+            free -= -(-len(got) // limit) if bounded else len({job.kind for job in got})
+            claimed += got
         self._claim_failures = 0
         return claimed
 
@@ -153,7 +189,9 @@ class Worker:
         for job in claimed:
             self._held[job.id] = job
             groups.setdefault(job.kind, []).append(job)
-        self._pending.extend(groups.items())
+        for kind, batch in groups.items():
+            step = self._bounded.get(kind, len(batch))
+            self._pending.extend((kind, batch[i:i + step]) for i in range(0, len(batch), step))
         self._start_pending()
 
     def _start_pending(self) -> None:

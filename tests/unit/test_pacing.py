@@ -66,9 +66,14 @@ async def test_the_serve_worker_paces_registrations_only_with_the_api_in_its_pro
     monkeypatch.setattr("clarion.services.registration.process", fake_process)
     await build_handlers(c, with_api=False)["registration.process"]([job])
     assert processed == [] and pauses == []  # no ids: nothing to do, nothing to pace
-    job = Job(id=2, kind="registration.process", payload={"ids": ["a", "b"]}, attempts=1,
-              max_attempts=8)
+    untracked = {"id": "r1", "kind": "register"}  # requests riding in the job
+    job = Job(id=2, kind="registration.process", payload={"ids": [untracked, untracked]},
+              attempts=1, max_attempts=8)
     await build_handlers(c, with_api=False)["registration.process"]([job])
     assert processed == [1] and pauses == []  # a worker process of its own never yields
     await build_handlers(c, with_api=True)["registration.process"]([job])
     assert processed == [1, 1] and len(pauses) == 1  # in `clarion serve` it does
+    tracked = Job(id=3, kind="registration.process", payload={"ids": ["a-stored-request-id"]},
+                  attempts=1, max_attempts=8)
+    await build_handlers(c, with_api=True)["registration.process"]([tracked])
+    assert processed == [1, 1, 1] and len(pauses) == 1  # someone polls it: never held back

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 from clarion.bootstrap import Container
@@ -29,9 +30,12 @@ def build_handlers(c: Container, *, with_api: bool = False) -> dict[str, Handler
             by_attempt.setdefault(attempt, []).extend(job.payload["ids"])
         for attempt, ids in by_attempt.items():
             for i in range(0, len(ids), 500):  # bounded statements, whatever the job sizes
-                async with pacer.step():
-                    await registration.process(deps=deps, request_ids=ids[i:i + 500],
-                                               attempt=attempt)
+                chunk = ids[i:i + 500]
+                # Only work nobody waits on yields to the API: untracked requests without a
+                # callback (they ride in the job). A tracked request's status is being polled.
+                unwatched = all(not isinstance(item, str) for item in chunk)
+                async with pacer.step() if unwatched else contextlib.nullcontext():
+                    await registration.process(deps=deps, request_ids=chunk, attempt=attempt)
 
     send_deps = delivery.Deps(db=c.db, clock=c.clock, box=c.box, queue=c.queue,
                               senders=c.senders, policy=c.policy, limiter=c.limiter,

@@ -5,9 +5,11 @@ machine on one core). Under a burst of registrations or interaction reports, eve
 the in-process worker spends is a second the API does not spend accepting: the app backends see
 slow 202s although their requests only need to be stored durably. So the worker paces itself:
 after each unit of work it waits ``worked × (1 / share − 1)`` seconds — but only while the
-API's group-commit writer reports it is busy (see ``GroupCommitWriter.busy``). With the default
-``share`` of 0.1 the worker keeps a tenth of the time under an API burst, and all of it
-otherwise. Nothing is lost or dropped: what the API accepted is committed before its 202
+API's group-commit writer reports it is busy (see ``GroupCommitWriter.busy``), and only for
+work nobody is waiting on: untracked registrations without a callback, and event publishing.
+Tracked registrations (whose status a backend polls) and callbacks are never held back. With
+the default ``share`` of 0.1 the worker keeps a tenth of the time under an API burst, and all
+of it otherwise. Nothing is lost or dropped: what the API accepted is committed before its 202
 and stays queued until the worker gets to it; when the burst ends the worker drains the backlog
 at full speed. ``CLARION_WORKER_SHARE_UNDER_LOAD=1`` turns pacing off. Separate ``clarion
 worker`` processes have no API and never pace.

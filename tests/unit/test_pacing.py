@@ -77,3 +77,38 @@ async def test_the_serve_worker_paces_registrations_only_with_the_api_in_its_pro
                   attempts=1, max_attempts=8)
     await build_handlers(c, with_api=True)["registration.process"]([tracked])
     assert processed == [1, 1, 1] and len(pauses) == 1  # someone polls it: never held back
+
+
+async def test_concurrent_units_share_one_budget_while_the_api_is_busy() -> None:
+    pacer = Pacer(lambda: True, share=0.5)
+    running = 0
+    most = 0
+
+    async def unit() -> None:
+        nonlocal running, most
+        async with pacer.step():
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(0.01)
+            running -= 1
+
+    await asyncio.gather(*(unit() for _ in range(4)))
+    assert most == 1  # one paced unit at a time: four calls do not get four shares
+    assert pacer.paused_seconds == pytest.approx(0.04, abs=0.02)
+
+
+async def test_concurrent_units_run_together_while_the_api_is_quiet() -> None:
+    pacer = Pacer(lambda: False, share=0.5)
+    running = 0
+    most = 0
+
+    async def unit() -> None:
+        nonlocal running, most
+        async with pacer.step():
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(0.01)
+            running -= 1
+
+    await asyncio.gather(*(unit() for _ in range(4)))
+    assert most == 4

@@ -29,14 +29,23 @@ class Pacer:
             raise ValueError("share must be in (0, 1]")
         self._busy = busy
         self._share = share
+        # While the API is busy, paced units run one at a time (each followed by its pause),
+        # so the share holds for the whole worker, not for each of its concurrent calls.
+        self._one_at_a_time = asyncio.Lock()
         self.paused_seconds = 0.0  # observable: how long the worker yielded so far
 
     @asynccontextmanager
     async def step(self) -> AsyncIterator[None]:
         """Time one unit of work; after it, yield to the API if the API is saturated."""
-        started = time.perf_counter()
-        yield
-        await self.after(time.perf_counter() - started)
+        if self._share >= 1 or not self._busy():
+            started = time.perf_counter()
+            yield
+            await self.after(time.perf_counter() - started)
+            return
+        async with self._one_at_a_time:
+            started = time.perf_counter()
+            yield
+            await self.after(time.perf_counter() - started)
 
     async def after(self, worked_seconds: float) -> None:
         if self._share >= 1 or worked_seconds <= 0 or not self._busy():

@@ -131,6 +131,15 @@ async def accept_devices(
     tokens = await _verify(api_tokens, org_id, ((r.mobile_app_id, r.api_token) for r in requests))
     if callback is not None:
         check_url(callback.url, allow_private=settings.webhook_allow_private)
+    if not tracked and callback is None:
+        # Nobody will ask for these outcomes: they ride in the job itself (see InlineRequest).
+        items: list[dict[str, Any]] = [{
+            "id": new_id(), "org_id": org_id, "app_id": r.mobile_app_id,
+            "api_token_id": tokens[(r.mobile_app_id, r.api_token)].token_id, "kind": "register",
+            "user_id": r.user_id, "token_kind": r.token_kind.value, "token": r.token,
+            "web_keys": r.web_keys} for r in requests]
+        await writer.submit([], batch_job=(PROCESS_JOB, items))
+        return [item["id"] for item in items]
     now = clock.now()
     rows = [_request_row(
         org_id, r.mobile_app_id, tokens[(r.mobile_app_id, r.api_token)], "register",
@@ -139,11 +148,7 @@ async def accept_devices(
         signature=hmac_sha256_b64(r.api_token, callback.url) if callback else None,
     ) for r in requests]
     ids = [row["id"] for row in rows]
-    if tracked or callback is not None:
-        await writer.submit([(_R, rows)], batch_job=(PROCESS_JOB, ids))
-    else:
-        # Nobody will ask for these outcomes: they ride in the job itself (see InlineRequest).
-        await writer.submit([], batch_job=(PROCESS_JOB, [_inline(row) for row in rows]))
+    await writer.submit([(_R, rows)], batch_job=(PROCESS_JOB, ids))
     return ids
 
 

@@ -79,8 +79,8 @@ async def test_the_serve_worker_paces_registrations_only_with_the_api_in_its_pro
     assert processed == [1, 1, 1] and len(pauses) == 1  # someone polls it: never held back
 
 
-async def test_concurrent_units_share_one_budget_while_the_api_is_busy() -> None:
-    pacer = Pacer(lambda: True, share=0.5)
+async def _most_at_once(pacer: Pacer, units: int = 4) -> int:
+    """Run ``units`` paced units of 10 ms concurrently; how many ran at the same time."""
     running = 0
     most = 0
 
@@ -92,23 +92,15 @@ async def test_concurrent_units_share_one_budget_while_the_api_is_busy() -> None
             await asyncio.sleep(0.01)
             running -= 1
 
-    await asyncio.gather(*(unit() for _ in range(4)))
-    assert most == 1  # one paced unit at a time: four calls do not get four shares
+    await asyncio.gather(*(unit() for _ in range(units)))
+    return most
+
+
+async def test_concurrent_units_share_one_budget_while_the_api_is_busy() -> None:
+    pacer = Pacer(lambda: True, share=0.5)
+    assert await _most_at_once(pacer) == 1  # one at a time: four calls do not get four shares
     assert pacer.paused_seconds == pytest.approx(0.04, abs=0.02)
 
 
 async def test_concurrent_units_run_together_while_the_api_is_quiet() -> None:
-    pacer = Pacer(lambda: False, share=0.5)
-    running = 0
-    most = 0
-
-    async def unit() -> None:
-        nonlocal running, most
-        async with pacer.step():
-            running += 1
-            most = max(most, running)
-            await asyncio.sleep(0.01)
-            running -= 1
-
-    await asyncio.gather(*(unit() for _ in range(4)))
-    assert most == 4
+    assert await _most_at_once(Pacer(lambda: False, share=0.5)) == 4

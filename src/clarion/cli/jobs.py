@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -88,25 +89,32 @@ def counts(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     console.print(table)
 
 
+def _on_dead_jobs(ids: list[int] | None, all_dead: bool, verb: str, done: str,
+                  act: Callable[[Container, list[int] | None], Awaitable[int]]) -> None:
+    """Run ``act`` on the named dead jobs (or every one with --all) and say how many."""
+    if bool(ids) == all_dead:
+        console.print(f"[red]error:[/red] name the dead jobs to {verb}, or pass --all (not "
+                      "both). `clarion jobs list --state dead` shows them.")
+        raise typer.Exit(2)
+
+    async def _do(c: Container) -> int:
+        return await act(c, None if all_dead else ids)
+
+    n = run(_do)
+    if n == 0:
+        console.print("no dead job matched: `clarion jobs list --state dead` shows the dead ones")
+        raise typer.Exit(1)
+    console.print(f"{n} {done}")
+
+
 @app.command("retry")
 def retry(
     ids: Annotated[list[int] | None, typer.Argument(help="Ids of dead jobs to retry.")] = None,
     all_dead: Annotated[bool, typer.Option("--all", help="Retry every dead job.")] = False,
 ) -> None:
     """Put dead jobs back in the queue (attempts reset, due now)."""
-    if bool(ids) == all_dead:
-        console.print("[red]error:[/red] name the dead jobs to retry, or pass --all (not both). "
-                      "`clarion jobs list --state dead` shows them.")
-        raise typer.Exit(2)
-
-    async def _do(c: Container) -> int:
-        return await c.queue.retry_dead(job_ids=None if all_dead else ids)
-
-    n = run(_do)
-    if n == 0:
-        console.print("no dead job matched: `clarion jobs list --state dead` shows the dead ones")
-        raise typer.Exit(1)
-    console.print(f"{n} job(s) queued again")
+    _on_dead_jobs(ids, all_dead, "retry", "job(s) queued again",
+                  lambda c, chosen: c.queue.retry_dead(job_ids=chosen))
 
 
 @app.command("discard")
@@ -118,19 +126,8 @@ def discard(
 
     What a dead job carried is gone with it: a registration job's requests stay Pending (or,
     untracked, are dropped), a delivery job's notifications are not sent."""
-    if bool(ids) == all_dead:
-        console.print("[red]error:[/red] name the dead jobs to discard, or pass --all (not "
-                      "both). `clarion jobs list --state dead` shows them.")
-        raise typer.Exit(2)
-
-    async def _do(c: Container) -> int:
-        return await c.queue.discard_dead(job_ids=None if all_dead else ids)
-
-    n = run(_do)
-    if n == 0:
-        console.print("no dead job matched: `clarion jobs list --state dead` shows the dead ones")
-        raise typer.Exit(1)
-    console.print(f"{n} dead job(s) discarded")
+    _on_dead_jobs(ids, all_dead, "discard", "dead job(s) discarded",
+                  lambda c, chosen: c.queue.discard_dead(job_ids=chosen))
 
 
 @app.command("purge")

@@ -133,11 +133,9 @@ async def accept_devices(
         check_url(callback.url, allow_private=settings.webhook_allow_private)
     if not tracked and callback is None:
         # Nobody will ask for these outcomes: they ride in the job itself (see InlineRequest).
-        items: list[dict[str, Any]] = [{
-            "id": new_id(), "org_id": org_id, "app_id": r.mobile_app_id,
-            "api_token_id": tokens[(r.mobile_app_id, r.api_token)].token_id, "kind": "register",
-            "user_id": r.user_id, "token_kind": r.token_kind.value, "token": r.token,
-            "web_keys": r.web_keys} for r in requests]
+        items = [_inline_item(org_id, r.mobile_app_id, tokens[(r.mobile_app_id, r.api_token)],
+                              "register", r.user_id, token_kind=r.token_kind.value,
+                              token=r.token, web_keys=r.web_keys) for r in requests]
         await writer.submit([], batch_job=(PROCESS_JOB, items))
         return [item["id"] for item in items]
     now = clock.now()
@@ -185,8 +183,15 @@ _INLINE_FIELDS = ("id", "org_id", "app_id", "api_token_id", "kind", "user_id", "
                   "token", "web_keys")
 
 
-def _inline(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in _INLINE_FIELDS}
+def _inline_item(
+    org_id: str, app_id: str, api_token: ApiTokenInfo, kind: str, user_id: str, *,
+    token_kind: str | None = None, token: str | None = None,
+    web_keys: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A request as it rides in its job: the fields of ``InlineRequest.payload()``."""
+    return {"id": new_id(), "org_id": org_id, "app_id": app_id,
+            "api_token_id": api_token.token_id, "kind": kind, "user_id": user_id,
+            "token_kind": token_kind, "token": token, "web_keys": web_keys}
 
 
 def _job_item(row: Any) -> str | dict[str, Any]:
@@ -221,12 +226,10 @@ async def accept_cleanups(
     requests: Sequence[CleanupRequest],
 ) -> list[str]:
     tokens = await _verify(api_tokens, org_id, ((r.mobile_app_id, r.api_token) for r in requests))
-    now = clock.now()
-    rows = [_request_row(org_id, r.mobile_app_id, tokens[(r.mobile_app_id, r.api_token)],
-                         "cleanup", r.user_id, now, token=r.device_token) for r in requests]
-    ids = [row["id"] for row in rows]
-    await writer.submit([], batch_job=(PROCESS_JOB, [_inline(row) for row in rows]))
-    return ids
+    items = [_inline_item(org_id, r.mobile_app_id, tokens[(r.mobile_app_id, r.api_token)],
+                          "cleanup", r.user_id, token=r.device_token) for r in requests]
+    await writer.submit([], batch_job=(PROCESS_JOB, items))
+    return [item["id"] for item in items]
 
 
 async def statuses(

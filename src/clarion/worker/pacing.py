@@ -18,6 +18,7 @@ worker`` processes have no API and never pace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -37,12 +38,8 @@ class Pacer:
     @asynccontextmanager
     async def step(self) -> AsyncIterator[None]:
         """Time one unit of work; after it, yield to the API if the API is saturated."""
-        if self._share >= 1 or not self._busy():
-            started = time.perf_counter()
-            yield
-            await self.after(time.perf_counter() - started)
-            return
-        async with self._one_at_a_time:
+        paced = self._share < 1 and self._busy()
+        async with self._one_at_a_time if paced else contextlib.nullcontext():
             started = time.perf_counter()
             yield
             await self.after(time.perf_counter() - started)

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from clarion.bootstrap import Container
 from clarion.services import apps, orgs, people
+from clarion.services.interactions import RECORD_JOB
 from clarion.store.jobs import JobQueue
 from clarion.worker.handlers import build_handlers
 
@@ -103,6 +104,11 @@ async def drain(c: Container, *, kinds: Sequence[str] | None = None, rounds: int
             await queue.complete([j.id for j in batch])
             done += len(batch)
     return done
+
+
+async def recorded(c: Container) -> int:
+    """Record the accepted interaction reports now (the worker's ``interactions.record``)."""
+    return await drain(c, kinds=[RECORD_JOB])
 
 
 def dumps(value: Any) -> str:

@@ -140,3 +140,60 @@ def test_an_accepted_registration_survives_a_crash_before_processing(
             break
         time.sleep(0.2)
     assert sorted(d["token"] for d in devices) == sorted(b["ApnsDeviceToken"] for b in untracked)
+
+
+def test_accepted_interaction_reports_survive_a_crash_before_they_are_recorded(
+    service: Service, tmp_path: Path, emulators: Emulators
+) -> None:
+    service.start()
+    ids = setup_org(service, tmp_path, emulators)
+    admin = {"Authorization": f"Bearer {ids['admin']}"}
+    org_url = f"{service.url}/v1/orgs/{ids['org']}"
+    people = [httpx.post(f"{org_url}/people", headers=admin, timeout=5,
+                         json={"email": f"p{i}@contoso.com"}).json()["id"] for i in range(5)]
+    tokens = [f"fcm-report-{i}" for i in range(5)]
+    base = f"{service.url}/api/v1.0/orgs/{ids['org']}/pushdeviceregistration"
+    r = httpx.post(f"{base}/devices/batch", timeout=5, headers={"x-ms-track-registration": "true"},
+                   json=[{"MobileAppId": ids["app"], "UserId": p, "ApiToken": ids["api_token"],
+                          "FcmDeviceToken": tok} for p, tok in zip(people, tokens, strict=True)])
+    assert r.status_code == 202
+    wait_status(f"{base}/devices/status/", {
+        "RegistrationRequestIds": [x["RegistrationRequestId"] for x in r.json()],
+        "MobileAppId": ids["app"], "ApiToken": ids["api_token"]}, "Success")
+    send = httpx.post(f"{org_url}/sends", headers=admin, timeout=5, json={
+        "app_id": ids["app"], "user_ids": people, "message": {"title": "Hi", "body": "there"}})
+    assert send.status_code == 202, send.text
+    send_id = send.json()["id"]
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{org_url}/sends/{send_id}", headers=admin,
+                    timeout=5).json()["state"] != "done":
+        assert time.monotonic() < deadline, "the send did not finish"
+        time.sleep(0.2)
+    service.stop()
+
+    service.start("--no-worker")  # accept only: nothing gets recorded
+    events = f"{service.url}/api/v1.0/orgs/{ids['org']}/pushdatareceiver/events"
+    for tok in tokens:
+        for status in ("Delivered", 1):
+            r = httpx.post(events, timeout=5, json={
+                "TrackingId": send_id, "DeviceToken": tok, "PushNotificationStatus": status})
+            assert r.status_code == 202, r.text
+    report_url = f"{org_url}/reports"
+    query = {"scope": "send", "id": send_id}
+
+    def opened() -> dict[str, int]:
+        got = httpx.get(report_url, headers=admin, params=query, timeout=5)
+        assert got.status_code == 200, got.text
+        return dict(got.json()["totals"]["opened"])
+
+    assert opened()["events"] == 0  # accepted, not recorded yet
+    service.kill()
+    service.start()  # with its worker: the queued reports are recorded, once
+    deadline = time.monotonic() + 30
+    while opened()["events"] < 5:
+        assert time.monotonic() < deadline, f"reports never recorded: {opened()}"
+        time.sleep(0.2)
+    time.sleep(1.0)  # nothing more arrives later: each report was recorded exactly once
+    totals = httpx.get(report_url, headers=admin, params=query, timeout=5).json()["totals"]
+    assert totals["opened"] == {"events": 5, "unique_devices": 5, "unique_people": 5}
+    assert totals["delivered"]["events"] == 5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,30 +141,3 @@ async def test_close_commits_what_was_submitted(db: Database) -> None:
     assert await _org_count(db) == 30
     with pytest.raises(RuntimeError, match="not running"):
         await _submit(writer, str(uuid.uuid4()))
-
-
-async def test_units_of_work_share_transactions_and_fail_alone(
-    db: Database, writer: GroupCommitWriter
-) -> None:
-    calls: list[list[str]] = []
-
-    async def work(conn: Any, items: Sequence[str]) -> None:
-        calls.append(list(items))
-        if "bad" in items:
-            raise ValueError("a bad item")
-        await conn.execute(insert(orgs), [_org(i) for i in items])
-
-    good = [str(uuid.uuid4()) for _ in range(100)]
-    results = await asyncio.gather(
-        *(writer.submit_work(work, org_id) for org_id in good[:50]),
-        writer.submit_work(work, "bad"),
-        *(writer.submit_work(work, org_id) for org_id in good[50:]),
-        return_exceptions=True,
-    )
-    assert [type(r) for r in results].count(ValueError) == 1
-    assert isinstance(results[50], ValueError)
-    assert await _org_count(db) == 100
-    committed = [c for c in calls if "bad" not in c]
-    assert sorted(i for c in committed for i in c) == sorted(good)  # each once
-    assert len(calls) < 101  # batched: far fewer calls than submissions
-    assert max(len(c) for c in calls) <= 64  # the writer's max_rows

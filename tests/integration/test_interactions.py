@@ -22,9 +22,10 @@ from clarion.domain.interactions import ClientRateLimiter
 from clarion.providers.fake import FakeSender
 from clarion.services import events
 from clarion.services.events import InteractionEvent
+from clarion.services.interactions import RECORD_JOB
 from clarion.store import tables as t
 from clarion.worker.handlers import build_handlers
-from tests.factories import World, apns_token, b64u, drain, world
+from tests.factories import World, apns_token, b64u, drain, recorded, world
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +107,7 @@ async def report(client: httpx.AsyncClient, s: Sent, token: str, status: Any = 1
 
 
 async def interactions(c: Container) -> list[Any]:
+    await recorded(c)
     async with c.db.read() as conn:
         return list((await conn.execute(select(t.interactions).order_by(t.interactions.c.id)))
                     .all())
@@ -113,6 +115,7 @@ async def interactions(c: Container) -> list[Any]:
 
 async def rolled(c: Container, send_id: str) -> dict[str, int]:
     C = t.report_counters
+    await recorded(c)
     async with c.db.read() as conn:
         rows = (await conn.execute(
             select(C.c.metric, func.sum(C.c.value)).where(C.c.send_id == send_id)
@@ -335,6 +338,11 @@ async def test_concurrent_reports_share_lookups_and_transactions(
     assert lookup.queries - before == 1  # six reports, three pairs, one query
     await asyncio.gather(*(report(client, s, tok, 0) for tok in tokens))
     assert lookup.queries - before == 1  # known pairs come from the cache
+    async with container.db.read() as conn:
+        record_jobs = (await conn.execute(select(t.jobs.c.payload).where(
+            t.jobs.c.kind == RECORD_JOB))).scalars().all()
+    assert sum(len(p["ids"]) for p in record_jobs) == 9
+    assert len(record_jobs) < 9  # one record job per group-commit batch, not per report
     rows = await interactions(container)
     assert len(rows) == 9
     async with container.db.read() as conn:
@@ -342,7 +350,33 @@ async def test_concurrent_reports_share_lookups_and_transactions(
             t.jobs.c.kind == events.INTERACTION_JOB))).scalars().all()
     published = sorted(i for p in jobs for i in p["ids"])
     assert published == sorted(r.id for r in rows)  # each interaction published once
-    assert len(jobs) < 9  # one job per group-commit batch, not per report
+    assert len(jobs) == 1  # one event job per record transaction, not per report
+
+
+async def test_an_accepted_report_waits_in_its_job_and_is_recorded_exactly_once(
+    container: Container, client: httpx.AsyncClient, fake_sender: FakeSender
+) -> None:
+    s = await sent_world(container, client, fake_sender)
+    assert (await report(client, s, s.fcm, 1)).status_code == 202
+    async with container.db.read() as conn:  # accepted: committed in its job, not yet recorded
+        assert (await conn.execute(select(t.interactions))).all() == []
+    record = build_handlers(container)[RECORD_JOB]
+    slow = await container.queue.claim(worker_id="slow", limit=10, kinds=[RECORD_JOB])
+    assert len(slow) == 1 and slow[0].payload["ids"][0][:2] == ["opened", "cij_events"]
+    assert slow[0].payload["ids"][0][3] == s.deliveries[s.fcm]
+    # The slow worker's lease runs out; another worker takes the job over and records it.
+    await container.queue.fail_many(slow, "lease ran out", retry_in_seconds=0)
+    fast = await container.queue.claim(worker_id="fast", limit=10, kinds=[RECORD_JOB])
+    assert [j.id for j in fast] == [j.id for j in slow]
+    await record(fast)
+    await record(slow)  # finishes late: finds its job done, rolls back
+    await record(fast)  # a re-run after a crash before the worker completed it: the same
+    rows = await interactions(container)
+    assert [(r.kind, r.first, r.delivery_id) for r in rows] == [
+        ("opened", True, s.deliveries[s.fcm])]
+    assert (await rolled(container, s.send_id))["opened"] == 1
+    async with container.db.read() as conn:
+        assert (await conn.execute(select(t.jobs).where(t.jobs.c.kind == RECORD_JOB))).all() == []
 
 
 async def test_the_documented_fastapi_routes_answer_like_the_fast_path(
@@ -373,7 +407,8 @@ async def test_the_documented_fastapi_routes_answer_like_the_fast_path(
 
 
 async def publish(c: Container) -> int:
-    """Run the event jobs now (they are due PUBLISH_DELAY_MS after their commit)."""
+    """Record, then run the event jobs now (due PUBLISH_DELAY_MS after their commit)."""
+    await recorded(c)
     async with c.db.write() as conn:
         await conn.execute(t.jobs.update().where(t.jobs.c.kind == events.INTERACTION_JOB)
                            .values(run_at=0))
@@ -409,6 +444,7 @@ async def test_interactions_are_published_to_subscribers_by_topic(
         container.events.subscribe("interaction.read", everything)
     for token, status in [(s.fcm, "Delivered"), (s.fcm, 1), (s.ios, 1), (s.fcm, 1)]:
         assert (await report(client, s, token, status)).status_code == 202
+    await recorded(container)
     async with container.db.read() as conn:
         due = (await conn.execute(select(t.jobs.c.run_at).where(
             t.jobs.c.kind == events.INTERACTION_JOB))).scalars().all()
@@ -458,6 +494,7 @@ async def test_a_worker_crash_redelivers_with_the_same_dedupe_key(
     container.events.subscribe("interaction.*", idempotent, name="idempotent")
     for token in (s.fcm, s.ios):
         assert (await report(client, s, token)).status_code == 202
+    await recorded(container)
     handlers = build_handlers(container)
     async with container.db.write() as conn:
         await conn.execute(t.jobs.update().where(t.jobs.c.kind == events.INTERACTION_JOB)

@@ -62,7 +62,7 @@ from clarion.store import counters
 from clarion.store import tables as t
 from clarion.store.migrate import upgrade
 from tests.conftest import TEST_SECRET, make_settings
-from tests.factories import apns_token, app_document, b64u, drain, world
+from tests.factories import apns_token, app_document, b64u, drain, recorded, world
 
 pytestmark = pytest.mark.integration
 
@@ -618,6 +618,7 @@ async def test_interactions_reported_by_the_app_reach_the_reports_and_the_timeli
     await event(phone, "Opened")  # again, 10:45: an event, no unique
     await event("fcm-e2e-ok", 0)  # Clicked, on Android, 10:55
     await event("fcm-e2e-ok", "Dismissed")  # 11:05, the next hour
+    assert await recorded(c) == 5  # one record job per accepted report here (one at a time)
     rep = await reports.report(db=c.db, org_id=w.org_id, scope="send", scope_id=send_id,
                                since=H0, until=H0 + 2 * HOUR, granularity="hour",
                                by_platform=True)

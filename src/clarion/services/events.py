@@ -5,7 +5,7 @@ There is one mechanism, durable and transactional (a "transactional outbox" on t
 1. **Publish.** Whatever records interactions calls ``publish_interactions(conn, queue, ids)``
    inside the transaction that inserts them. It enqueues one ``events.interaction`` job holding
    the new interaction ids, so an interaction is published if and only if it is committed
-   (the ingest path does this once per group-commit batch: one job per batch, not per event).
+   (the ingest path does this once per record transaction: one job per batch, not per event).
    The job is due ``PUBLISH_DELAY_MS`` after the commit and wakes nobody: at thousands of
    reports per second a worker then claims the jobs of many batches at once instead of
    running two extra transactions per commit.

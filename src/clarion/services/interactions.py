@@ -10,11 +10,22 @@ Hot path (``Interactions.ingest``, in the request):
    otherwise through a *batched* read: the lookups of concurrent requests are collected for
    ``window`` seconds (~1 ms) and answered by ONE query, ``sends ⋈ devices (app_id,
    token_hash) ⋈ deliveries (send_id, device_id)``, which walks three indexes.
-2. **Record** through the group-commit writer (``submit_work``): every report of a batch is
-   recorded in one transaction — the ``interactions`` rows, the first-occurrence markers, the
-   roll-up counters (``clarion.store.counters``) and one ``events.interaction`` job
-   (``clarion.services.events``) — and the request is answered only after the commit, so an
-   accepted report is never lost.
+2. **Accept** through the group-commit writer: the report (kind, source, time and the
+   delivery's ``Target``) rides in the commit's ``interactions.record`` job — one job row per
+   commit, no other row — and the request is answered 202 only after that commit, so an
+   accepted report is never lost. This is all the request pays for.
+3. **Record** in the worker (``record_accepted``, the job's handler): in one transaction per
+   group of jobs, the ``interactions`` rows, the first-occurrence markers, the roll-up
+   counters (``clarion.store.counters``), one ``events.interaction`` job
+   (``clarion.services.events``) and the completion of the record jobs themselves, so each
+   report is recorded exactly once even when a job runs twice. Reports and the event bus see
+   a report once it is recorded: within about a second when the service is not saturated.
+   Under a burst the in-process worker yields to the API (``clarion.worker.pacing``) and
+   catches up after it; ``clarion jobs list`` shows what is waiting.
+
+Why accept and record apart: recording costs about as much CPU as the whole HTTP request
+(random inserts into three indexes and the first-occurrence table, measured ~50 µs per report
+in bench/events), so recording in the request halved the reports one core accepts per second.
 
 Roll-ups per interaction (same vocabulary as the rest of ``report_counters``): ``<kind>``
 always; ``unique_<kind>_devices`` on the first (delivery, kind); ``unique_<kind>_people`` on the
@@ -38,10 +49,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.clock import Clock
@@ -58,11 +69,11 @@ from clarion.domain.interactions import (
 )
 from clarion.errors import InvalidInput, NotFound
 from clarion.services import events
-from clarion.store import counters
+from clarion.store import counters, interaction_rows
 from clarion.store import tables as t
 from clarion.store.db import Database
 from clarion.store.group_commit import GroupCommitWriter
-from clarion.store.jobs import JobQueue
+from clarion.store.jobs import Job, JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +82,18 @@ _D = t.devices
 _DL = t.deliveries
 _I = t.interactions
 MAX_KEYS_PER_LOOKUP = 250  # ≤ 250 sends and ≤ 500 hashes: far below any parameter limit
+RECORD_JOB = "interactions.record"
+MAX_RECORDS_PER_TRANSACTION = 2_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_ENGAGING = frozenset(kind.value for kind in ENGAGING)
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """The delivery a (send, device token) pair names, with what a record needs."""
+    """The delivery a (send, device token) pair names, with what a record needs.
+
+    Record jobs carry these fields in this order (``_item``): do not reorder them."""
 
     delivery_id: str
     send_id: str
@@ -92,8 +110,8 @@ class Target:
 @dataclass(frozen=True, slots=True)
 class _Record:
     target: Target
-    kind: InteractionKind
-    source: Source
+    kind: str  # an InteractionKind's value
+    source: str  # a Source's value
     at: datetime
 
 
@@ -269,18 +287,17 @@ class Interactions:
     # ------------------------------------------------------------------- reports (CIJ API)
 
     async def ingest(self, *, org_id: str, report: InteractionReport, source: Source) -> None:
-        """Record one report, or raise InvalidInput when its pair is unknown to ``org_id``.
+        """Accept one report, or raise InvalidInput when its pair is unknown to ``org_id``.
 
-        Returns once the interaction is committed."""
+        Returns once the report is committed (in its record job: see ``record_accepted``)."""
         target = await self.lookup.resolve(report.tracking_id, report.device_token)
         if target is None or target.org_id != org_id:
             raise unknown_pair(report.tracking_id)
-        await self._writer.submit_work(
-            self._record, (_Record(target, report.kind, source, report.occurred_at),))
+        await self._accept([_item(target, report.kind, source, report.occurred_at)])
 
     async def ingest_many(self, *, org_id: str, reports: Sequence[InteractionReport],
                           source: Source) -> None:
-        """Record a batch of reports, all or nothing (Clarion's batch form of the API)."""
+        """Accept a batch of reports, all or nothing (Clarion's batch form of the API)."""
         if len(reports) == 1:
             await self.ingest(org_id=org_id, report=reports[0], source=source)
             return
@@ -292,14 +309,18 @@ class Interactions:
                 for i in missing))
             for i, target in zip(missing, found, strict=True):
                 targets[i] = target
-        records = []
+        items = []
         for i, (report, target) in enumerate(zip(reports, targets, strict=True)):
             if target is None or target.org_id != org_id:
                 error = unknown_pair(report.tracking_id)
                 error.message = f"item {i}: {error.message}"
                 raise error
-            records.append(_Record(target, report.kind, source, report.occurred_at))
-        await self._writer.submit_work(self._record, tuple(records), size=len(records))
+            items.append(_item(target, report.kind, source, report.occurred_at))
+        await self._accept(items)  # one submission: one job, recorded in one transaction
+
+    async def _accept(self, items: list[list[Any]]) -> None:
+        """Commit ``items`` (group commit) into the commit's ``interactions.record`` job."""
+        await self._writer.submit((), batch_job=(RECORD_JOB, items))
 
     # ------------------------------------------------------------------------ tracked links
 
@@ -328,9 +349,8 @@ class Interactions:
                 journey_id=row.journey_id, journey_step_id=row.journey_step_id,
                 message_id=row.message_id)
             try:
-                await self._writer.submit_work(
-                    self._record,
-                    (_Record(target, InteractionKind.CLICKED, Source.LINK, self._clock.now()),))
+                await self._accept([_item(target, InteractionKind.CLICKED, Source.LINK,
+                                          self._clock.now())])
             except Exception:
                 # The person still gets where they wanted to go; the click is lost and logged.
                 log.exception("could not record a tracked-link click (delivery %s)", row.id)
@@ -338,29 +358,48 @@ class Interactions:
 
     # ---------------------------------------------------------------------------- recording
 
-    async def _record(self, conn: AsyncConnection,
-                      submissions: Sequence[tuple[_Record, ...]]) -> None:
+    async def record_accepted(self, jobs: Sequence[Job]) -> None:
+        """Record the reports of ``interactions.record`` jobs, all in one transaction (the
+        worker's handler calls it with the groups of ``record_groups``).
+
+        The transaction also completes the jobs, so a job is recorded exactly once even if
+        the worker dies after committing or two workers run it (a lease taken over): the one
+        that finds its jobs already gone rolls back."""
+        records = [_Record(Target(*item[3:]), item[0], item[1],
+                           _EPOCH + timedelta(microseconds=item[2]))
+                   for job in jobs for item in job.payload["ids"]]
+        try:
+            async with self._db.write() as conn:
+                if await self._queue.complete_in(conn, [job.id for job in jobs]) < len(jobs):
+                    raise _AlreadyRecorded
+                await self._record(conn, records)
+        except _AlreadyRecorded:
+            log.info("interaction record jobs %s were recorded by another worker",
+                     [job.id for job in jobs][:10])
+
+    # ---------------------------------------------------------------------------- recording
+
+    async def _record(self, conn: AsyncConnection, items: Sequence[_Record]) -> None:
         """Rows, first occurrences, roll-ups and the event job of one batch (one transaction)."""
-        items = [record for records in submissions for record in records]
         scopes: list[tuple[str, str]] = []
         for it in items:
             tg = it.target
             person = f"p:{tg.send_id}:{tg.person_id}"
-            scopes.append((f"d:{tg.delivery_id}", it.kind.value))
-            scopes.append((person, it.kind.value))
-            if it.kind in ENGAGING:
+            scopes.append((f"d:{tg.delivery_id}", it.kind))
+            scopes.append((person, it.kind))
+            if it.kind in _ENGAGING:
                 scopes.append((person, "engaged"))
         # Key order for every multi-row write: two transactions touching the same rows (two
         # API processes on PostgreSQL) then lock them in the same order and cannot deadlock.
         scopes.sort()
         new = await counters.first_times(conn, scopes)
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []  # in interaction_rows.COLUMNS order
         # Summed here per (target, hour, metric): a batch of reports about one send adds to a
         # handful of counters, and building one Count per report and metric costs more.
         sums: dict[tuple[Target, int, str], list[Any]] = {}  # -> [value, at]
 
-        def add(tg: Target, at: datetime, metric: str) -> None:
-            key = (tg, counters.hour_of(at), metric)
+        def add(tg: Target, at: datetime, hour: int, metric: str) -> None:
+            key = (tg, hour, metric)
             entry = sums.get(key)
             if entry is None:
                 sums[key] = [1, at]
@@ -369,26 +408,22 @@ class Interactions:
 
         for it in items:
             tg = it.target
-            kind = it.kind.value
-            add(tg, it.at, kind)
+            kind = it.kind
+            at = it.at
+            hour = counters.hour_of(at)
+            add(tg, at, hour, kind)
             first = _take(new, (f"d:{tg.delivery_id}", kind))
             if first:
-                add(tg, it.at, f"unique_{kind}_devices")
+                add(tg, at, hour, f"unique_{kind}_devices")
             person = f"p:{tg.send_id}:{tg.person_id}"
             if _take(new, (person, kind)):
-                add(tg, it.at, f"unique_{kind}_people")
-            if it.kind in ENGAGING and _take(new, (person, "engaged")):
-                add(tg, it.at, "unique_engaged_people")
-            rows.append({
-                "org_id": tg.org_id, "app_id": tg.app_id, "send_id": tg.send_id,
-                "delivery_id": tg.delivery_id, "person_id": tg.person_id,
-                "device_id": tg.device_id, "platform": tg.platform, "kind": kind,
-                "source": it.source.value, "first": first, "journey_id": tg.journey_id,
-                "journey_step_id": tg.journey_step_id, "message_id": tg.message_id,
-                "occurred_at": it.at})
-        # No sort_by_parameter_order: the ids are only published (as a set), and asking for
-        # the order makes SQLAlchemy insert row by row on SQLite.
-        ids = [int(r[0]) for r in await conn.execute(insert(_I).returning(_I.c.id), rows)]
+                add(tg, at, hour, f"unique_{kind}_people")
+            if kind in _ENGAGING and _take(new, (person, "engaged")):
+                add(tg, at, hour, "unique_engaged_people")
+            rows.append((tg.org_id, tg.app_id, tg.send_id, tg.delivery_id, tg.person_id,
+                         tg.device_id, tg.platform, kind, it.source, first,
+                         tg.journey_id, tg.journey_step_id, tg.message_id, at))
+        ids = await interaction_rows.insert(conn, rows)
         ordered = sorted(sums.items(), key=lambda kv: (
             kv[0][0].org_id, kv[0][0].app_id, kv[0][0].send_id, kv[0][0].platform, kv[0][1],
             kv[0][2]))
@@ -407,6 +442,35 @@ class Interactions:
     def forget_cached(self) -> None:
         """Drop cached lookups (after deleting sends or devices, say)."""
         self._cache.clear()
+
+
+def record_groups(jobs: Sequence[Job]) -> list[list[Job]]:
+    """``jobs`` in groups of whole jobs with at most ``MAX_RECORDS_PER_TRANSACTION`` reports
+    (a single larger job stays whole: its reports were accepted together)."""
+    groups: list[list[Job]] = []
+    size = 0
+    for job in jobs:
+        n = len(job.payload["ids"])
+        if not groups or size + n > MAX_RECORDS_PER_TRANSACTION:
+            groups.append([])
+            size = 0
+        groups[-1].append(job)
+        size += n
+    return groups
+
+
+class _AlreadyRecorded(Exception):
+    """Rolls back a record transaction whose jobs another worker completed first."""
+
+
+def _item(target: Target, kind: InteractionKind, source: Source, at: datetime) -> list[Any]:
+    """An accepted report as it travels in its record job (JSON): what it says, exact to the
+    microsecond, and the delivery it is about with everything a record needs (``Target``'s
+    fields, in order), so recording reads nothing back."""
+    tg = target
+    return [kind.value, source.value, (at - _EPOCH) // _MICROSECOND, tg.delivery_id,
+            tg.send_id, tg.org_id, tg.app_id, tg.person_id, tg.device_id, tg.platform,
+            tg.journey_id, tg.journey_step_id, tg.message_id]
 
 
 def _take(new: set[tuple[str, str]], pair: tuple[str, str]) -> bool:

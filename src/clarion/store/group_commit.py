@@ -10,17 +10,9 @@ answered only after its rows are committed, so an accepted request is never lost
 A submission may name a *batch job*: instead of one job per request, each commit enqueues one
 job per kind carrying the items of every submission in it (``{"ids": [...]}``, in submission
 order), so the worker also processes them in batches. An item is usually the id of a row of
-the same commit; it may be any JSON value (a request small enough to ride in the job itself),
-and a submission may then have no rows at all: its items weigh against ``max_rows``.
-
-A submission may instead be a *unit of work* (``submit_work(work, item)``): ``work`` is an
-async function ``(conn, items)`` run inside the batch transaction, once per batch with the items
-of every submission naming it (in submission order), after the plain rows are inserted and
-before the batch jobs are enqueued. Use it when a write is more than inserts: upserts, inserts
-whose generated ids feed another row, reads of what the same transaction wrote (the
-interaction ingest records rows, first occurrences, roll-ups and its event job this way). The
-work must only touch the database through ``conn``; if it raises, the batch is split like any
-other failed batch, so the work must not keep side effects outside the transaction.
+the same commit; it may be any JSON value (a request small enough to ride in the job itself:
+untracked registrations, interaction reports), and a submission may then have no rows at all:
+its items weigh against ``max_rows``.
 
 If a batch fails on its data (a constraint, a bad value), it is split in halves and each half
 retried, down to single submissions, so one bad request fails alone and costs about
@@ -33,21 +25,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Table, insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clarion.store.db import Database
 from clarion.store.jobs import JobQueue, NewJob
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-BatchWork = Callable[[AsyncConnection, Sequence[T]], Awaitable[None]]
 
 
 @dataclass
@@ -55,13 +44,9 @@ class _Submission:
     rows: Sequence[tuple[Table, Sequence[dict[str, Any]]]]
     batch_job: tuple[str, Sequence[Any]] | None
     future: asyncio.Future[None] = field(repr=False)
-    work: tuple[BatchWork[Any], Any] | None = None
-    work_size: int = 1
 
     @property
     def size(self) -> int:
-        if self.work is not None:
-            return self.work_size
         return (sum(len(r) for _, r in self.rows)
                 or (len(self.batch_job[1]) if self.batch_job else 0) or 1)
 
@@ -131,21 +116,9 @@ class GroupCommitWriter:
         """Insert ``rows`` (table, row dicts) and return once they are committed."""
         if self._task is None or self._closing:
             raise RuntimeError("GroupCommitWriter is not running (start() not called, or closed)")
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._pending.put(_Submission(rows, batch_job, fut))
-        await fut
-
-    async def submit_work(self, work: BatchWork[T], item: T, *, size: int = 1) -> None:
-        """Run ``work(conn, [item, ...])`` in a batch transaction; return once committed.
-
-        Every submission of the same ``work`` (compared by identity: pass one long-lived
-        function or bound method) that lands in one batch is handled by one call. ``size``
-        is what the item weighs against ``max_rows`` (say, how many rows it stands for)."""
-        if self._task is None or self._closing:
-            raise RuntimeError("GroupCommitWriter is not running (start() not called, or closed)")
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
-        self._pending.put_nowait(_Submission((), None, fut, (work, item), size))  # unbounded
+        self._pending.put_nowait(_Submission(rows, batch_job, fut))  # unbounded
         await fut
 
     async def _run(self) -> None:
@@ -190,7 +163,6 @@ class GroupCommitWriter:
         # first row's keys, so rows naming other columns must not share it.
         groups: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
         jobs: dict[str, list[Any]] = {}
-        works: dict[BatchWork[Any], list[Any]] = {}
         for sub in batch:
             for table, rows in sub.rows:
                 for row in rows:
@@ -198,13 +170,9 @@ class GroupCommitWriter:
             if sub.batch_job is not None:
                 kind, ids = sub.batch_job
                 jobs.setdefault(kind, []).extend(ids)
-            if sub.work is not None:
-                works.setdefault(sub.work[0], []).append(sub.work[1])
         async with self._db.write() as conn:
             for (table, _), rows in sorted(groups.items(), key=lambda g: _dependency_rank(g[0][0])):
                 await conn.execute(insert(table), rows)
-            for work, items in works.items():
-                await work(conn, items)
             if jobs:
                 await self._queue.enqueue(
                     conn, [NewJob(kind=kind, payload={"ids": ids}) for kind, ids in jobs.items()]

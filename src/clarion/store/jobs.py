@@ -277,17 +277,29 @@ class JobQueue:
         """Finish running jobs: delete them, or keep keyed ones as ``done`` until purged."""
         if not job_ids:
             return
-        now = self._clock.epoch_ms()
         async with self._db.write() as conn:
-            for chunk in _chunks(job_ids):
-                mine = (jobs.c.id.in_(chunk), jobs.c.state == RUNNING)
-                await conn.execute(delete(jobs).where(*mine, jobs.c.unique_key.is_(None)))
-                await conn.execute(
-                    update(jobs)
-                    .where(*mine, jobs.c.unique_key.is_not(None))
-                    .values(state=DONE, run_at=now, lease_until=None, locked_by=None,
-                            updated_at=now)
-                )
+            await self.complete_in(conn, job_ids)
+
+    async def complete_in(self, conn: AsyncConnection, job_ids: Sequence[int]) -> int:
+        """``complete`` inside the caller's write transaction; return how many of ``job_ids``
+        were still running (and are now finished).
+
+        A handler that completes its jobs in the transaction of its own writes does them
+        exactly once: if the count is short, another worker finished them first (its lease
+        had run out), and the handler should roll back."""
+        now = self._clock.epoch_ms()
+        finished = 0
+        for chunk in _chunks(job_ids):
+            mine = (jobs.c.id.in_(chunk), jobs.c.state == RUNNING)
+            finished += (await conn.execute(
+                delete(jobs).where(*mine, jobs.c.unique_key.is_(None)))).rowcount
+            finished += (await conn.execute(
+                update(jobs)
+                .where(*mine, jobs.c.unique_key.is_not(None))
+                .values(state=DONE, run_at=now, lease_until=None, locked_by=None,
+                        updated_at=now)
+            )).rowcount
+        return finished
 
     async def fail(
         self,

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sqlalchemy import Insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,6 +27,16 @@ from clarion.store import tables as t
 
 _R = t.report_rollups
 _KEY = ("org_id", "scope", "scope_id", "hour", "platform", "metric")
+
+
+def _upsert(dialect: Any) -> Insert:
+    stmt = dialect.insert(_R)
+    # Built once per dialect: ``excluded`` builds a column collection each time it is read.
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=list(_KEY), set_={"value": _R.c.value + stmt.excluded.value})
+
+
+_UPSERT = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
 
 
 def rollup_rows(counter_rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -47,8 +58,4 @@ async def add(conn: AsyncConnection, counter_rows: Iterable[Mapping[str, Any]]) 
     rows = rollup_rows(counter_rows)
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(_R)
-    stmt = stmt.on_conflict_do_update(index_elements=list(_KEY),
-                                      set_={"value": _R.c.value + stmt.excluded.value})
-    await conn.execute(stmt, rows)
+    await conn.execute(_UPSERT[conn.dialect.name], rows)

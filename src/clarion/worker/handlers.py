@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Sequence
 
 from clarion.bootstrap import Container
-from clarion.services import delivery, events, registration, webhooks
+from clarion.services import delivery, events, interactions, registration, webhooks
 from clarion.services.sending import FANOUT_JOB
 from clarion.store.jobs import Job
 from clarion.worker.loop import Bounded, Handler
@@ -82,6 +82,12 @@ def build_handlers(c: Container, *, with_api: bool = False) -> dict[str, Handler
             await events.dispatch_interactions(db=c.db, queue=c.queue, clock=c.clock,
                                                bus=c.events, ids=merged)
 
+    async def record(jobs: Sequence[Job]) -> None:
+        # Accepted interaction reports: nobody waits on them, so they yield to the API.
+        for group in interactions.record_groups(jobs):
+            async with pacer.step():
+                await c.interactions.record_accepted(group)
+
     return {registration.PROCESS_JOB: process, registration.CALLBACK_JOB: callback,
-            PURGE_JOB: purge, FANOUT_JOB: fan_out, delivery.DELIVERY_JOB: bounded_deliver,
-            events.INTERACTION_JOB: publish}
+            interactions.RECORD_JOB: record, PURGE_JOB: purge, FANOUT_JOB: fan_out,
+            delivery.DELIVERY_JOB: bounded_deliver, events.INTERACTION_JOB: publish}

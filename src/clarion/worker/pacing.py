@@ -6,7 +6,8 @@ the in-process worker spends is a second the API does not spend accepting: the a
 slow 202s although their requests only need to be stored durably. So the worker paces itself:
 after each unit of work it waits ``worked × (1 / share − 1)`` seconds — but only while the
 API's group-commit writer reports it is busy (see ``GroupCommitWriter.busy``), and only for
-work nobody is waiting on: untracked registrations without a callback, and event publishing.
+work nobody is waiting on: untracked registrations without a callback, recording accepted
+interaction reports, and event publishing.
 Tracked registrations (whose status a backend polls) and callbacks are never held back. With
 the default ``share`` of 0.1 the worker keeps a tenth of the time under an API burst, and all
 of it otherwise. Nothing is lost or dropped: what the API accepted is committed before its 202

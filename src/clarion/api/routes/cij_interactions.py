@@ -227,7 +227,8 @@ _LEGACY_SCHEMA: dict[str, Any] = {
     "properties": {k: v for k, v in _REPORT_SCHEMA["properties"].items() if k != "TrackingId"},
 }
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: {"description": "Recorded (committed)."},
+    202: {"description": "Accepted: committed, recorded in reports within about a second "
+                         "(later under a burst; nothing accepted is lost)."},
     400: {"description": "Malformed report, or a TrackingId that was not sent to this "
                          "DeviceToken in this organization (code UnknownTrackingId)."},
     413: {"description": "Body larger than CLARION_EVENTS_MAX_BODY_BYTES."},

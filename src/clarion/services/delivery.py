@@ -66,6 +66,7 @@ from clarion.services import apps as apps_service
 from clarion.services.sending import FANOUT_JOB
 from clarion.store import counters
 from clarion.store import tables as t
+from clarion.store.bulk import DriverMany
 from clarion.store.db import Database
 from clarion.store.jobs import JobQueue, NewJob
 
@@ -127,9 +128,20 @@ class Deps:
     link_key: bytes
 
 
-def _insert_ignore(db: Database) -> Any:
-    dialect = sqlite if db.is_sqlite else postgresql
-    return dialect.insert(_DL).on_conflict_do_nothing(index_elements=["send_id", "device_id"])
+_DELIVERY_COLUMNS = ("id", "send_id", "org_id", "app_id", "person_id", "device_id", "platform",
+                     "state", "attempts", "created_at", "updated_at")
+# A re-run page finds its rows there already: (send, device) is unique.
+_INSERT_DELIVERIES = DriverMany(
+    lambda d: (postgresql if d.name == "postgresql" else sqlite).insert(_DL)
+    .on_conflict_do_nothing(index_elements=["send_id", "device_id"]),
+    _DELIVERY_COLUMNS, column_keys=_DELIVERY_COLUMNS)
+# An outcome, for a delivery still pending (another worker may have finished it meanwhile).
+_FINISH = DriverMany(
+    lambda _d: update(_DL).where(_DL.c.id == bindparam("b_id"), _DL.c.state == "pending")
+    .values(state=bindparam("b_state"), reason=bindparam("b_reason"),
+            detail=bindparam("b_detail"), provider_id=bindparam("b_provider_id"),
+            attempts=bindparam("b_attempts"), updated_at=bindparam("b_now")),
+    ("b_id", "b_state", "b_reason", "b_detail", "b_provider_id", "b_attempts", "b_now"))
 
 
 # ------------------------------------------------------------------------------- fan-out
@@ -153,11 +165,8 @@ async def fan_out(*, deps: Deps, send_id: str, offset: int) -> None:
         ).order_by(_D.c.person_id, _D.c.id))).all() if per_person else []
     now = deps.clock.now()
     ids = time_ordered_ids(len(devices), deps.clock.epoch_ms())
-    rows = [{"id": i, "send_id": send_id, "org_id": send.org_id,
-             "app_id": send.app_id, "person_id": d.person_id, "device_id": d.id,
-             "platform": d.platform, "state": "pending", "reason": None, "detail": None,
-             "provider_id": None, "attempts": 0, "created_at": now, "updated_at": now}
-            for i, d in zip(ids, devices, strict=True)]
+    rows = [(i, send_id, send.org_id, send.app_id, d.person_id, d.id, d.platform, "pending", 0,
+             now, now) for i, d in zip(ids, devices, strict=True)]  # _DELIVERY_COLUMNS
     next_offset = offset + len(people)
     last = next_offset >= len(send.user_ids)
     with_devices = {d.person_id for d in devices}
@@ -175,7 +184,7 @@ async def fan_out(*, deps: Deps, send_id: str, offset: int) -> None:
     async with deps.db.write() as conn:
         await counters.increment(conn, counts)
         if rows:
-            await conn.execute(_insert_ignore(deps.db), rows)
+            await _INSERT_DELIVERIES.run(conn, rows)
         size = deps.policy.batch_size
         jobs = [NewJob(kind=DELIVERY_JOB, payload={"ids": ids[i:i + size]})
                 for i in range(0, len(ids), size)]
@@ -422,12 +431,9 @@ async def _apply(deps: Deps, app_id: str, platform: Platform, rows: list[Any],
             device_updates = {i: u for i, u in device_updates.items() if i in pending}
         await _count(conn, app_id, platform, decided, sends, now)
         if finals:
-            await conn.execute(
-                update(_DL).where(_DL.c.id == bindparam("b_id"), _DL.c.state == "pending")
-                .values(state=bindparam("b_state"), reason=bindparam("b_reason"),
-                        detail=bindparam("b_detail"), provider_id=bindparam("b_provider_id"),
-                        attempts=bindparam("b_attempts"), updated_at=bindparam("b_now")),
-                finals)
+            await _FINISH.run(conn, [(f["b_id"], f["b_state"], f["b_reason"], f["b_detail"],
+                                      f["b_provider_id"], f["b_attempts"], f["b_now"])
+                                     for f in finals])
         if device_updates:
             await conn.execute(
                 update(_D).where(_D.c.id == bindparam("b_device"))

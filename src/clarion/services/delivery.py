@@ -379,7 +379,7 @@ _FINAL = {
 async def _apply(deps: Deps, app_id: str, platform: Platform, rows: list[Any],
                  sends: Mapping[str, _Send], outcomes: Mapping[str, Outcome]) -> None:
     now = deps.clock.now()
-    finals: list[dict[str, Any]] = []
+    finals: list[tuple[Any, ...]] = []  # _FINISH's parameters: the delivery id first
     device_updates: dict[str, dict[str, Any]] = {}  # delivery id -> device update
     retry: dict[str, int] = {}  # delivery id -> delay ms
     decided: list[tuple[Any, str]] = []  # (row, final state)
@@ -400,15 +400,11 @@ async def _apply(deps: Deps, app_id: str, platform: Platform, rows: list[Any],
                             detail=f"gave up after {attempts} attempt(s): {o.detail or o.reason}")
             else:
                 retry[r.id] = int(delay * 1000)
-                finals.append({"b_id": r.id, "b_state": "pending", "b_reason": o.reason,
-                               "b_detail": o.detail, "b_provider_id": None,
-                               "b_attempts": attempts, "b_now": now})
+                finals.append((r.id, "pending", o.reason, o.detail, None, attempts, now))
                 continue
         assert state is not None
         decided.append((r, state))
-        finals.append({"b_id": r.id, "b_state": state, "b_reason": o.reason,
-                       "b_detail": o.detail, "b_provider_id": o.provider_id,
-                       "b_attempts": attempts, "b_now": now})
+        finals.append((r.id, state, o.reason, o.detail, o.provider_id, attempts, now))
         if o.kind in (OutcomeKind.INVALID_TOKEN, OutcomeKind.MISMATCH):
             device_updates[r.id] = {
                 "b_device": r.device_id,
@@ -423,17 +419,15 @@ async def _apply(deps: Deps, app_id: str, platform: Platform, rows: list[Any],
         # Deliveries another worker finished meanwhile (it re-ran the job after this one's
         # lease expired) are left as they are and not counted twice. SQLite: the write
         # transaction holds the only writer lock; PostgreSQL: the rows are locked.
-        pending = await _still_pending(deps.db, conn, [f["b_id"] for f in finals])
+        pending = await _still_pending(deps.db, conn, [f[0] for f in finals])
         if len(pending) < len(finals):
-            finals = [f for f in finals if f["b_id"] in pending]
+            finals = [f for f in finals if f[0] in pending]
             decided = [(r, state) for r, state in decided if r.id in pending]
             retry = {i: d for i, d in retry.items() if i in pending}
             device_updates = {i: u for i, u in device_updates.items() if i in pending}
         await _count(conn, app_id, platform, decided, sends, now)
         if finals:
-            await _FINISH.run(conn, [(f["b_id"], f["b_state"], f["b_reason"], f["b_detail"],
-                                      f["b_provider_id"], f["b_attempts"], f["b_now"])
-                                     for f in finals])
+            await _FINISH.run(conn, finals)
         if device_updates:
             await conn.execute(
                 update(_D).where(_D.c.id == bindparam("b_device"))

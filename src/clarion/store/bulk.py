@@ -79,9 +79,26 @@ class DriverMany:
         if straight:
             params: list[tuple[Any, ...]] = [tuple(r) for r in rows]
         else:
+            # Rows of one batch usually share their timestamps (one ``now``): each processor
+            # (a pure function) remembers its last input, compared by identity.
+            steps = [(i, fixed, p if p is None else _Memo(p)) for i, fixed, p in plan]
             params = [tuple(fixed if i < 0 else row[i] if p is None or row[i] is None
-                            else p(row[i]) for i, fixed, p in plan) for row in rows]
+                            else p(row[i]) for i, fixed, p in steps) for row in rows]
         await conn.exec_driver_sql(sql, params)
+
+
+class _Memo:
+    __slots__ = ("_fn", "_last_in", "_last_out")
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self._fn = fn
+        self._last_in: Any = _Memo  # nothing seen yet (no value is this class)
+        self._last_out: Any = None
+
+    def __call__(self, value: Any) -> Any:
+        if value is not self._last_in:
+            self._last_in, self._last_out = value, self._fn(value)
+        return self._last_out
 
 
 class DriverInsert(DriverMany):

@@ -21,6 +21,7 @@ import pytest
 from clarion.config import Settings
 from clarion.domain.outcomes import Platform
 from clarion.providers.fake import FakeSender
+from clarion.store.db import Database
 from clarion.store.migrate import upgrade
 
 if TYPE_CHECKING:
@@ -56,6 +57,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'clarion.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    """A migrated, empty database: SQLite, then PostgreSQL (through ``db_url``)."""
+    await asyncio.to_thread(upgrade, db_url)
+    database = Database(db_url)
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 @pytest.fixture

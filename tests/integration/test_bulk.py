@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -12,20 +10,9 @@ from sqlalchemy import bindparam, insert, select, update
 
 from clarion.store.bulk import DriverInsert, DriverMany
 from clarion.store.db import Database
-from clarion.store.migrate import upgrade
 from clarion.store.tables import admin_tokens, orgs
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    await asyncio.to_thread(upgrade, db_url)
-    database = Database(db_url)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def test_rows_read_back_exactly_as_rows_written_through_sqlalchemy(db: Database) -> None:

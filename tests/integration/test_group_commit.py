@@ -16,22 +16,11 @@ from clarion.clock import SystemClock
 from clarion.store.db import Database
 from clarion.store.group_commit import GroupCommitWriter
 from clarion.store.jobs import JobQueue
-from clarion.store.migrate import upgrade
 from clarion.store.tables import admin_tokens, jobs, orgs
 
 pytestmark = pytest.mark.integration
 
 KIND = "test.kind"
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    await asyncio.to_thread(upgrade, db_url)
-    database = Database(db_url)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 @pytest.fixture

@@ -29,16 +29,6 @@ MakeQueue = Callable[..., JobQueue]
 
 
 @pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    await asyncio.to_thread(upgrade, db_url)
-    database = Database(db_url)
-    try:
-        yield database
-    finally:
-        await database.dispose()
-
-
-@pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()
 

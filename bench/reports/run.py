@@ -450,8 +450,8 @@ async def _time_api(url: str, p: Plan, runs: int) -> list[dict[str, Any]]:
                                    secret_key="bench-reports-secret-key-not-for-production"))
         await container.start()
         try:
-            token = await orgs.new_admin_token(db=container.db, clock=container.clock,
-                                               org_id=p.org_id)
+            token = (await orgs.new_admin_token(db=container.db, clock=container.clock,
+                                                org_id=p.org_id)).token
             transport = httpx.ASGITransport(app=create_app(container))
             out = []
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as cl:

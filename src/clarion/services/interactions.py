@@ -377,8 +377,6 @@ class Interactions:
             log.info("interaction record jobs %s were recorded by another worker",
                      [job.id for job in jobs][:10])
 
-    # ---------------------------------------------------------------------------- recording
-
     async def _record(self, conn: AsyncConnection, items: Sequence[_Record]) -> None:
         """Rows, first occurrences, roll-ups and the event job of one batch (one transaction)."""
         scopes: list[tuple[str, str]] = []
@@ -390,7 +388,7 @@ class Interactions:
             if it.kind in _ENGAGING:
                 scopes.append((person, "engaged"))
         # Key order for every multi-row write: two transactions touching the same rows (two
-        # API processes on PostgreSQL) then lock them in the same order and cannot deadlock.
+        # workers on PostgreSQL) then lock them in the same order and cannot deadlock.
         scopes.sort()
         new = await counters.first_times(conn, scopes)
         rows: list[tuple[Any, ...]] = []  # in interaction_rows.COLUMNS order

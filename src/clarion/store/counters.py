@@ -72,8 +72,8 @@ async def first_times(
 ) -> set[tuple[str, str]]:
     """Record (scope, kind) pairs; return those that were new (first occurrences).
 
-    On PostgreSQL one ``INSERT … ON CONFLICT DO NOTHING RETURNING``: concurrent API processes
-    may race for the same pair, and exactly one of them gets it back. On SQLite the write
+    On PostgreSQL one ``INSERT … ON CONFLICT DO NOTHING RETURNING``: concurrent workers may
+    race for the same pair, and exactly one of them gets it back. On SQLite the write
     transaction holds the database's only write lock (``BEGIN IMMEDIATE``), so reading which
     pairs exist and inserting the others cannot race; it is done that way because SQLite can
     then run the insert as one prepared ``executemany`` (``DriverInsert``) instead of compiling

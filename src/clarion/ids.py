@@ -40,6 +40,11 @@ def new_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
+def is_guid(value: str) -> bool:
+    """Whether ``value`` is GUID text in the usual hyphenated 8-4-4-4-12 form (any case)."""
+    return _CANONICAL.fullmatch(value) is not None
+
+
 def canonical_guid(value: str) -> str | None:
     """``value`` as canonical lower-case GUID text if it is the usual hyphenated form, else
     None (callers fall back to ``uuid.UUID`` for the rarer forms: braces, urn:, no hyphens)."""

@@ -44,7 +44,6 @@ check of a tracked link's redirect target.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -55,6 +54,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from clarion.errors import InvalidInput
+from clarion.ids import canonical_guid
 
 MAX_BATCH = 100  # reports per request in Clarion's batch form (the same cap as CIJ batches)
 MAX_TOKEN_LENGTH = 8192  # FCM tokens are ≤ 4096; Web Push endpoints ≤ 2048
@@ -85,7 +85,6 @@ _STATUS: dict[str, InteractionKind] = {
     "delivered": InteractionKind.DELIVERED,
     "dismissed": InteractionKind.DISMISSED,
 }
-_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _STATUS_FIX = ('Send PushNotificationStatus as 1 or "Opened", 0 or "Clicked", "Delivered" or '
                '"Dismissed".')
 
@@ -123,8 +122,9 @@ def parse_tracking_id(value: Any) -> str:
         raise InvalidInput("TrackingId must be a GUID string",
                            fix="Send the trackingId the notification carried, as a string.",
                            field="TrackingId")
-    if _CANONICAL_GUID.fullmatch(value):  # the form Clarion sends: no need to re-format
-        return value
+    canonical = canonical_guid(value)  # the form Clarion sends: no UUID object needed
+    if canonical is not None:
+        return canonical
     try:
         return str(uuid.UUID(value.strip()))
     except ValueError as exc:

@@ -31,6 +31,7 @@ from clarion.domain.credential_input import (
     required_text,
 )
 from clarion.domain.outcomes import Platform
+from clarion.ids import is_guid
 
 IOS_ENVIRONMENTS = ("sandbox", "production")
 IOS_AUTH_MODES = ("token", "certificate")
@@ -40,7 +41,6 @@ _CERT_ONLY = frozenset({"certificate_p12", "certificate_password"})
 _TEN_CHAR_ID = re.compile(r"[A-Za-z0-9]{10}")
 # Apple: "alphanumeric characters (A-Z, a-z, 0-9), hyphens (-), and periods (.)", reverse-DNS.
 _BUNDLE_ID = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _ARMOUR = re.compile(r"-----(BEGIN|END)[A-Z0-9 ]*-----")
 
 _KEY_ID_FIX = ("Copy the 10-character Key ID shown next to the key in Apple Developer → "
@@ -93,7 +93,7 @@ def _ten_char_id(raw: Mapping[str, Any], key: str, what: str, fix: str) -> str:
                 f"'AuthKey_': {m.group(1)}.")
     elif "-----BEGIN" in value or len(value) > 64:
         hint = " This looks like the key file's content, which belongs in ios.signing_key."
-    elif _UUID.fullmatch(value):
+    elif is_guid(value):
         hint = (" This looks like a UUID (for example the App Store Connect Issuer ID), "
                 f"not the {what}.")
     elif m := re.fullmatch(r"([A-Za-z0-9]{10})\.[A-Za-z0-9.-]+", value):

@@ -22,13 +22,13 @@ import orjson
 from jh2.hpack import NeverIndexedHeaderTuple
 
 from clarion.domain.outcomes import Notification
+from clarion.ids import is_guid
 
 MAX_PAYLOAD_BYTES = 4096
 MAX_COLLAPSE_ID_BYTES = 64
 # Apple device tokens are hex; CIJ accepts at most 64 characters, Apple documents that tokens
 # may grow, so the sender only refuses what cannot be a token at all (and could break :path).
 _HEX_TOKEN = re.compile(r"[0-9a-fA-F]{16,400}")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 _DRY_RUN_BODY = orjson.dumps({"aps": {"content-available": 1}})
 
@@ -133,7 +133,7 @@ class RequestTemplate:
         """
         path = b"/3/device/" + check_token(token)
         headers = [*self.head, NeverIndexedHeaderTuple(b":path", path), *self.tail]
-        apns_id = delivery_id if _UUID.fullmatch(delivery_id) else None
+        apns_id = delivery_id if is_guid(delivery_id) else None
         if apns_id is not None:
             headers.append(NeverIndexedHeaderTuple(b"apns-id", apns_id.encode("ascii")))
         return RequestParts(path=path, headers=headers, body=self.body, apns_id=apns_id)

@@ -140,7 +140,8 @@ async def revoke_admin_token(*, db: Database, clock: Clock, org_id: str, token_i
             raise NotFound(f"organization {org_id} has no admin token {token_id}",
                            fix="List the tokens with `clarion orgs tokens --org ORG` or "
                            "GET /v1/orgs/{org}/admin-tokens.")
-        if row.revoked_at is None:
+        revoked_at = row.revoked_at
+        if revoked_at is None:
             if keep_one:
                 active = (await conn.execute(select(func.count()).select_from(a).where(
                     a.c.org_id == org_id, a.c.revoked_at.is_(None)))).scalar_one()
@@ -148,6 +149,7 @@ async def revoke_admin_token(*, db: Database, clock: Clock, org_id: str, token_i
                     raise Conflict("this is the organization's last active admin token",
                                    fix="Create another one first (`clarion orgs token --org "
                                    "ORG`), then revoke this one.")
-            await conn.execute(update(a).where(a.c.id == token_id).values(
-                revoked_at=clock.now()))
-    return next(x for x in await list_admin_tokens(db=db, org_id=org_id) if x.id == token_id)
+            revoked_at = clock.now()
+            await conn.execute(update(a).where(a.c.id == token_id).values(revoked_at=revoked_at))
+    return AdminToken(id=str(row.id), name=row.name, created_at=row.created_at,
+                      revoked_at=revoked_at)

@@ -1,13 +1,13 @@
 """Inserting ``interactions`` rows in bulk, with their ids (the event bus publishes them).
 
-The ingest path writes hundreds of rows per group commit, so it goes through
+Recording accepted reports writes up to thousands of rows per transaction, so it goes through
 ``clarion.store.bulk.DriverInsert`` (one driver ``executemany``) instead of
 ``INSERT … RETURNING`` through SQLAlchemy. The ids are reserved first, in the same transaction:
 
 * **SQLite**: ``max(id) + 1 …``. Safe because a write transaction starts with
   ``BEGIN IMMEDIATE`` (``clarion.store.db``): nobody else can insert until it commits.
 * **PostgreSQL**: ``nextval`` of the column's sequence, ``n`` at once. Values are never handed
-  out twice, so concurrent API processes cannot collide; gaps (a rolled-back batch) are
+  out twice, so concurrent workers cannot collide; gaps (a rolled-back batch) are
   harmless.
 """
 

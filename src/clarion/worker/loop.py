@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Sequence[Job]], Awaitable[None]]
 
 
-
 @dataclass(frozen=True, slots=True)
 class Bounded:
     """A handler called with at most ``max_jobs`` jobs, claimed only when a slot is free."""

@@ -318,15 +318,6 @@ async def test_developer_info(container: Container, p8: str, rsa_pem: str) -> No
 # --- REST -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    from clarion.api.app import create_app
-
-    transport = httpx.ASGITransport(app=create_app(container))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        yield http
-
-
 async def test_rest_round_trip_and_isolation(container: Container, client: httpx.AsyncClient,
                                              p8: str, rsa_pem: str) -> None:
     c = container

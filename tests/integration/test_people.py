@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +40,6 @@ class Org:
 async def new_org(c: Container, name: str = "Contoso") -> Org:
     created = await orgs.create_org(db=c.db, clock=c.clock, name=name)
     return Org(created.id, created.admin_token)
-
-
-@pytest.fixture
-async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    from clarion.api.app import create_app  # imported late: other routes are still being written
-
-    app = create_app(container)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://test") as http:
-        yield http
 
 
 async def add(c: Container, org: Org, **data: Any) -> people.PersonRead:

@@ -7,14 +7,12 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from clarion.api.app import create_app
 from clarion.bootstrap import Container
 from clarion.domain.outcomes import Platform
 from clarion.providers.fake import FakeSender
@@ -23,13 +21,6 @@ from clarion.store import tables as t
 from tests.factories import World, apns_token, b64u, drain, world
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(container))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
 
 
 def base(w: World) -> str:

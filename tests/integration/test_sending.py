@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from clarion.api.app import create_app
 from clarion.bootstrap import Container
 from clarion.domain import links
 from clarion.domain.outcomes import Platform
@@ -20,13 +18,6 @@ from clarion.store.jobs import NewJob
 from tests.factories import World, apns_token, drain, world
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(container))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
 
 
 def admin(w: World) -> dict[str, str]:

@@ -257,8 +257,9 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    # No index on ``state``: deliveries are read by id, by send (the unique key's prefix) and
+    # by (send, person); every outcome would otherwise rewrite an index entry (0002).
     UniqueConstraint("send_id", "device_id", name="uq_deliveries_send_device"),
-    Index("ix_deliveries_app_state", "app_id", "state"),
 )
 
 interactions = Table(

@@ -264,8 +264,8 @@ _WEB_KEYS = case((_DL.c.platform == Platform.WEB.value, _D.c.web_keys)).label("w
 async def _load(db: Database, ids: Sequence[str]) -> tuple[list[Any], dict[str, _Send]]:
     """The still-pending deliveries among ``ids`` (with their device) and their sends.
 
-    Selected by primary key only, the state checked here: a predicate on ``state`` makes
-    PostgreSQL plan a scan of every pending row (``ix_deliveries_app_state``)."""
+    Selected by primary key only, the state checked here: with a predicate on ``state``,
+    PostgreSQL once planned a scan of every pending row instead of the key lookups."""
     rows: list[Any] = []
     async with db.read() as conn:
         for i in range(0, len(ids), 500):
@@ -415,33 +415,63 @@ async def _apply(deps: Deps, app_id: str, platform: Platform, rows: list[Any],
         await apps_service.mark_credentials_invalid(
             db=deps.db, clock=deps.clock, app_id=app_id, platform=platform,
             reason=credential_reason)
+    writes = _Writes(finals, decided, retry, device_updates)
+    if deps.db.is_sqlite:
+        # The write transaction holds SQLite's only writer lock, and the outcome UPDATE only
+        # touches pending rows: when it changed every row, no other worker finished any of
+        # them and the rest follows; otherwise it rolls back and the general path sorts them.
+        try:
+            async with deps.db.write() as conn:
+                if await _FINISH.run(conn, finals) != len(finals):
+                    raise _FinishedElsewhere
+                await _write_rest(deps, conn, app_id, platform, writes, sends, now)
+            return
+        except _FinishedElsewhere:
+            pass
     async with deps.db.write() as conn:
         # Deliveries another worker finished meanwhile (it re-ran the job after this one's
-        # lease expired) are left as they are and not counted twice. SQLite: the write
-        # transaction holds the only writer lock; PostgreSQL: the rows are locked.
+        # lease expired) are left as they are and not counted twice. PostgreSQL: the rows
+        # stay locked until the commit.
         pending = await _still_pending(deps.db, conn, [f[0] for f in finals])
         if len(pending) < len(finals):
-            finals = [f for f in finals if f[0] in pending]
-            decided = [(r, state) for r, state in decided if r.id in pending]
-            retry = {i: d for i, d in retry.items() if i in pending}
-            device_updates = {i: u for i, u in device_updates.items() if i in pending}
-        await _count(conn, app_id, platform, decided, sends, now)
-        if finals:
-            await _FINISH.run(conn, finals)
-        if device_updates:
-            await conn.execute(
-                update(_D).where(_D.c.id == bindparam("b_device"))
-                .values(state=bindparam("b_dstate"), state_reason=bindparam("b_dreason"),
-                        state_changed_at=bindparam("b_now"), updated_at=bindparam("b_now")),
-                list(device_updates.values()))
-        if retry:
-            now_ms = deps.clock.epoch_ms()
-            by_delay: dict[int, list[str]] = defaultdict(list)
-            for delivery_id, delay_ms in retry.items():
-                by_delay[delay_ms].append(delivery_id)
-            await deps.queue.enqueue(conn, [
-                NewJob(kind=DELIVERY_JOB, payload={"ids": ids}, run_at_ms=now_ms + delay_ms)
-                for delay_ms, ids in by_delay.items()])
+            writes = _Writes([f for f in finals if f[0] in pending],
+                             [(r, state) for r, state in decided if r.id in pending],
+                             {i: d for i, d in retry.items() if i in pending},
+                             {i: u for i, u in device_updates.items() if i in pending})
+        await _FINISH.run(conn, writes.finals)
+        await _write_rest(deps, conn, app_id, platform, writes, sends, now)
+
+
+class _FinishedElsewhere(Exception):
+    """Rolls back an outcome transaction that found a delivery no longer pending."""
+
+
+@dataclass(slots=True)
+class _Writes:
+    finals: list[tuple[Any, ...]]  # _FINISH's parameters, the delivery id first
+    decided: list[tuple[Any, str]]  # (row, final state)
+    retry: dict[str, int]  # delivery id -> delay ms
+    device_updates: dict[str, dict[str, Any]]  # delivery id -> device update
+
+
+async def _write_rest(deps: Deps, conn: Any, app_id: str, platform: Platform, writes: _Writes,
+                      sends: Mapping[str, _Send], now: datetime) -> None:
+    """What follows the outcome UPDATE: roll-ups, device states and retry jobs."""
+    await _count(conn, app_id, platform, writes.decided, sends, now)
+    if writes.device_updates:
+        await conn.execute(
+            update(_D).where(_D.c.id == bindparam("b_device"))
+            .values(state=bindparam("b_dstate"), state_reason=bindparam("b_dreason"),
+                    state_changed_at=bindparam("b_now"), updated_at=bindparam("b_now")),
+            list(writes.device_updates.values()))
+    if writes.retry:
+        now_ms = deps.clock.epoch_ms()
+        by_delay: dict[int, list[str]] = defaultdict(list)
+        for delivery_id, delay_ms in writes.retry.items():
+            by_delay[delay_ms].append(delivery_id)
+        await deps.queue.enqueue(conn, [
+            NewJob(kind=DELIVERY_JOB, payload={"ids": ids}, run_at_ms=now_ms + delay_ms)
+            for delay_ms, ids in by_delay.items()])
 
 
 async def _still_pending(db: Database, conn: Any, ids: list[str]) -> set[str]:

@@ -20,6 +20,7 @@ no public "executemany these tuples" for a Core statement, hence this small modu
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
@@ -71,20 +72,25 @@ class DriverMany:
             self._compiled[dialect.name] = got
         return got
 
-    async def run(self, conn: AsyncConnection, rows: Sequence[Sequence[Any]]) -> None:
-        """Execute for ``rows`` (tuples in ``names`` order) inside ``conn``'s transaction."""
+    async def run(self, conn: AsyncConnection, rows: Sequence[Sequence[Any]]) -> int:
+        """Execute for ``rows`` (tuples in ``names`` order) inside ``conn``'s transaction.
+        Returns the rows changed as the driver counts them: exact on SQLite (the sum over
+        all rows), -1 on asyncpg, which does not count an ``executemany``."""
         if not rows:
-            return
+            return 0
         sql, plan, straight = self._for(conn.dialect)
         if straight:
             params: list[tuple[Any, ...]] = [tuple(r) for r in rows]
         else:
-            # Rows of one batch usually share their timestamps (one ``now``): each processor
-            # (a pure function) remembers its last input, compared by identity.
-            steps = [(i, fixed, p if p is None else _Memo(p)) for i, fixed, p in plan]
-            params = [tuple(fixed if i < 0 else row[i] if p is None or row[i] is None
-                            else p(row[i]) for i, fixed, p in steps) for row in rows]
-        await conn.exec_driver_sql(sql, params)
+            # Built column by column (C-level zip/map, no Python loop per value). Rows of one
+            # batch usually share their timestamps (one ``now``): each processor (a pure
+            # function) remembers its last input, compared by identity.
+            columns = list(zip(*rows, strict=True))
+            params = list(zip(*(
+                repeat(fixed, len(rows)) if i < 0 else columns[i] if p is None
+                else map(_Memo(p), columns[i]) for i, fixed, p in plan), strict=True))
+        result = await conn.exec_driver_sql(sql, params)
+        return int(result.rowcount)
 
 
 class _Memo:
@@ -96,6 +102,8 @@ class _Memo:
         self._last_out: Any = None
 
     def __call__(self, value: Any) -> Any:
+        if value is None:
+            return None
         if value is not self._last_in:
             self._last_in, self._last_out = value, self._fn(value)
         return self._last_out

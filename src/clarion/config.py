@@ -65,6 +65,10 @@ class Settings(BaseSettings):
         description="In `clarion serve`, the share of time the in-process worker keeps while "
         "the API is saturated (it yields the rest to accepting requests; 1 = never yield).")
     api_token_cache_seconds: float = Field(5.0, ge=0, le=300)
+    gc_threshold: int = Field(
+        50_000, ge=0, le=10_000_000,
+        description="Allocations between young garbage collections in serve/worker (Python's "
+        "default is 700; 0 keeps Python's settings). See clarion.cli.gc_policy.")
     delivery_batch_size: int = Field(500, ge=1, le=5000,
                                      description="Deliveries per delivery job.")
     delivery_jobs_per_call: int = Field(

@@ -17,6 +17,7 @@ from clarion.api.app import create_app
 from clarion.bootstrap import build
 from clarion.cli import apps, contacts, devices, emulator, jobs, orgs, reports, send
 from clarion.cli.check import check_config
+from clarion.cli.gc_policy import tune_for_service
 from clarion.cli.runtime import console, settings
 from clarion.errors import ClarionError
 from clarion.store.migrate import upgrade_async
@@ -93,6 +94,7 @@ async def _serve(*, with_api: bool, with_worker: bool, host: str, port: int) -> 
         tasks.append(asyncio.create_task(server.serve(), name="clarion-api"))
         console.print(f"Clarion {__version__} listening on http://{host}:{port} "
                       f"({container.db.dialect}); API docs at {cfg.public_url}/docs")
+    tune_for_service(cfg.gc_threshold)  # everything start-up built lives until exit
     try:
         await stop.wait()
     finally:

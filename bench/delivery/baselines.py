@@ -105,6 +105,10 @@ async def run_aioapns(args: argparse.Namespace, hist: LogHistogram) -> dict[str,
         return bool(result.is_successful)
 
     await one(0)  # connect (and have the JWT accepted) before the clock starts
+    if args.gc_tuned:  # the collector settings clarion serve applies once started
+        from clarion.cli.gc_policy import tune_for_service
+
+        tune_for_service(50_000)
     t0 = time.perf_counter()
     ok, failed = await _bounded(args.n, args.concurrency, one)
     secs = time.perf_counter() - t0
@@ -304,6 +308,9 @@ def main() -> None:
     parser.add_argument("--p8")
     parser.add_argument("--sa")
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--gc-tuned", action="store_true",
+                        help="aioapns: freeze start-up objects and raise the young-GC threshold "
+                        "as clarion serve does (clarion.cli.gc_policy)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     args.p8_text = Path(args.p8).read_text() if args.p8 else ""
@@ -322,7 +329,7 @@ def main() -> None:
     cpu1 = os.times()
     result.update({
         "kind": args.kind, "n": args.n, "concurrency": args.concurrency,
-        "connections": args.connections, "uvloop": args.uvloop,
+        "connections": args.connections, "uvloop": args.uvloop, "gc_tuned": args.gc_tuned,
         "sends_per_s": result["ok"] / result["seconds"] if result["seconds"] else 0.0,
         "latency": hist.summary(),
         "cpu_s": round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 2),

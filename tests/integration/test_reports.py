@@ -213,10 +213,9 @@ async def c(db_url: str, tmp_path: Path) -> AsyncIterator[Container]:
 
 
 @pytest.fixture
-async def client(c: Container) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(c))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as cl:
-        yield cl
+def container(c: Container) -> Container:
+    """The frozen-clock container: conftest's ``client`` talks to this one."""
+    return c
 
 
 @pytest.fixture

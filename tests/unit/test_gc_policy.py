@@ -44,7 +44,7 @@ def test_zero_keeps_pythons_thresholds(restore_gc: None) -> None:
     assert gc.get_freeze_count() > 0
 
 
-def test_the_default_is_documented_and_bounded() -> None:
+def test_the_default_and_its_bound() -> None:
     assert Settings().gc_threshold == 50_000
     with pytest.raises(ValueError, match="gc_threshold"):
         Settings(gc_threshold=-1)

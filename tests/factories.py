@@ -13,10 +13,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from clarion.bootstrap import Container
-from clarion.services import apps, orgs, people
-from clarion.services.interactions import RECORD_JOB
-from clarion.store.jobs import JobQueue
-from clarion.worker.handlers import build_handlers
+from clarion.services.interactions import RECORD
+from clarion.worker.loop import Worker
+from clarion.worker.tasks import build_handlers
 
 
 def p8_key() -> str:
@@ -74,41 +73,31 @@ class World:
 
 
 async def world(c: Container, *, people_count: int = 2, **settings: Any) -> World:
-    org = await orgs.create_org(db=c.db, clock=c.clock, name="Contoso")
-    created = await apps.create_app(db=c.db, box=c.box, clock=c.clock, org_id=org.id,
-                                    document=app_document(**settings))
+    org = await c.orgs.create("Contoso")
+    created = await c.apps.create(org.id, app_document(**settings))
     ids = []
     for i in range(people_count):
-        p = await people.create_person(db=c.db, clock=c.clock, settings=c.settings,
-                                       org_id=org.id,
-                                       data={"email": f"user{i}@contoso.com", "kind": "contact"})
+        p = await c.people.create(org.id, {"email": f"user{i}@contoso.com", "kind": "contact"})
         ids.append(p.id)
     return World(org.id, org.admin_token, created.app.id, created.api_token, ids)
 
 
-async def drain(c: Container, *, kinds: Sequence[str] | None = None, rounds: int = 50) -> int:
-    """Run every due job (as the worker would) until the queue has nothing due; returns jobs run."""
+async def drain(c: Container, *, kinds: Sequence[str] | None = None,
+                rounds: int = 10_000) -> int:
+    """Run every due job with the worker's own loop (``Worker.run_until_idle``) until nothing
+    of ``kinds`` (default: every kind) is due, or for ``rounds`` claims; returns how many jobs
+    ran."""
     handlers = build_handlers(c)
-    queue: JobQueue = c.queue
-    done = 0
-    for _ in range(rounds):
-        jobs = await queue.claim(worker_id="test", limit=100,
-                                 kinds=list(kinds) if kinds else list(handlers))
-        if not jobs:
-            return done
-        by_kind: dict[str, list[Any]] = {}
-        for job in jobs:
-            by_kind.setdefault(job.kind, []).append(job)
-        for kind, batch in by_kind.items():
-            await handlers[kind](batch)
-            await queue.complete([j.id for j in batch])
-            done += len(batch)
-    return done
+    if kinds is not None:
+        handlers = {k: h for k, h in handlers.items() if k in kinds}
+    worker = Worker(c.queue, handlers, concurrency=c.settings.worker_concurrency,
+                    batch_size=100, poll_seconds=0.1, worker_id="test")
+    return await worker.run_until_idle(max_rounds=rounds)
 
 
 async def recorded(c: Container) -> int:
     """Record the accepted interaction reports now (the worker's ``interactions.record``)."""
-    return await drain(c, kinds=[RECORD_JOB])
+    return await drain(c, kinds=[RECORD.name])
 
 
 def dumps(value: Any) -> str:

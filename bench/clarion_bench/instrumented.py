@@ -22,8 +22,13 @@ from sqlalchemy import event
 
 import clarion.cli.main as cli_main
 
+try:  # where `clarion serve` builds its container (clarion.runtime since the restructuring)
+    import clarion.runtime as assembly
+except ImportError:  # an older checkout (A/B runs): the CLI built it
+    assembly = cli_main  # type: ignore[assignment]
+
 _stats: dict[str, list[float]] = {}  # statement -> [executions, rows, seconds]
-_original_build = cli_main.build  # type: ignore[attr-defined]
+_original_build = assembly.build
 
 
 def _key(statement: str) -> str:
@@ -66,7 +71,7 @@ def _dump() -> None:
     Path(target).write_text(json.dumps(rows, indent=1), encoding="utf-8")
 
 
-cli_main.build = _build  # type: ignore[attr-defined]
+assembly.build = _build
 atexit.register(_dump)
 
 if __name__ == "__main__":

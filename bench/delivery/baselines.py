@@ -106,7 +106,10 @@ async def run_aioapns(args: argparse.Namespace, hist: LogHistogram) -> dict[str,
 
     await one(0)  # connect (and have the JWT accepted) before the clock starts
     if args.gc_tuned:  # the collector settings clarion serve applies once started
-        from clarion.cli.gc_policy import tune_for_service
+        try:
+            from clarion.gc_policy import tune_for_service
+        except ImportError:  # an older checkout (A/B runs)
+            from clarion.cli.gc_policy import tune_for_service  # type: ignore[no-redef]
 
         tune_for_service(50_000)
     t0 = time.perf_counter()
@@ -310,7 +313,7 @@ def main() -> None:
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--gc-tuned", action="store_true",
                         help="aioapns: freeze start-up objects and raise the young-GC threshold "
-                        "as clarion serve does (clarion.cli.gc_policy)")
+                        "as clarion serve does (clarion.gc_policy)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     args.p8_text = Path(args.p8).read_text() if args.p8 else ""

@@ -15,7 +15,7 @@ the rules of the write paths (first report of a kind per delivery / per (send, p
 the project's own ``clarion.store.rollups.rollup_rows``; they are bulk-loaded, not written
 through the services (that would take hours and measures the write path, not reports).
 
-Then ``clarion.services.reports.report`` — the function behind the API and the CLI — is timed
+Then ``Reports.report`` (``clarion.services.reports``) — behind the API and the CLI — is timed
 ``--runs`` times (20) per case: the org, the busiest app and the busiest send, over the whole
 range, hourly and daily, split by platform. For comparison, the same org report summed from
 ``report_counters`` (what a report would cost without ``report_rollups``) and one scan of the
@@ -45,7 +45,8 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from clarion.services import reports
+from clarion.clock import SystemClock
+from clarion.services.reports import Reports
 from clarion.store import tables as t
 from clarion.store.db import Database
 from clarion.store.rollups import rollup_rows
@@ -376,6 +377,7 @@ def _pct(values: list[float], q: float) -> float:
 
 async def time_reports(url: str, p: Plan, runs: int) -> list[dict[str, Any]]:
     db = Database(url)
+    service = Reports(db, SystemClock())
     since = START
     until = START + timedelta(days=30)
     biggest_app = max(p.apps, key=lambda a: sum(s.people for s in p.sends if s.app_id == a))
@@ -392,8 +394,8 @@ async def time_reports(url: str, p: Plan, runs: int) -> list[dict[str, Any]]:
             rep = None
             for _ in range(runs):
                 t0 = time.perf_counter()
-                rep = await reports.report(
-                    db=db, org_id=p.org_id, scope=scope,  # type: ignore[arg-type]
+                rep = await service.report(
+                    p.org_id, scope=scope,  # type: ignore[arg-type]
                     scope_id=scope_id, since=since, until=until,
                     granularity=gran,  # type: ignore[arg-type]
                     by_platform=True)
@@ -443,15 +445,13 @@ async def _time_api(url: str, p: Plan, runs: int) -> list[dict[str, Any]]:
     from clarion.api.app import create_app
     from clarion.bootstrap import build
     from clarion.config import Settings
-    from clarion.services import orgs
 
     with tempfile.TemporaryDirectory() as var:
         container = build(Settings(database_url=url, var_dir=Path(var),
                                    secret_key="bench-reports-secret-key-not-for-production"))
         await container.start()
         try:
-            token = (await orgs.new_admin_token(db=container.db, clock=container.clock,
-                                                org_id=p.org_id)).token
+            token = (await container.orgs.new_admin_token(p.org_id)).token
             transport = httpx.ASGITransport(app=create_app(container))
             out = []
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as cl:

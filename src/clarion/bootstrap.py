@@ -1,8 +1,9 @@
 """Composition root: settings -> engine, secret box, job queue, writer, providers -> services.
 
-Nothing here runs at import. ``build()`` wires objects; ``Container.start()`` opens what needs a
-running event loop and ``Container.close()`` releases it. Tests call ``build()`` with their own
-clock and fake senders; the API, the worker and the CLI all go through here.
+Nothing here runs at import. ``build()`` wires every object once; ``Container.start()`` opens
+what needs a running event loop and ``Container.close()`` releases it. The API (through
+``Annotated`` dependencies, ``clarion.api.deps``), the worker's tasks and the CLI all use the
+services of one container. Tests call ``build()`` with their own clock and fake senders.
 """
 
 from __future__ import annotations
@@ -17,10 +18,23 @@ from clarion.config import Settings
 from clarion.crypto import SecretBox, derived_key
 from clarion.domain.outcomes import Platform, Sender
 from clarion.providers.base import ProviderSettings
-from clarion.services.apps import ApiTokenCache
-from clarion.services.delivery import DeliveryPolicy, Limiter
+from clarion.services.api_tokens import ApiTokenCache
+from clarion.services.apps import Apps
+from clarion.services.delivery import Delivery, DeliveryPolicy
+from clarion.services.devices import Devices
 from clarion.services.events import EventBus
+from clarion.services.fanout import FanOut
+from clarion.services.health import Health
+from clarion.services.importing import Importer
 from clarion.services.interactions import Interactions
+from clarion.services.orgs import Orgs
+from clarion.services.people import People
+from clarion.services.recording import Recorder
+from clarion.services.registration import Registration
+from clarion.services.registration_processing import RegistrationProcessor
+from clarion.services.reports import Reports
+from clarion.services.sending import Sends
+from clarion.services.webhooks import Callbacks
 from clarion.store.db import Database
 from clarion.store.group_commit import GroupCommitWriter
 from clarion.store.jobs import JobQueue
@@ -31,17 +45,30 @@ class Container:
     settings: Settings
     clock: Clock
     db: Database
-    box: SecretBox
+    box: SecretBox  # encrypts the apps' provider secrets at rest
+    link_key: bytes  # signs tracked links (clarion.domain.links)
+    policy: DeliveryPolicy
     queue: JobQueue
     writer: GroupCommitWriter
     senders: Mapping[Platform, Sender]
     http: httpx.AsyncClient
-    api_tokens: ApiTokenCache
-    policy: DeliveryPolicy
-    limiter: Limiter
-    link_key: bytes  # signs tracked links (clarion.domain.links)
-    events: EventBus  # in-service events (subscribe here at bootstrap: services/events.py)
-    interactions: Interactions  # interaction reports and tracked-link clicks
+    # the use cases
+    orgs: Orgs
+    apps: Apps
+    people: People
+    importer: Importer
+    devices: Devices
+    registration: Registration
+    processor: RegistrationProcessor
+    callbacks: Callbacks
+    sends: Sends
+    fanout: FanOut
+    delivery: Delivery
+    interactions: Interactions
+    recorder: Recorder
+    events: EventBus  # in-service events: subscribe here at bootstrap (services/events.py)
+    reports: Reports
+    health: Health
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -110,16 +137,31 @@ def build(
         concurrency_per_app=settings.provider_concurrency_per_app,
     )
     link_key = derived_key(keys[0], "tracked-links")
-    interactions = Interactions(
-        db=db, writer=writer, queue=queue, clock=clock, link_key=link_key,
-        lookup_window_seconds=settings.events_lookup_window_ms / 1000,
-        cache_size=settings.events_lookup_cache_size,
-        rate_per_client=settings.events_rate_per_client, rate_burst=settings.events_rate_burst,
-    )
+    senders = dict(senders if senders is not None else default_senders(settings))
+    tokens = ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds)
+    apps = Apps(db, box, clock, settings, tokens)
+    people = People(db, clock, settings)
     return Container(
-        settings=settings, clock=clock, db=db, box=box, queue=queue, writer=writer,
-        senders=dict(senders if senders is not None else default_senders(settings)), http=http,
-        api_tokens=ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds),
-        policy=policy, limiter=Limiter(policy), link_key=link_key, events=EventBus(),
-        interactions=interactions,
+        settings=settings, clock=clock, db=db, box=box, link_key=link_key, policy=policy,
+        queue=queue, writer=writer, senders=senders,
+        http=http, orgs=Orgs(db, clock), apps=apps, people=people,
+        importer=Importer(db, clock, settings), devices=Devices(db),
+        registration=Registration(db, writer, tokens, clock, settings),
+        processor=RegistrationProcessor(db=db, clock=clock, queue=queue, apps=apps,
+                                        people=people, senders=senders, settings=settings),
+        callbacks=Callbacks(http, allow_private=settings.webhook_allow_private),
+        sends=Sends(db, clock, queue, people),
+        fanout=FanOut(db, clock, queue, policy),
+        delivery=Delivery(db=db, clock=clock, queue=queue, apps=apps, senders=senders,
+                          policy=policy, public_url=settings.public_url, link_key=link_key),
+        interactions=Interactions(
+            db=db, writer=writer, clock=clock, link_key=link_key,
+            lookup_window_seconds=settings.events_lookup_window_ms / 1000,
+            cache_size=settings.events_lookup_cache_size,
+            rate_per_client=settings.events_rate_per_client,
+            rate_burst=settings.events_rate_burst),
+        recorder=Recorder(db, clock, queue),
+        events=EventBus(db, queue, clock),
+        reports=Reports(db, clock),
+        health=Health(db),
     )

@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from clarion.bootstrap import Container, build
 from clarion.errors import Unauthorized
-from clarion.services import orgs
 from clarion.store.migrate import upgrade
 from tests.conftest import TEST_SECRET, make_settings
 
@@ -30,8 +29,8 @@ def bearer(token: str) -> dict[str, str]:
 async def test_issue_list_revoke_over_rest(container: Container,
                                            client: httpx.AsyncClient) -> None:
     c = container
-    org = await orgs.create_org(db=c.db, clock=c.clock, name="A")
-    other = await orgs.create_org(db=c.db, clock=c.clock, name="B")
+    org = await c.orgs.create("A")
+    other = await c.orgs.create("B")
     base = f"/v1/orgs/{org.id}/admin-tokens"
     r = await client.post(base, json={"name": "ci-deploy"}, headers=bearer(org.admin_token))
     assert r.status_code == 201, r.text
@@ -81,8 +80,7 @@ def test_the_cli_lists_and_revokes_even_the_last_token(
             await c.close()
 
     upgrade(sqlite_url)
-    org = asyncio.run(with_container(lambda c: orgs.create_org(db=c.db, clock=c.clock,
-                                                               name="A")))
+    org = asyncio.run(with_container(lambda c: c.orgs.create("A")))
     monkeypatch.setenv("CLARION_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("CLARION_SECRET_KEY", TEST_SECRET)
     monkeypatch.setenv("CLARION_VAR_DIR", str(tmp_path / "var"))
@@ -96,10 +94,9 @@ def test_the_cli_lists_and_revokes_even_the_last_token(
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["revoked_at"] is not None
     with pytest.raises(Unauthorized, match="unknown or revoked"):
-        asyncio.run(with_container(lambda c: orgs.authenticate_admin(
-            db=c.db, token=org.admin_token)))
+        asyncio.run(with_container(lambda c: c.orgs.authenticate_admin(org.admin_token)))
     out = runner.invoke(app, ["orgs", "token", "--org", org.id, "--name", "rescue", "--json"])
     assert out.exit_code == 0, out.output
     made = json.loads(out.stdout)
-    assert asyncio.run(with_container(lambda c: orgs.authenticate_admin(
-        db=c.db, token=made["admin_token"]))) == org.id
+    assert asyncio.run(with_container(
+        lambda c: c.orgs.authenticate_admin(made["admin_token"]))) == org.id

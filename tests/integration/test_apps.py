@@ -19,7 +19,6 @@ from clarion.bootstrap import Container
 from clarion.clock import FrozenClock
 from clarion.domain.outcomes import Platform
 from clarion.errors import InvalidInput, NotFound
-from clarion.services import apps, orgs
 from clarion.services.apps import ApiTokenCache
 from clarion.store import tables as t
 
@@ -69,9 +68,8 @@ async def _raw_row(container: Container, app_id: str) -> Any:
 
 async def test_create_read_update_delete(container: Container, p8: str, rsa_pem: str) -> None:
     c = container
-    org = await orgs.create_org(db=c.db, clock=c.clock, name="Contoso")
-    created = await apps.create_app(db=c.db, box=c.box, clock=c.clock, org_id=org.id,
-                                    document=config(p8, rsa_pem, settings={
+    org = await c.orgs.create("Contoso")
+    created = await c.apps.create(org.id, config(p8, rsa_pem, settings={
                                         "max_devices_per_person": 3}))
     app = created.app
     assert created.api_token.startswith("clr_app_")
@@ -83,8 +81,8 @@ async def test_create_read_update_delete(container: Container, p8: str, rsa_pem:
     assert app.api_token_count == 1
     assert app.settings.max_devices_per_person == 3
     assert app.settings.token_owner_policy == "move"
-    assert await apps.get_app(db=c.db, org_id=org.id, app_id=app.id) == app
-    assert [a.id for a in await apps.list_apps(db=c.db, org_id=org.id)] == [app.id]
+    assert await c.apps.get(org.id, app.id) == app
+    assert [a.id for a in await c.apps.of_org(org.id)] == [app.id]
 
     # Secrets: encrypted at rest, absent from every clear column, readable for senders only.
     row = await _raw_row(c, app.id)
@@ -93,13 +91,11 @@ async def test_create_read_update_delete(container: Container, p8: str, rsa_pem:
         assert secret not in stored
     secrets = c.box.decrypt(row.secrets)
     assert secrets["ios"]["signing_key"] == p8
-    ios = await apps.load_platform_credentials(db=c.db, box=c.box, app_id=app.id,
-                                               platform=Platform.IOS)
+    ios = await c.apps.platform_credentials(app.id, Platform.IOS)
     assert ios is not None
     assert ios["signing_key"] == p8
     assert ios["key_id"] == "ABC123DEFG"
-    web = await apps.load_platform_credentials(db=c.db, box=c.box, app_id=app.id,
-                                               platform=Platform.WEB)
+    web = await c.apps.platform_credentials(app.id, Platform.WEB)
     assert web is not None
     assert web["vapid_public_key"] == vapid
     assert len(web["vapid_private_key"]) == 43
@@ -109,15 +105,13 @@ async def test_create_read_update_delete(container: Container, p8: str, rsa_pem:
 
     # A bad update changes nothing.
     with pytest.raises(InvalidInput) as bad:
-        await apps.update_app(db=c.db, box=c.box, clock=c.clock, org_id=org.id, app_id=app.id,
-                              document={"name": "Renamed", "ios": {"key_id": "SHORT"}})
+        await c.apps.update(org.id, app.id, {"name": "Renamed", "ios": {"key_id": "SHORT"}})
     assert bad.value.field == "ios.key_id"
-    assert await apps.get_app(db=c.db, org_id=org.id, app_id=app.id) == app
+    assert await c.apps.get(org.id, app.id) == app
 
     # Partial update: iOS merged (the .p8 kept), Android removed, Web keys kept, settings merged.
-    updated = await apps.update_app(
-        db=c.db, box=c.box, clock=c.clock, org_id=org.id, app_id=app.id,
-        document={"name": "Contoso 2", "ios": {"environment": "production"}, "android": None,
+    updated = await c.apps.update(org.id, app.id, {
+                  "name": "Contoso 2", "ios": {"environment": "production"}, "android": None,
                   "web": {"vapid_subject": "https://contoso.com/push"},
                   "settings": {"token_owner_policy": "allow"}})
     assert updated.name == "Contoso 2"
@@ -127,34 +121,29 @@ async def test_create_read_update_delete(container: Container, p8: str, rsa_pem:
     assert updated.platforms[Platform.WEB]["vapid_public_key"] == vapid
     assert updated.settings.token_owner_policy == "allow"
     assert updated.settings.max_devices_per_person == 3
-    assert await apps.load_platform_credentials(db=c.db, box=c.box, app_id=app.id,
-                                                platform=Platform.ANDROID) is None
-    ios = await apps.load_platform_credentials(db=c.db, box=c.box, app_id=app.id,
-                                               platform=Platform.IOS)
+    assert await c.apps.platform_credentials(app.id, Platform.ANDROID) is None
+    ios = await c.apps.platform_credentials(app.id, Platform.IOS)
     assert ios is not None
     assert ios["signing_key"] == p8
     assert ios["environment"] == "production"
-    settings = await apps.get_app_settings(db=c.db, app_id=app.id)
+    settings = await c.apps.settings(app.id)
     assert settings == updated.settings
 
     # Credential status flagged by a later delivery.
-    await apps.mark_credentials_invalid(db=c.db, clock=c.clock, app_id=app.id,
-                                        platform=Platform.IOS, reason="InvalidProviderToken")
-    await apps.mark_credentials_invalid(db=c.db, clock=c.clock, app_id=app.id,
-                                        platform=Platform.ANDROID, reason="no such platform")
-    await apps.mark_credentials_invalid(db=c.db, clock=c.clock, app_id="nope",
-                                        platform=Platform.IOS, reason="gone")
-    flagged = await apps.get_app(db=c.db, org_id=org.id, app_id=app.id)
+    await c.apps.mark_credentials_invalid(app.id, Platform.IOS, "InvalidProviderToken")
+    await c.apps.mark_credentials_invalid(app.id, Platform.ANDROID, "no such platform")
+    await c.apps.mark_credentials_invalid("nope", Platform.IOS, "gone")
+    flagged = await c.apps.get(org.id, app.id)
     status = flagged.credential_status[Platform.IOS]
     assert (status.state.value, status.reason) == ("invalid", "InvalidProviderToken")
     assert flagged.credential_status[Platform.WEB].state.value == "valid"
     assert Platform.ANDROID not in flagged.credential_status
 
-    await apps.delete_app(db=c.db, org_id=org.id, app_id=app.id)
+    await c.apps.delete(org.id, app.id)
     with pytest.raises(NotFound):
-        await apps.get_app(db=c.db, org_id=org.id, app_id=app.id)
+        await c.apps.get(org.id, app.id)
     with pytest.raises(NotFound):
-        await apps.delete_app(db=c.db, org_id=org.id, app_id=app.id)
+        await c.apps.delete(org.id, app.id)
     async with c.db.read() as conn:
         left = (await conn.execute(select(func.count()).select_from(t.api_tokens))).scalar()
     assert left == 0
@@ -163,7 +152,7 @@ async def test_create_read_update_delete(container: Container, p8: str, rsa_pem:
 async def test_create_refusals_store_nothing(container: Container, p8: str,
                                              rsa_pem: str) -> None:
     c = container
-    org = await orgs.create_org(db=c.db, clock=c.clock, name="Contoso")
+    org = await c.orgs.create("Contoso")
     cases = [
         ({"android": {"service_account": {"project_info": {}, "client": []}}},
          "android.service_account"),
@@ -172,41 +161,34 @@ async def test_create_refusals_store_nothing(container: Container, p8: str,
     ]
     for change, field in cases:
         with pytest.raises(InvalidInput) as err:
-            await apps.create_app(db=c.db, box=c.box, clock=c.clock, org_id=org.id,
-                                  document=config(p8, rsa_pem, **change))
+            await c.apps.create(org.id, config(p8, rsa_pem, **change))
         assert err.value.field == field
     with pytest.raises(NotFound):
-        await apps.create_app(db=c.db, box=c.box, clock=c.clock, org_id="no-such-org",
-                              document=config(p8, rsa_pem))
-    assert await apps.list_apps(db=c.db, org_id=org.id) == []
+        await c.apps.create("no-such-org", config(p8, rsa_pem))
+    assert await c.apps.of_org(org.id) == []
 
 
 async def test_tokens_and_the_cache(container: Container, p8: str, rsa_pem: str,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     c = container
-    org_a = await orgs.create_org(db=c.db, clock=c.clock, name="A")
-    org_b = await orgs.create_org(db=c.db, clock=c.clock, name="B")
+    org_a = await c.orgs.create("A")
+    org_b = await c.orgs.create("B")
     web_only = {"name": "Web", "web": {"vapid_subject": "mailto:ops@a.com"}}
-    a = await apps.create_app(db=c.db, box=c.box, clock=c.clock, org_id=org_a.id,
-                              document=web_only)
-    other = await apps.create_app(db=c.db, box=c.box, clock=c.clock, org_id=org_a.id,
-                                  document=web_only)
-    b = await apps.create_app(db=c.db, box=c.box, clock=c.clock, org_id=org_b.id,
-                              document=web_only)
-    extra = await apps.create_api_token(db=c.db, clock=c.clock, org_id=org_a.id,
-                                        app_id=a.app.id, name="backend-prod")
-    listed = await apps.list_api_tokens(db=c.db, org_id=org_a.id, app_id=a.app.id)
+    a = await c.apps.create(org_a.id, web_only)
+    other = await c.apps.create(org_a.id, web_only)
+    b = await c.apps.create(org_b.id, web_only)
+    extra = await c.apps.create_token(org_a.id, a.app.id, "backend-prod")
+    listed = await c.apps.tokens_of(org_a.id, a.app.id)
     assert [(tok.name, tok.prefix) for tok in listed] == [
         ("default", a.api_token[:12]), ("backend-prod", extra.value[:12])]
     assert all(tok.revoked_at is None for tok in listed)
-    assert (await apps.get_app(db=c.db, org_id=org_a.id, app_id=a.app.id)).api_token_count == 2
+    assert (await c.apps.get(org_a.id, a.app.id)).api_token_count == 2
     with pytest.raises(NotFound):
-        await apps.create_api_token(db=c.db, clock=c.clock, org_id=org_b.id, app_id=a.app.id)
+        await c.apps.create_token(org_b.id, a.app.id)
     with pytest.raises(NotFound):
-        await apps.list_api_tokens(db=c.db, org_id=org_b.id, app_id=a.app.id)
+        await c.apps.tokens_of(org_b.id, a.app.id)
     with pytest.raises(InvalidInput):
-        await apps.create_api_token(db=c.db, clock=c.clock, org_id=org_a.id, app_id=a.app.id,
-                                    name=" ")
+        await c.apps.create_token(org_a.id, a.app.id, " ")
 
     clock = FrozenClock()
     cache = ApiTokenCache(c.db, clock, ttl_seconds=5)
@@ -244,10 +226,8 @@ async def test_tokens_and_the_cache(container: Container, p8: str, rsa_pem: str,
     assert await cache.verify(org_id=org_a.id, app_id=a.app.id, token="x" * 10_000) is None
 
     # Revocation: this process after invalidate(); others once the TTL has passed.
-    await apps.revoke_api_token(db=c.db, clock=c.clock, org_id=org_a.id, app_id=a.app.id,
-                                token_id=extra.token.id)
-    await apps.revoke_api_token(db=c.db, clock=c.clock, org_id=org_a.id, app_id=a.app.id,
-                                token_id=extra.token.id)  # idempotent
+    await c.apps.revoke_token(org_a.id, a.app.id, extra.token.id)
+    await c.apps.revoke_token(org_a.id, a.app.id, extra.token.id)  # idempotent
     other_process = ApiTokenCache(c.db, clock, ttl_seconds=5)
     assert await cache.verify(org_id=org_a.id, app_id=a.app.id, token=extra.value) == info
     cache.invalidate()
@@ -256,14 +236,12 @@ async def test_tokens_and_the_cache(container: Container, p8: str, rsa_pem: str,
                                       token=a.api_token) is not None
     clock.advance(5.1)
     assert await cache.verify(org_id=org_a.id, app_id=a.app.id, token=a.api_token) is not None
-    revoked = [tok for tok in await apps.list_api_tokens(db=c.db, org_id=org_a.id,
-                                                         app_id=a.app.id)
+    revoked = [tok for tok in await c.apps.tokens_of(org_a.id, a.app.id)
                if tok.revoked_at is not None]
     assert [tok.id for tok in revoked] == [extra.token.id]
-    assert (await apps.get_app(db=c.db, org_id=org_a.id, app_id=a.app.id)).api_token_count == 1
+    assert (await c.apps.get(org_a.id, a.app.id)).api_token_count == 1
     with pytest.raises(NotFound):
-        await apps.revoke_api_token(db=c.db, clock=c.clock, org_id=org_b.id, app_id=a.app.id,
-                                    token_id=listed[0].id)
+        await c.apps.revoke_token(org_b.id, a.app.id, listed[0].id)
 
     small = ApiTokenCache(c.db, clock, ttl_seconds=60, max_entries=3)
     for i in range(5):
@@ -274,31 +252,26 @@ async def test_tokens_and_the_cache(container: Container, p8: str, rsa_pem: str,
 async def test_cross_org_isolation_in_services(container: Container, p8: str,
                                                rsa_pem: str) -> None:
     c = container
-    org_a = await orgs.create_org(db=c.db, clock=c.clock, name="A")
-    org_b = await orgs.create_org(db=c.db, clock=c.clock, name="B")
-    a = await apps.create_app(db=c.db, box=c.box, clock=c.clock, org_id=org_a.id,
-                              document=config(p8, rsa_pem))
+    org_a = await c.orgs.create("A")
+    org_b = await c.orgs.create("B")
+    a = await c.apps.create(org_a.id, config(p8, rsa_pem))
     with pytest.raises(NotFound):
-        await apps.get_app(db=c.db, org_id=org_b.id, app_id=a.app.id)
+        await c.apps.get(org_b.id, a.app.id)
     with pytest.raises(NotFound):
-        await apps.update_app(db=c.db, box=c.box, clock=c.clock, org_id=org_b.id,
-                              app_id=a.app.id, document={"name": "stolen"})
+        await c.apps.update(org_b.id, a.app.id, {"name": "stolen"})
     with pytest.raises(NotFound):
-        await apps.delete_app(db=c.db, org_id=org_b.id, app_id=a.app.id)
+        await c.apps.delete(org_b.id, a.app.id)
     with pytest.raises(NotFound):
-        await apps.developer_info(db=c.db, settings=c.settings, org_id=org_b.id,
-                                  app_id=a.app.id)
-    assert await apps.list_apps(db=c.db, org_id=org_b.id) == []
-    assert (await apps.get_app(db=c.db, org_id=org_a.id, app_id=a.app.id)).name == "Contoso"
+        await c.apps.developer_info(org_b.id, a.app.id)
+    assert await c.apps.of_org(org_b.id) == []
+    assert (await c.apps.get(org_a.id, a.app.id)).name == "Contoso"
 
 
 async def test_developer_info(container: Container, p8: str, rsa_pem: str) -> None:
     c = container
-    org = await orgs.create_org(db=c.db, clock=c.clock, name="A")
-    a = await apps.create_app(db=c.db, box=c.box, clock=c.clock, org_id=org.id,
-                              document=config(p8, rsa_pem))
-    info = await apps.developer_info(db=c.db, settings=c.settings, org_id=org.id,
-                                     app_id=a.app.id)
+    org = await c.orgs.create("A")
+    a = await c.apps.create(org.id, config(p8, rsa_pem))
+    info = await c.apps.developer_info(org.id, a.app.id)
     base = f"{c.settings.public_url}/api/v1.0/orgs/{org.id}"
     assert info.public_url == c.settings.public_url
     assert (info.org_id, info.app_id, info.app_name) == (org.id, a.app.id, "Contoso")
@@ -321,8 +294,8 @@ async def test_developer_info(container: Container, p8: str, rsa_pem: str) -> No
 async def test_rest_round_trip_and_isolation(container: Container, client: httpx.AsyncClient,
                                              p8: str, rsa_pem: str) -> None:
     c = container
-    org_a = await orgs.create_org(db=c.db, clock=c.clock, name="A")
-    org_b = await orgs.create_org(db=c.db, clock=c.clock, name="B")
+    org_a = await c.orgs.create("A")
+    org_b = await c.orgs.create("B")
     ha = {"Authorization": f"Bearer {org_a.admin_token}"}
     hb = {"Authorization": f"Bearer {org_b.admin_token}"}
     base = f"/v1/orgs/{org_a.id}/apps"
@@ -364,10 +337,10 @@ async def test_rest_round_trip_and_isolation(container: Container, client: httpx
     assert info["web_vapid_public_key"] == body["app"]["web"]["vapid_public_key"]
 
     # Revocation through the API is seen at once by the container's cache.
-    assert await c.api_tokens.verify(org_id=org_a.id, app_id=app_id,
+    assert await c.apps.tokens.verify(org_id=org_a.id, app_id=app_id,
                                      token=token["token"]) is not None
     await call("DELETE", f"{base}/{app_id}/tokens/{token['id']}", 204, headers=ha)
-    assert await c.api_tokens.verify(org_id=org_a.id, app_id=app_id, token=token["token"]) is None
+    assert await c.apps.tokens.verify(org_id=org_a.id, app_id=app_id, token=token["token"]) is None
 
     # Org B's admin sees nothing of org A: not through A's path, not through its own.
     for method, url in [("GET", f"{base}/{app_id}"), ("GET", base),
@@ -400,5 +373,5 @@ async def test_rest_round_trip_and_isolation(container: Container, client: httpx
             assert secret not in text
     await call("DELETE", f"{base}/{app_id}", 204, headers=ha)
     await call("GET", f"{base}/{app_id}", 404, headers=ha)
-    assert await c.api_tokens.verify(org_id=org_a.id, app_id=app_id,
+    assert await c.apps.tokens.verify(org_id=org_a.id, app_id=app_id,
                                      token=body["api_token"]) is None

@@ -15,8 +15,9 @@ from clarion.api.app import create_app
 from clarion.bootstrap import Container
 from clarion.domain.outcomes import DeviceSend, Outcome
 from clarion.providers.fake import FakeSender
-from clarion.services import delivery
-from clarion.services.sending import FANOUT_JOB
+from clarion.services import fanout
+from clarion.services.delivery import Delivery
+from clarion.services.fanout import SEND_FANOUT
 from clarion.store import tables as t
 from tests.factories import World, drain, world
 
@@ -57,11 +58,11 @@ async def _rolled(c: Container, send_id: str) -> dict[str, int]:
 async def test_fan_out_pages_are_bounded_by_devices_not_people(
     container: Container, fake_sender: FakeSender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(delivery, "DELIVERIES_PER_PAGE", 5)
+    monkeypatch.setattr(fanout, "DELIVERIES_PER_PAGE", 5)
     per_person = [2, 2, 0, 2, 7, 1, 3, 3]  # one person alone has more than a page
     _, send_id = await _setup(container, per_person)
     pages: list[int] = []
-    while await drain(container, kinds=[FANOUT_JOB], rounds=1):
+    while await drain(container, kinds=[SEND_FANOUT.name], rounds=1):
         async with container.db.read() as conn:
             pages.append((await conn.execute(select(t.deliveries.c.id).where(
                 t.deliveries.c.send_id == send_id))).all().__len__())
@@ -104,29 +105,25 @@ async def test_deliveries_finished_by_another_worker_are_applied_and_counted_onc
     container: Container, fake_sender: FakeSender, raced: int
 ) -> None:
     _, send_id = await _setup(container, [2, 1, 3])
-    await drain(container, kinds=[FANOUT_JOB])
+    await drain(container, kinds=[SEND_FANOUT.name])
     async with container.db.read() as conn:
         ids = [r.id for r in (await conn.execute(select(t.deliveries.c.id).where(
             t.deliveries.c.send_id == send_id))).all()]
     assert all(uuid.UUID(i).version == 7 for i in ids)  # time-ordered primary keys
-    base = delivery.Deps(**{f: getattr(container, f) for f in (
-        "db", "clock", "box", "queue", "policy", "limiter")},
-        senders={}, public_url="http://x", link_key=container.link_key)
-
     async def other_worker() -> None:  # finishes ``raced`` of the six deliveries first
-        await delivery.deliver(deps=deps_with(fake_sender), delivery_ids=ids[:raced])
+        await worker_with(fake_sender).deliver(ids[:raced])
 
-    def deps_with(sender: Any) -> delivery.Deps:
-        return delivery.Deps(db=base.db, clock=base.clock, box=base.box, queue=base.queue,
-                             senders=dict.fromkeys(("ios", "android", "web"), sender),  # type: ignore[arg-type]
-                             policy=base.policy, limiter=base.limiter,
-                             public_url=base.public_url, link_key=base.link_key)
+    def worker_with(sender: Any) -> Delivery:
+        c = container
+        return Delivery(db=c.db, clock=c.clock, queue=c.queue, apps=c.apps,
+                        senders=dict.fromkeys(("ios", "android", "web"), sender),  # type: ignore[arg-type]
+                        policy=c.policy, public_url="http://x", link_key=c.link_key)
 
     racing = _Racing(fake_sender, other_worker)
-    await delivery.deliver(deps=deps_with(racing), delivery_ids=ids)
+    await worker_with(racing).deliver(ids)
     sent = [s for s in fake_sender.sent if not s.dry_run]
     assert len(sent) == 6 + raced  # both workers sent (the race a lease takeover allows) ...
     assert await _rolled(container, send_id) == {  # ... but the outcome counts once
         "inflow": 3, "deliveries": 6, "sent": 6, "sent_people": 3}
-    await delivery.deliver(deps=deps_with(fake_sender), delivery_ids=ids)
+    await worker_with(fake_sender).deliver(ids)
     assert len([s for s in fake_sender.sent if not s.dry_run]) == 6 + raced  # none pending

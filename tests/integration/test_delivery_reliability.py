@@ -20,15 +20,15 @@ from sqlalchemy import func, select
 
 from clarion.bootstrap import Container, build, provider_settings
 from clarion.domain.outcomes import Platform
+from clarion.domain.sends import SendCreate
 from clarion.emulators.fcm import FcmEmulator
 from clarion.emulators.webpush import WebPushEmulator
 from clarion.providers.fcm import FcmSender
 from clarion.providers.webpush import WebPushSender
-from clarion.services import apps, orgs, people, registration, sending
 from clarion.store import tables as t
 from clarion.store.migrate import upgrade
-from clarion.worker.handlers import build_handlers
 from clarion.worker.loop import Worker
+from clarion.worker.tasks import build_handlers
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.integration
@@ -67,16 +67,15 @@ async def live(db_url: str, tmp_path: Path, emulators: tuple[FcmEmulator, WebPus
 
 
 async def _setup(c: Container, fcm: FcmEmulator, web: WebPushEmulator) -> dict[str, Any]:
-    org = await orgs.create_org(db=c.db, clock=c.clock, name="Contoso")
-    created = await apps.create_app(db=c.db, box=c.box, clock=c.clock, org_id=org.id, document={
+    org = await c.orgs.create("Contoso")
+    created = await c.apps.create(org.id, {
         "name": "Contoso", "android": {"service_account": fcm.new_service_account("contoso")},
         "web": {"vapid_subject": "mailto:ops@contoso.com"},
         "settings": {"dry_run_on_register": False}})
     vapid = created.app.platforms[Platform.WEB]["vapid_public_key"]
     person_ids, rows, valid, dead = [], [], set(), set()
     for i in range(PEOPLE):
-        p = await people.create_person(db=c.db, clock=c.clock, settings=c.settings,
-                                       org_id=org.id, data={"email": f"p{i}@contoso.com"})
+        p = await c.people.create(org.id, {"email": f"p{i}@contoso.com"})
         person_ids.append(p.id)
         token = f"dead-token-{i}" if i % 10 == 0 else f"fcm-token-{i}"
         (dead if token.startswith("dead") else valid).add(token)
@@ -93,10 +92,8 @@ async def _setup(c: Container, fcm: FcmEmulator, web: WebPushEmulator) -> dict[s
     from clarion.domain.registration import parse_device_batch
 
     for start in range(0, len(rows), 100):
-        await registration.accept_devices(
-            writer=c.writer, api_tokens=c.api_tokens, clock=c.clock, settings=c.settings,
-            org_id=org.id, requests=parse_device_batch(rows[start:start + 100]), tracked=False,
-            callback=None)
+        await c.registration.accept_devices(org.id, parse_device_batch(rows[start:start + 100]),
+                                            tracked=False, callback=None)
     return {"org": org.id, "app": created.app.id, "people": person_ids, "valid": valid,
             "dead": dead}
 
@@ -125,11 +122,10 @@ async def test_faults_end_with_exactly_one_accepted_notification_per_valid_devic
     fcm, web = emulators
     world = await _setup(live, fcm, web)
     await _run_until_idle(live, seconds=60)  # registrations
-    send = await sending.create_send(
-        db=live.db, queue=live.queue, clock=live.clock, org_id=world["org"],
-        document={"app_id": world["app"], "user_ids": world["people"],
-                  "message": {"title": "Sale", "body": "Today only",
-                              "link": "https://contoso.com/sale"}})
+    send = (await live.sends.create(world["org"], SendCreate.model_validate(
+        {"app_id": world["app"], "user_ids": world["people"],
+         "message": {"title": "Sale", "body": "Today only",
+                     "link": "https://contoso.com/sale"}}))).send
     await _run_until_idle(live, seconds=120)
 
     endpoint = {sub_id: sub.endpoint for sub_id, sub in web.subscriptions.items()}
@@ -141,7 +137,7 @@ async def test_faults_end_with_exactly_one_accepted_notification_per_valid_devic
     assert fcm.sends > len(fcm.delivered)
     assert web.pushes > len(web.received)
 
-    got = await sending.get_send(db=live.db, org_id=world["org"], send_id=send.id)
+    got = await live.sends.get(world["org"], send.id)
     assert got.counts == {"accepted": len(world["valid"]), "invalid_token": len(world["dead"])}
     async with live.db.read() as conn:
         states = dict((await conn.execute(

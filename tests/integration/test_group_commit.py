@@ -17,6 +17,7 @@ from clarion.store.db import Database
 from clarion.store.group_commit import GroupCommitWriter
 from clarion.store.jobs import JobQueue
 from clarion.store.tables import admin_tokens, jobs, orgs
+from clarion.store.tasks import Batch
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ def _org(org_id: str, name: str | None = None) -> dict[str, Any]:
 
 
 async def _submit(writer: GroupCommitWriter, org_id: str) -> None:
-    await writer.submit([(orgs, [_org(org_id)])], batch_job=(KIND, [org_id]))
+    await writer.submit([(orgs, [_org(org_id)])], batch=Batch(KIND, [org_id]))
 
 
 async def _job_ids(db: Database) -> list[list[str]]:
@@ -75,7 +76,7 @@ async def test_a_bad_submission_fails_alone(db: Database, writer: GroupCommitWri
 
     results = await asyncio.gather(
         *(_submit(writer, org_id) for org_id in good[:20]),
-        writer.submit([(orgs, [_org(taken, "duplicate")])], batch_job=(KIND, ["bad"])),
+        writer.submit([(orgs, [_org(taken, "duplicate")])], batch=Batch(KIND, ["bad"])),
         *(_submit(writer, org_id) for org_id in good[20:]),
         return_exceptions=True,
     )

@@ -22,9 +22,9 @@ from clarion.domain.interactions import ClientRateLimiter
 from clarion.providers.fake import FakeSender
 from clarion.services import events
 from clarion.services.events import InteractionEvent
-from clarion.services.interactions import RECORD_JOB
+from clarion.services.interactions import RECORD
 from clarion.store import tables as t
-from clarion.worker.handlers import build_handlers
+from clarion.worker.tasks import build_handlers
 from tests.factories import World, apns_token, b64u, drain, recorded, world
 
 pytestmark = pytest.mark.integration
@@ -340,14 +340,14 @@ async def test_concurrent_reports_share_lookups_and_transactions(
     assert lookup.queries - before == 1  # known pairs come from the cache
     async with container.db.read() as conn:
         record_jobs = (await conn.execute(select(t.jobs.c.payload).where(
-            t.jobs.c.kind == RECORD_JOB))).scalars().all()
+            t.jobs.c.kind == RECORD.name))).scalars().all()
     assert sum(len(p["ids"]) for p in record_jobs) == 9
     assert len(record_jobs) < 9  # one record job per group-commit batch, not per report
     rows = await interactions(container)
     assert len(rows) == 9
     async with container.db.read() as conn:
         jobs = (await conn.execute(select(t.jobs.c.payload).where(
-            t.jobs.c.kind == events.INTERACTION_JOB))).scalars().all()
+            t.jobs.c.kind == events.INTERACTION_EVENTS.name))).scalars().all()
     published = sorted(i for p in jobs for i in p["ids"])
     assert published == sorted(r.id for r in rows)  # each interaction published once
     assert len(jobs) == 1  # one event job per record transaction, not per report
@@ -360,13 +360,13 @@ async def test_an_accepted_report_waits_in_its_job_and_is_recorded_exactly_once(
     assert (await report(client, s, s.fcm, 1)).status_code == 202
     async with container.db.read() as conn:  # accepted: committed in its job, not yet recorded
         assert (await conn.execute(select(t.interactions))).all() == []
-    record = build_handlers(container)[RECORD_JOB]
-    slow = await container.queue.claim(worker_id="slow", limit=10, kinds=[RECORD_JOB])
+    record = build_handlers(container)[RECORD.name]
+    slow = await container.queue.claim(worker_id="slow", limit=10, kinds=[RECORD.name])
     assert len(slow) == 1 and slow[0].payload["ids"][0][:2] == ["opened", "cij_events"]
     assert slow[0].payload["ids"][0][3] == s.deliveries[s.fcm]
     # The slow worker's lease runs out; another worker takes the job over and records it.
     await container.queue.fail_many(slow, "lease ran out", retry_in_seconds=0)
-    fast = await container.queue.claim(worker_id="fast", limit=10, kinds=[RECORD_JOB])
+    fast = await container.queue.claim(worker_id="fast", limit=10, kinds=[RECORD.name])
     assert [j.id for j in fast] == [j.id for j in slow]
     await record(fast)
     await record(slow)  # finishes late: finds its job done, rolls back
@@ -376,7 +376,7 @@ async def test_an_accepted_report_waits_in_its_job_and_is_recorded_exactly_once(
         ("opened", True, s.deliveries[s.fcm])]
     assert (await rolled(container, s.send_id))["opened"] == 1
     async with container.db.read() as conn:
-        assert (await conn.execute(select(t.jobs).where(t.jobs.c.kind == RECORD_JOB))).all() == []
+        assert (await conn.execute(select(t.jobs).where(t.jobs.c.kind == RECORD.name))).all() == []
 
 
 async def test_the_documented_fastapi_routes_answer_like_the_fast_path(
@@ -410,9 +410,9 @@ async def publish(c: Container) -> int:
     """Record, then run the event jobs now (due PUBLISH_DELAY_MS after their commit)."""
     await recorded(c)
     async with c.db.write() as conn:
-        await conn.execute(t.jobs.update().where(t.jobs.c.kind == events.INTERACTION_JOB)
+        await conn.execute(t.jobs.update().where(t.jobs.c.kind == events.INTERACTION_EVENTS.name)
                            .values(run_at=0))
-    return await drain(c, kinds=[events.INTERACTION_JOB])
+    return await drain(c, kinds=[events.INTERACTION_EVENTS.name])
 
 
 class Recorder:
@@ -447,7 +447,7 @@ async def test_interactions_are_published_to_subscribers_by_topic(
     await recorded(container)
     async with container.db.read() as conn:
         due = (await conn.execute(select(t.jobs.c.run_at).where(
-            t.jobs.c.kind == events.INTERACTION_JOB))).scalars().all()
+            t.jobs.c.kind == events.INTERACTION_EVENTS.name))).scalars().all()
     assert min(due) > container.clock.epoch_ms()  # published a moment after the commit
     assert await publish(container) >= 1
     rows = await interactions(container)
@@ -497,12 +497,12 @@ async def test_a_worker_crash_redelivers_with_the_same_dedupe_key(
     await recorded(container)
     handlers = build_handlers(container)
     async with container.db.write() as conn:
-        await conn.execute(t.jobs.update().where(t.jobs.c.kind == events.INTERACTION_JOB)
+        await conn.execute(t.jobs.update().where(t.jobs.c.kind == events.INTERACTION_EVENTS.name)
                            .values(run_at=0))
     claimed = await container.queue.claim(worker_id="doomed", limit=10,
-                                          kinds=[events.INTERACTION_JOB])
+                                          kinds=[events.INTERACTION_EVENTS.name])
     assert claimed
-    await handlers[events.INTERACTION_JOB](claimed)
+    await handlers[events.INTERACTION_EVENTS.name](claimed)
     # The worker dies before completing: its lease runs out and the job is claimable again.
     await container.queue.fail_many(claimed, "worker lost", retry_in_seconds=0)
     await publish(container)

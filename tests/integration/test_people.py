@@ -14,8 +14,10 @@ import pytest
 from sqlalchemy import inspect
 
 from clarion.bootstrap import Container
+from clarion.domain.people import PersonRead
 from clarion.errors import Conflict, InvalidInput, NotFound
-from clarion.services import importing, orgs, people
+from clarion.services import importing
+from clarion.services.people import People
 from clarion.store.db import Database
 
 pytestmark = pytest.mark.integration
@@ -38,13 +40,12 @@ class Org:
 
 
 async def new_org(c: Container, name: str = "Contoso") -> Org:
-    created = await orgs.create_org(db=c.db, clock=c.clock, name=name)
+    created = await c.orgs.create(name)
     return Org(created.id, created.admin_token)
 
 
-async def add(c: Container, org: Org, **data: Any) -> people.PersonRead:
-    return await people.create_person(db=c.db, clock=c.clock, settings=c.settings,
-                                      org_id=org.id, data=data)
+async def add(c: Container, org: Org, **data: Any) -> PersonRead:
+    return await c.people.create(org.id, data)
 
 
 # --- native API ------------------------------------------------------------------------------
@@ -153,12 +154,10 @@ async def test_lookup_by_email_or_any_form_of_the_phone(container: Container,
 async def test_national_numbers_use_the_default_region(container: Container) -> None:
     org = await new_org(container)
     settings = container.settings.model_copy(update={"default_phone_region": "FR"})
-    person = await people.create_person(db=container.db, clock=container.clock,
-                                        settings=settings, org_id=org.id,
-                                        data={"phone": "06 12 34 56 78"})
+    people = People(container.db, container.clock, settings)
+    person = await people.create(org.id, {"phone": "06 12 34 56 78"})
     assert person.phone == "+33612345678"
-    page = await people.list_people(db=container.db, org_id=org.id, settings=settings,
-                                    phone="06.12.34.56.78")
+    page = await people.page(org.id, phone="06.12.34.56.78")
     assert [p.id for p in page.items] == [person.id]
 
 
@@ -206,7 +205,7 @@ async def test_orgs_never_see_each_others_people(container: Container,
     r = await client.get("/api/data/v9.0/contacts", headers=b.auth,
                          params={"$filter": f"contactid eq {ada.id}"})
     assert r.json()["value"] == []
-    assert await people.existing_people(db=container.db, org_id=b.id, person_ids=[ada.id]) == {}
+    assert await container.people.existing(b.id, [ada.id]) == {}
     assert (await client.get(f"{a.base}/{ada.id}", headers=a.auth)).status_code == 200
 
 
@@ -217,7 +216,7 @@ async def test_the_same_id_in_two_orgs(container: Container) -> None:
     if pk == ["org_id", "id"]:
         person = await add(container, b, id=GUID, kind="lead")
         assert person.kind == "lead"
-        got = await people.get_person(db=container.db, org_id=a.id, person_id=GUID)
+        got = await container.people.get(a.id, GUID)
         assert got.kind == "contact"
     else:  # schema from before (org_id, id) became the key: refused, never a 5xx
         with pytest.raises(Conflict):
@@ -234,32 +233,28 @@ async def test_existing_people_in_chunks(container: Container) -> None:
     org = await new_org(container)
     rows = [{"id": str(uuid.uuid4()), "type": "lead" if i % 3 == 0 else "contact"}
             for i in range(1200)]
-    summary = await importing.import_people(db=container.db, clock=container.clock,
-                                            settings=container.settings, org_id=org.id,
-                                            rows=rows)
+    summary = await container.importer.import_people(org.id, rows)
     assert summary.imported == 1200
     asked = [r["id"] for r in rows[::2]] + [str(uuid.uuid4()) for _ in range(300)]
     asked += ["not-a-guid", rows[1]["id"].upper()]
-    found = await people.existing_people(db=container.db, org_id=org.id, person_ids=asked)
+    found = await container.people.existing(org.id, asked)
     expected = {r["id"]: r["type"] for r in rows[::2]}
     expected[rows[1]["id"].upper()] = rows[1]["type"]
     assert found == expected
-    assert await people.existing_people(db=container.db, org_id=org.id, person_ids=[]) == {}
+    assert await container.people.existing(org.id, []) == {}
 
 
 async def test_service_errors(container: Container) -> None:
     org = await new_org(container)
     with pytest.raises(NotFound):
-        await people.get_person(db=container.db, org_id=org.id, person_id="nope")
+        await container.people.get(org.id, "nope")
     with pytest.raises(NotFound):
         await add(container, Org(str(uuid.uuid4()), ""), email="a@b.com")
     person = await add(container, org, email="a@b.com")
     with pytest.raises(InvalidInput, match="cannot change"):
-        await people.update_person(db=container.db, clock=container.clock,
-                                   settings=container.settings, org_id=org.id,
-                                   person_id=person.id, data={"id": GUID})
+        await container.people.update(org.id, person.id, {"id": GUID})
     with pytest.raises(InvalidInput):
-        await people.list_people(db=container.db, org_id=org.id, limit=0)
+        await container.people.page(org.id, limit=0)
 
 
 # --- CIJ OData -------------------------------------------------------------------------------
@@ -407,9 +402,8 @@ async def test_import_5000_rows_with_some_bad(container: Container, tmp_path: Pa
     bad, by_kind = write_people_csv(path, 5000, bad_every=97)
     assert importing.count_records(path) == 5000
     progress: list[int] = []
-    summary = await importing.import_people(
-        db=container.db, clock=container.clock, settings=container.settings, org_id=org.id,
-        rows=importing.iter_rows(path), on_progress=progress.append)
+    summary = await container.importer.import_people(org.id, importing.iter_rows(path),
+                                                     on_progress=progress.append)
     assert summary.imported == 5000 - bad
     assert len(summary.rejected) == bad == 51
     assert summary.by_kind == by_kind
@@ -422,15 +416,13 @@ async def test_import_5000_rows_with_some_bad(container: Container, tmp_path: Pa
     assert sum("already appears on line 2" in r for r in reasons) == 12
     assert summary.rejected[0].line == 98  # row 97 (0-based 96) sits on line 98
     # Everything imported is findable, with its attributes and CIJ columns mapped.
-    page = await people.list_people(db=container.db, org_id=org.id, phone="+33610000001")
+    page = await container.people.page(org.id, phone="+33610000001")
     [one] = page.items
     assert (one.kind, one.email, one.first_name, one.last_name) == ("lead", "u1@example.com",
                                                                     "F1", "L1")
     assert one.attributes == {"tier": "gold", "city": "Paris"}
     # A second run of the same file adds nobody: every id now exists.
-    again = await importing.import_people(
-        db=container.db, clock=container.clock, settings=container.settings, org_id=org.id,
-        rows=importing.iter_rows(path))
+    again = await container.importer.import_people(org.id, importing.iter_rows(path))
     assert again.imported == 0
     assert len(again.rejected) == 5000
     assert sum("already exists" in r.reason for r in again.rejected) == 5000 - bad
@@ -446,17 +438,16 @@ async def test_import_jsonl_with_mixed_rows(container: Container, tmp_path: Path
         "garbage\n"
         '{"contactid": "' + GUID + '"}\n'
         "{}\n", encoding="utf-8")
-    summary = await importing.import_people(
-        db=container.db, clock=container.clock, settings=container.settings, org_id=org.id,
-        rows=importing.iter_rows(path), chunk_size=2)
+    summary = await container.importer.import_people(org.id, importing.iter_rows(path),
+                                                     chunk_size=2)
     assert summary.imported == 2
     assert summary.by_kind == {"profile": 1, "contact": 1}
     assert [(r.line, r.reason.split(" ")[0]) for r in summary.rejected] == [
         (3, "attribute"), (4, "the"), (6, "the")]
-    got = await people.get_person(db=container.db, org_id=org.id, person_id=GUID)
+    got = await container.people.get(org.id, GUID)
     assert got.kind == "contact"
     assert got.email is None
-    page = await people.list_people(db=container.db, org_id=org.id, kind="profile")
+    page = await container.people.page(org.id, kind="profile")
     assert page.items[0].attributes == {"score": 9.5, "vip": True}
 
 
@@ -467,19 +458,17 @@ async def test_import_survives_ids_created_meanwhile(container: Container,
     org = await new_org(container)
     await add(container, org, id=GUID, email="first@x.com")
 
-    async def nothing_exists(*_args: Any) -> set[str]:
-        return set()
+    async def nothing_exists(*_args: Any) -> dict[str, str]:
+        return {}
 
-    monkeypatch.setattr(importing, "_existing", nothing_exists)
+    monkeypatch.setattr(importing.store, "kinds_of", nothing_exists)
     rows = [{"email": "a@x.com"}, {"id": GUID, "email": "second@x.com"}, {"email": "b@x.com"}]
-    summary = await importing.import_people(db=container.db, clock=container.clock,
-                                            settings=container.settings, org_id=org.id,
-                                            rows=rows)
+    summary = await container.importer.import_people(org.id, rows)
     assert summary.imported == 2
     assert [(r.line, "already exists" in r.reason) for r in summary.rejected] == [(2, True)]
-    got = await people.get_person(db=container.db, org_id=org.id, person_id=GUID)
+    got = await container.people.get(org.id, GUID)
     assert got.email == "first@x.com"
-    page = await people.list_people(db=container.db, org_id=org.id)
+    page = await container.people.page(org.id)
     assert sorted(p.email or "" for p in page.items) == ["a@x.com", "b@x.com", "first@x.com"]
 
 

@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from clarion.bootstrap import Container
 from clarion.domain.outcomes import Platform
 from clarion.providers.fake import FakeSender
-from clarion.services import apps
 from clarion.store import tables as t
 from tests.factories import World, apns_token, b64u, drain, world
 
@@ -106,11 +105,8 @@ async def test_an_untracked_registration_rides_in_its_job_and_a_rerun_changes_no
     assert len(await devices_of(client, w, w.person_ids[0])) == 0
     assert [d["state"] for d in await devices_of(client, w, w.person_ids[1])] == ["active"]
     # The same job run again (a worker died after processing, before completing the job):
-    from clarion.services import registration
-    deps = registration.Deps(db=container.db, clock=container.clock, box=container.box,
-                             queue=container.queue, senders=container.senders,
-                             settings=container.settings)
-    await registration.process(deps=deps, request_ids=items)
+    from clarion.services.registration import ProcessRequests
+    await container.processor.process(ProcessRequests.decode({"ids": items}))
     await drain(container)
     assert len(await devices_of(client, w, w.person_ids[0])) == 0
     assert [d["state"] for d in await devices_of(client, w, w.person_ids[1])] == ["active"]
@@ -199,9 +195,8 @@ async def test_revoked_token_between_accept_and_processing_fails_with_api_token_
     r = await client.post(f"{base(w)}/devices", headers=TRACK,
                           json=body(w, w.person_ids[0], FcmDeviceToken="fcm-1"))
     rid = r.json()["RegistrationRequestId"]
-    tokens = await apps.list_api_tokens(db=container.db, org_id=w.org_id, app_id=w.app_id)
-    await apps.revoke_api_token(db=container.db, clock=container.clock, org_id=w.org_id,
-                                app_id=w.app_id, token_id=tokens[0].id)
+    tokens = await container.apps.tokens_of(w.org_id, w.app_id)
+    await container.apps.revoke_token(w.org_id, w.app_id, tokens[0].id)
     await drain(container)
     async with container.db.read() as conn:
         row = (await conn.execute(select(t.registration_requests).where(
@@ -222,7 +217,7 @@ async def test_dry_run_credential_error_flags_the_app_and_retry_later_waits(
                                    r2.json()["RegistrationRequestId"]])
     assert (got[0]["Status"], got[0]["FailureReason"]) == ("Failed", "DryRunSendingFailed")
     assert got[1]["Status"] == "Pending"  # re-queued for later, not failed, not lost
-    app = await apps.get_app(db=container.db, org_id=w.org_id, app_id=w.app_id)
+    app = await container.apps.get(w.org_id, w.app_id)
     assert app.credential_status[Platform.ANDROID].state == "invalid"
     queued = await container.queue.list_jobs(state="queued")
     assert [j.kind for j in queued] == ["registration.process"]
@@ -382,7 +377,7 @@ async def test_a_huge_backlog_is_processed_in_bounded_statements(pg_url: str, tm
     parameters if any IN list were not chunked (it once dead-lettered such jobs)."""
     from clarion.bootstrap import build
     from clarion.domain.registration import parse_device_batch
-    from clarion.services import registration
+    from clarion.services.registration import ProcessRequests
     from clarion.store.migrate import upgrade
     from tests.conftest import make_settings
 
@@ -396,12 +391,9 @@ async def test_a_huge_backlog_is_processed_in_bounded_statements(pg_url: str, tm
         for start in range(0, 33_000, 100):
             batch = parse_device_batch([body(w, w.person_ids[0], FcmDeviceToken=f"t-{i}")
                                         for i in range(start, start + 100)])
-            ids += await registration.accept_devices(
-                writer=c.writer, api_tokens=c.api_tokens, clock=c.clock, settings=c.settings,
-                org_id=w.org_id, requests=batch, tracked=True, callback=None)
-        deps = registration.Deps(db=c.db, clock=c.clock, box=c.box, queue=c.queue,
-                                 senders=c.senders, settings=c.settings)
-        await registration.process(deps=deps, request_ids=ids)
+            ids += await c.registration.accept_devices(w.org_id, batch, tracked=True,
+                                                       callback=None)
+        await c.processor.process(ProcessRequests(list(ids)))
         async with c.db.read() as conn:
             states = dict((await conn.execute(
                 select(t.registration_requests.c.status, func.count())

@@ -53,11 +53,10 @@ from typer.testing import CliRunner
 from clarion.api.app import create_app
 from clarion.api.schemas.reports import ReportRead, TimelinePage
 from clarion.bootstrap import Container, build
-from clarion.cli.runtime import console
+from clarion.cli.session import console
 from clarion.clock import FrozenClock
 from clarion.domain.outcomes import Platform
 from clarion.providers.fake import FakeSender
-from clarion.services import apps, reports
 from clarion.store import counters
 from clarion.store import tables as t
 from clarion.store.migrate import upgrade
@@ -138,12 +137,8 @@ async def build_data(c: Container, client: httpx.AsyncClient) -> Data:
     assert isinstance(clock, FrozenClock)
     w = await world(c, people_count=5, dry_run_on_register=False)
     p = w.person_ids
-    a2 = await apps.create_app(db=c.db, box=c.box, clock=c.clock, org_id=w.org_id,
-                               document=app_document("Contoso two", dry_run_on_register=False))
-    from clarion.services import people as people_service
-
-    p5 = (await people_service.create_person(db=c.db, clock=c.clock, settings=c.settings,
-                                             org_id=w.org_id, data={"kind": "contact"})).id
+    a2 = await c.apps.create(w.org_id, app_document("Contoso two", dry_run_on_register=False))
+    p5 = (await c.people.create(w.org_id, {"kind": "contact"})).id
     phone, tablet = apns_token(), apns_token()
     reg = (c, client, w.org_id, w.app_id, w.api_token)
     await _register(*reg, p[0], ApnsDeviceToken=phone)
@@ -332,8 +327,8 @@ async def test_the_platform_split_adds_up_to_the_totals(
 async def test_hourly_and_daily_series_are_zero_filled_and_sum_to_the_totals(
     c: Container, data: Data
 ) -> None:
-    hourly = await reports.report(
-        db=c.db, org_id=data.org, scope="org", scope_id=None, since=T0,
+    hourly = await c.reports.report(
+        data.org, scope="org", scope_id=None, since=T0,
         until=T0 + timedelta(hours=27, minutes=1), granularity="hour", by_platform=True)
     assert (hourly.since, hourly.until) == (H0, H0 + 28 * HOUR)  # widened to whole hours
     assert [b.start for b in hourly.series] == [H0 + i * HOUR for i in range(28)]
@@ -349,9 +344,9 @@ async def test_hourly_and_daily_series_are_zero_filled_and_sum_to_the_totals(
     for col, total in hourly.totals.columns():
         assert sum(dict(b.figures.columns())[col] for b in hourly.series) == total, col
 
-    daily = await reports.report(
-        db=c.db, org_id=data.org, scope="org", scope_id=None, since=T0,
-        until=T0 + timedelta(days=2), granularity="day", by_platform=False)
+    daily = await c.reports.report(data.org, scope="org", scope_id=None, since=T0,
+                                   until=T0 + timedelta(days=2), granularity="day",
+                                   by_platform=False)
     day = H0.replace(hour=0)
     assert (daily.since, daily.until) == (day, day + timedelta(days=3))
     assert [b.start for b in daily.series] == [day + timedelta(days=i) for i in range(3)]
@@ -366,9 +361,9 @@ async def test_range_edges_are_whole_hours_and_the_end_is_exclusive(
     c: Container, data: Data
 ) -> None:
     async def org(since: datetime, until: datetime) -> Any:
-        return (await reports.report(db=c.db, org_id=data.org, scope="org", scope_id=None,
-                                     since=since, until=until, granularity="hour",
-                                     by_platform=False)).totals
+        return (await c.reports.report(data.org, scope="org", scope_id=None, since=since,
+                                       until=until, granularity="hour",
+                                       by_platform=False)).totals
 
     first_hour = await org(H0, H0 + HOUR)
     assert (first_hour.inflow, first_hour.sent_people, first_hour.opened.events) == (5, 2, 1)
@@ -502,15 +497,15 @@ async def test_a_timeline_lists_every_send_and_interaction_newest_first(
 
     outcomes = {}
     for i in (1, 2, 3, 4):
-        entries = await reports.timeline(db=c.db, org_id=data.org, person_id=data.people[i])
+        entries = await c.reports.timeline(data.org, data.people[i])
         outcomes[i] = [(e.send_id, e.outcome) for e in entries]
     assert outcomes[1] == [(data.s1, "sent")]
     assert outcomes[2] == [(data.s2, "no_valid_device"), (data.s1, "not_sent")]
     assert outcomes[3] == [(data.s1, "not_sent")]
     assert outcomes[4] == [(data.s1, "no_valid_device")]
-    p2 = await reports.timeline(db=c.db, org_id=data.org, person_id=data.people[2])
+    p2 = await c.reports.timeline(data.org, data.people[2])
     assert [(d.state, d.reason) for d in p2[1].devices] == [("mismatch", "BadDeviceToken")]
-    p3 = await reports.timeline(db=c.db, org_id=data.org, person_id=data.people[3])
+    p3 = await c.reports.timeline(data.org, data.people[3])
     assert [(d.platform, d.state) for d in p3[0].devices] == [("web", "rejected")]
 
     other = await client.get(f"/v1/orgs/{data.org}/people/{data.person_b}/timeline",
@@ -531,7 +526,7 @@ async def test_a_send_still_fanning_out_is_pending_in_the_timeline(
                           json={"app_id": w.app_id, "user_id": w.person_ids[0],
                                 "message": {"title": "Later"}})
     assert r.status_code == 202
-    entries = await reports.timeline(db=c.db, org_id=w.org_id, person_id=w.person_ids[0])
+    entries = await c.reports.timeline(w.org_id, w.person_ids[0])
     assert [(e.kind, e.outcome, e.title) for e in entries] == [("send", "pending", "Later")]
 
 
@@ -618,9 +613,8 @@ async def test_interactions_reported_by_the_app_reach_the_reports_and_the_timeli
     await event("fcm-e2e-ok", 0)  # Clicked, on Android, 10:55
     await event("fcm-e2e-ok", "Dismissed")  # 11:05, the next hour
     assert await recorded(c) == 5  # one record job per accepted report here (one at a time)
-    rep = await reports.report(db=c.db, org_id=w.org_id, scope="send", scope_id=send_id,
-                               since=H0, until=H0 + 2 * HOUR, granularity="hour",
-                               by_platform=True)
+    rep = await c.reports.report(w.org_id, scope="send", scope_id=send_id, since=H0,
+                                 until=H0 + 2 * HOUR, granularity="hour", by_platform=True)
     tot = rep.totals
     assert (tot.inflow, tot.sent_people, tot.sent_devices) == (1, 1, 2)
     assert (tot.delivered.events, tot.delivered.unique_devices) == (1, 1)
@@ -633,11 +627,10 @@ async def test_interactions_reported_by_the_app_reach_the_reports_and_the_timeli
     assert rep.platforms["ios"].opened.events == 2 and rep.platforms["ios"].engaged_people == 1
     assert rep.platforms["android"].clicked.unique_devices == 1
     assert [b.figures.dismissed.events for b in rep.series] == [0, 1]
-    org = await reports.report(db=c.db, org_id=w.org_id, scope="org", scope_id=None,
-                               since=H0, until=H0 + 2 * HOUR, granularity="day",
-                               by_platform=False)
+    org = await c.reports.report(w.org_id, scope="org", scope_id=None, since=H0,
+                                 until=H0 + 2 * HOUR, granularity="day", by_platform=False)
     assert org.totals == tot  # the org's only send: the roll-ups agree with the counters
-    timeline = await reports.timeline(db=c.db, org_id=w.org_id, person_id=person)
+    timeline = await c.reports.timeline(w.org_id, person)
     assert [e.kind for e in timeline] == ["dismissed", "clicked", "opened", "opened",
                                           "delivered", "send"]
     assert {e.source for e in timeline[:-1]} == {"cij_events"}

@@ -12,7 +12,6 @@ from clarion.bootstrap import Container
 from clarion.domain import links
 from clarion.domain.outcomes import Platform
 from clarion.providers.fake import FakeSender
-from clarion.services import apps
 from clarion.store import tables as t
 from clarion.store.jobs import NewJob
 from tests.factories import World, apns_token, drain, world
@@ -144,8 +143,7 @@ async def test_a_credential_error_pauses_the_app_instead_of_burning_its_devices(
         await register(container, client, w, w.person_ids[0], FcmDeviceToken=tok)
     send_id = (await send(client, w, user_id=w.person_ids[0])).json()["id"]
     await drain(container)
-    status = await apps.credentials_invalid(db=container.db, app_id=w.app_id,
-                                            platform=Platform.ANDROID)
+    status = await container.apps.credentials_invalid(w.app_id, Platform.ANDROID)
     assert status is not None
     got = await get(client, w, send_id)
     assert got["counts"].get("pending") == 1  # the refused one waits, it is not burnt

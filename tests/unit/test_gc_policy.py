@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from clarion.cli.gc_policy import tune_for_service
 from clarion.config import Settings
+from clarion.gc_policy import tune_for_service
 
 pytestmark = pytest.mark.unit
 

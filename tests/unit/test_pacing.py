@@ -44,7 +44,7 @@ async def test_the_serve_worker_paces_registrations_only_with_the_api_in_its_pro
     from clarion.bootstrap import build
     from clarion.store.jobs import Job
     from clarion.worker import pacing
-    from clarion.worker.handlers import build_handlers
+    from clarion.worker.tasks import build_handlers
     from tests.conftest import make_settings
 
     pauses: list[float] = []
@@ -60,10 +60,10 @@ async def test_the_serve_worker_paces_registrations_only_with_the_api_in_its_pro
               max_attempts=8)
     processed: list[int] = []
 
-    async def fake_process(**kw: object) -> None:
+    async def fake_process(requests: object) -> None:
         processed.append(1)
 
-    monkeypatch.setattr("clarion.services.registration.process", fake_process)
+    monkeypatch.setattr(c.processor, "process", fake_process)
     await build_handlers(c, with_api=False)["registration.process"]([job])
     assert processed == [] and pauses == []  # no ids: nothing to do, nothing to pace
     untracked = {"id": "r1", "kind": "register"}  # requests riding in the job

@@ -46,7 +46,8 @@ class ClarionAPI(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         container: Container | None = getattr(self.state, "container", None)
         if container is not None and (
-                await cij_interactions.answer_fast(container, scope, receive, send)
+                await cij_interactions.answer_fast(container.interactions, container.settings,
+                                                   scope, receive, send)
                 or await cij_registration.answer_fast(container, scope, receive, send)):
             return
         await super().__call__(scope, receive, send)

@@ -10,18 +10,25 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from clarion.bootstrap import Container
-from clarion.cli.runtime import console, emit_json, run
-from clarion.domain.apps import ApiTokenCreated, ApiTokenRead, AppCreated, AppRead, DeveloperInfo
+from clarion.cli.session import console, emit_json, run
 from clarion.errors import InvalidInput
-from clarion.services import apps as svc
+
+if TYPE_CHECKING:
+    from clarion.bootstrap import Container
+    from clarion.domain.apps import (
+        ApiTokenCreated,
+        ApiTokenRead,
+        AppCreated,
+        AppRead,
+        DeveloperInfo,
+    )
 
 app = typer.Typer(
     help="App configurations (CIJ's mobile app configuration): credentials, API tokens and "
@@ -94,8 +101,7 @@ def create(org: Org, config: Config, as_json: AsJson = False) -> None:
 
     async def _do(c: Container) -> AppCreated:
         document = _read_config(config)
-        return await svc.create_app(db=c.db, box=c.box, clock=c.clock, org_id=org,
-                                    document=document)
+        return await c.apps.create(org, document)
 
     created = run(_do)
     if as_json:
@@ -114,7 +120,7 @@ def list_(org: Org, as_json: AsJson = False) -> None:
     """List the org's apps."""
 
     async def _do(c: Container) -> list[AppRead]:
-        return await svc.list_apps(db=c.db, org_id=org)
+        return await c.apps.of_org(org)
 
     rows = run(_do)
     if as_json:
@@ -133,7 +139,7 @@ def show(org: Org, app_id: AppId, as_json: AsJson = False) -> None:
     """Show an app: public configuration, settings, credential status (never secrets)."""
 
     async def _do(c: Container) -> AppRead:
-        return await svc.get_app(db=c.db, org_id=org, app_id=app_id)
+        return await c.apps.get(org, app_id)
 
     a = run(_do)
     if as_json:
@@ -149,8 +155,7 @@ def update(org: Org, app_id: AppId, config: Config, as_json: AsJson = False) -> 
 
     async def _do(c: Container) -> AppRead:
         document = _read_config(config)
-        return await svc.update_app(db=c.db, box=c.box, clock=c.clock, org_id=org,
-                                    app_id=app_id, document=document)
+        return await c.apps.update(org, app_id, document)
 
     a = run(_do)
     if as_json:
@@ -170,7 +175,7 @@ def delete(
         typer.confirm(f"Delete app {app_id} with its API tokens and devices?", abort=True)
 
     async def _do(c: Container) -> None:
-        await svc.delete_app(db=c.db, org_id=org, app_id=app_id)
+        await c.apps.delete(org, app_id)
 
     run(_do)
     console.print(f"App {app_id} deleted.")
@@ -185,8 +190,7 @@ def token_create(
     """Create an API token (shown once)."""
 
     async def _do(c: Container) -> ApiTokenCreated:
-        return await svc.create_api_token(db=c.db, clock=c.clock, org_id=org, app_id=app_id,
-                                          name=name)
+        return await c.apps.create_token(org, app_id, name)
 
     created = run(_do)
     if as_json:
@@ -201,7 +205,7 @@ def token_list(org: Org, app_id: AppId, as_json: AsJson = False) -> None:
     """List an app's API tokens (prefixes only; revoked ones show when)."""
 
     async def _do(c: Container) -> list[ApiTokenRead]:
-        return await svc.list_api_tokens(db=c.db, org_id=org, app_id=app_id)
+        return await c.apps.tokens_of(org, app_id)
 
     rows = run(_do)
     if as_json:
@@ -223,8 +227,7 @@ def token_revoke(
     """Revoke an API token (running servers refuse it within CLARION_API_TOKEN_CACHE_SECONDS)."""
 
     async def _do(c: Container) -> None:
-        await svc.revoke_api_token(db=c.db, clock=c.clock, org_id=org, app_id=app_id,
-                                   token_id=token_id)
+        await c.apps.revoke_token(org, app_id, token_id)
 
     run(_do)
     console.print(f"API token {token_id} revoked.")
@@ -243,7 +246,7 @@ def developer_info(org: Org, app_id: AppId, as_json: AsJson = False) -> None:
     """What a token backend needs: public URL, org id, app id, the endpoints, a curl sample."""
 
     async def _do(c: Container) -> DeveloperInfo:
-        return await svc.developer_info(db=c.db, settings=c.settings, org_id=org, app_id=app_id)
+        return await c.apps.developer_info(org, app_id)
 
     info = run(_do)
     if as_json:

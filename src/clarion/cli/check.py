@@ -6,20 +6,16 @@ import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from rich.table import Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from clarion.cli.runtime import console, emit_json, settings
-from clarion.config import Settings
-from clarion.crypto import SecretBox
-from clarion.store.migrate import alembic_config
+from clarion.cli.session import console, emit_json, settings
+
+if TYPE_CHECKING:
+    from clarion.config import Settings
 
 
 @dataclass
@@ -30,40 +26,32 @@ class Finding:
     note: str
 
 
-def _mask(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable>"
-
-
 async def _database(cfg: Settings) -> Finding:
+    from clarion.store.migrate import redacted, schema_revisions
+
     url = cfg.resolved_database_url
+    shown = redacted(url)
     if cfg.is_sqlite and not (cfg.var_dir / "clarion.db").exists() and not cfg.database_url:
-        return Finding("CLARION_DATABASE_URL", _mask(url), "ok",
+        return Finding("CLARION_DATABASE_URL", shown, "ok",
                        "embedded SQLite; the file is created and migrated on the first "
                        "`clarion serve` (or `clarion migrate`)")
-    engine = create_async_engine(url)
     try:
-        async with engine.connect() as conn:
-            current = await conn.run_sync(
-                lambda sync: MigrationContext.configure(sync).get_current_revision())
+        current, head = await schema_revisions(url)
     except Exception as exc:
-        return Finding("CLARION_DATABASE_URL", _mask(url), "error",
+        return Finding("CLARION_DATABASE_URL", shown, "error",
                        f"cannot connect: {exc}. Check the URL, that the server runs and that the "
                        "database exists.")
-    finally:
-        await engine.dispose()
-    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     if current != head:
-        return Finding("CLARION_DATABASE_URL", _mask(url), "warn",
+        return Finding("CLARION_DATABASE_URL", shown, "warn",
                        f"schema at {current or 'nothing'}, code expects {head}: run "
                        "`clarion migrate` (serve does it at start unless CLARION_AUTO_MIGRATE=0).")
     mode = "embedded SQLite (one process)" if cfg.is_sqlite else "PostgreSQL (scale-out)"
-    return Finding("CLARION_DATABASE_URL", _mask(url), "ok", f"{mode}; schema up to date")
+    return Finding("CLARION_DATABASE_URL", shown, "ok", f"{mode}; schema up to date")
 
 
 def _secret(cfg: Settings) -> Finding:
+    from clarion.crypto import SecretBox
+
     if cfg.secret_key is not None and cfg.secret_key.get_secret_value().strip():
         keys = cfg.secret_keys()
         weak = [k for k in keys if len(k) < 32]

@@ -5,16 +5,18 @@ from __future__ import annotations
 import csv
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clarion.bootstrap import Container
-from clarion.cli.runtime import console, emit_json, run
-from clarion.domain.people import PersonPage, PersonRead
-from clarion.services import importing, people
+from clarion.cli.session import console, emit_json, run
+
+if TYPE_CHECKING:
+    from clarion.bootstrap import Container
+    from clarion.domain.people import PersonPage, PersonRead
+    from clarion.services.importing import ImportSummary
 
 app = typer.Typer(help="People push can reach: contacts, leads and profiles.",
                   no_args_is_help=True)
@@ -46,15 +48,15 @@ def import_(
     emailaddress1, mobilephone, firstname, lastname. Other columns become attributes.
     Bad rows are skipped and listed with their line and the reason."""
 
-    async def _do(c: Container) -> importing.ImportSummary:
-        total = importing.count_records(file)  # refuses a missing or non-UTF-8 file up front
+    from clarion.services.importing import count_records, iter_rows
+
+    async def _do(c: Container) -> ImportSummary:
+        total = count_records(file)  # refuses a missing or non-UTF-8 file up front
         with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, disable=as_json) as bar:
             task = bar.add_task("import", total=total)
-            return await importing.import_people(
-                db=c.db, clock=c.clock, settings=c.settings, org_id=org,
-                rows=importing.iter_rows(file),
-                on_progress=lambda n: bar.advance(task, n))
+            return await c.importer.import_people(
+                org, iter_rows(file), on_progress=lambda n: bar.advance(task, n))
 
     summary = run(_do)
     if rejected_out is not None:
@@ -93,8 +95,8 @@ def list_(
     """List people, or look one up by email or phone."""
 
     async def _do(c: Container) -> PersonPage:
-        return await people.list_people(db=c.db, org_id=org, settings=c.settings, kind=kind,
-                                        email=email, phone=phone, limit=limit, cursor=cursor)
+        return await c.people.page(org, kind=kind, email=email, phone=phone, limit=limit,
+                                   cursor=cursor)
 
     page = run(_do)
     if as_json:
@@ -119,7 +121,7 @@ def show(
     """Show one person."""
 
     async def _do(c: Container) -> PersonRead:
-        return await people.get_person(db=c.db, org_id=org, person_id=person_id)
+        return await c.people.get(org, person_id)
 
     _print(run(_do), as_json)
 
@@ -152,8 +154,7 @@ def add(
     data.update({key: value for key, value in optional.items() if value is not None})
 
     async def _do(c: Container) -> PersonRead:
-        return await people.create_person(db=c.db, clock=c.clock, settings=c.settings,
-                                          org_id=org, data=data)
+        return await c.people.create(org, data)
 
     _print(run(_do), as_json)
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from clarion.bootstrap import Container
-from clarion.cli.runtime import console, emit_json, run
-from clarion.services import devices
+from clarion.cli.session import console, emit_json, run
+
+if TYPE_CHECKING:
+    from clarion.bootstrap import Container
+    from clarion.domain.devices import DeviceRead, RegistrationRead
 
 app = typer.Typer(help="Devices and registration requests.", no_args_is_help=True)
 
@@ -27,9 +29,9 @@ def list_(
 ) -> None:
     """List devices with their state and the reason for it."""
 
-    async def _do(c: Container) -> list[devices.DeviceRead]:
-        return await devices.list_devices(db=c.db, org_id=org, app_id=app_id, person_id=user,
-                                          state=state, limit=limit)
+    async def _do(c: Container) -> list[DeviceRead]:
+        return await c.devices.page(org, app_id=app_id, person_id=user, state=state,
+                                    limit=limit)
 
     rows = run(_do)
     if as_json:
@@ -50,8 +52,8 @@ def registration(
 ) -> None:
     """Show a tracked registration request and why it ended as it did."""
 
-    async def _do(c: Container) -> devices.RegistrationRead:
-        return await devices.get_registration(db=c.db, org_id=org, request_id=request_id)
+    async def _do(c: Container) -> RegistrationRead:
+        return await c.devices.registration(org, request_id)
 
     r = run(_do)
     if as_json:

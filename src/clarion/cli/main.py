@@ -1,29 +1,18 @@
-"""The `clarion` command."""
+"""The `clarion` command.
+
+Commands import what they need when they run (``clarion.cli.session``): ``clarion --help`` and
+``clarion version`` load neither the web framework nor the database layer.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import signal
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-import uvicorn
 
 from clarion import __version__
-from clarion.api.app import create_app
-from clarion.bootstrap import build
 from clarion.cli import apps, contacts, devices, emulator, jobs, orgs, reports, send
 from clarion.cli.check import check_config
-from clarion.cli.gc_policy import tune_for_service
-from clarion.cli.runtime import console, settings
-from clarion.errors import ClarionError
-from clarion.store.migrate import upgrade_async
-from clarion.worker.handlers import PURGE_JOB, build_handlers
-from clarion.worker.loop import Worker
-from clarion.worker.scheduler import run_scheduler
 
 app = typer.Typer(
     name="clarion",
@@ -42,68 +31,27 @@ app.command("check-config")(check_config)
 app.command("send")(send.send)
 
 
-def _run(coro: Coroutine[Any, Any, None]) -> None:
-    """Run on uvloop when it is installed (it is, with uvicorn[standard]): ~2x faster I/O."""
-    try:
-        import uvloop
+def _run_service(*, api: bool, worker: bool, host: str | None, port: int | None) -> None:
+    """Run ``clarion.runtime.serve`` on uvloop (installed with uvicorn[standard]: ~2x faster
+    I/O) until interrupted."""
+    import asyncio
+    import logging
 
-        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
-        factory = None
-    try:
-        with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(coro)
-    except ClarionError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+    import uvloop
 
+    from clarion.cli.session import console, fail, settings
+    from clarion.errors import ClarionError
+    from clarion.runtime import Roles, serve
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-async def _serve(*, with_api: bool, with_worker: bool, host: str, port: int) -> None:
     cfg = settings()
-    container = build(cfg)  # validates the configuration before anything touches the database
-    if cfg.auto_migrate:
-        await upgrade_async(cfg.resolved_database_url)
-    await container.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    tasks: list[asyncio.Task[None]] = []
-    server: uvicorn.Server | None = None
-    if with_worker:
-        worker = Worker(
-            container.queue, build_handlers(container, with_api=with_api),
-            concurrency=cfg.worker_concurrency, batch_size=cfg.worker_batch_size,
-            poll_seconds=cfg.job_poll_seconds,
-        )
-        tasks.append(asyncio.create_task(worker.run(stop), name="clarion-worker"))
-        tasks.append(asyncio.create_task(
-            run_scheduler(container.queue, container.clock, stop, every={PURGE_JOB: 600.0}),
-            name="clarion-scheduler"))
-    if with_api:
-        config = uvicorn.Config(
-            create_app(container), host=host, port=port, log_level=cfg.log_level,
-            access_log=False, lifespan="off", loop="none",
-        )
-        server = uvicorn.Server(config)
-        tasks.append(asyncio.create_task(server.serve(), name="clarion-api"))
-        console.print(f"Clarion {__version__} listening on http://{host}:{port} "
-                      f"({container.db.dialect}); API docs at {cfg.public_url}/docs")
-    tune_for_service(cfg.gc_threshold)  # everything start-up built lives until exit
+    logging.basicConfig(level=cfg.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        await stop.wait()
-    finally:
-        if server is not None:
-            server.should_exit = True
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(task, timeout=30)
-        await container.close()
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(cfg, Roles(api=api, worker=worker), host=host or cfg.host,
+                             port=port or cfg.port, announce=console.print))
+    except ClarionError as exc:
+        raise fail(exc) from exc
 
 
 @app.command()
@@ -114,26 +62,24 @@ def serve(
                                          help="Run a worker in the same process.")] = True,
 ) -> None:
     """Run the API (and, by default, a worker) in one process."""
-    cfg = settings()
-    _logging(cfg.log_level)
-    _run(_serve(with_api=True, with_worker=worker, host=host or cfg.host,
-                port=port or cfg.port))
+    _run_service(api=True, worker=worker, host=host, port=port)
 
 
 @app.command("worker")
 def worker_cmd() -> None:
     """Run a worker only (scale out: run as many as you like against PostgreSQL)."""
-    cfg = settings()
-    _logging(cfg.log_level)
-    _run(_serve(with_api=False, with_worker=True, host=cfg.host, port=cfg.port))
+    _run_service(api=False, worker=True, host=None, port=None)
 
 
 @app.command()
 def migrate() -> None:
     """Apply database migrations (serve does this at start unless CLARION_AUTO_MIGRATE=0)."""
+    from clarion.cli.session import console, settings
+    from clarion.store.migrate import redacted, upgrade
+
     cfg = settings()
-    asyncio.run(upgrade_async(cfg.resolved_database_url))
-    console.print(f"database at {cfg.resolved_database_url.split('@')[-1]} is up to date")
+    upgrade(cfg.resolved_database_url)
+    console.print(f"database at {redacted(cfg.resolved_database_url)} is up to date")
 
 
 @app.command()

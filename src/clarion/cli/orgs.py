@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from clarion.bootstrap import Container
-from clarion.cli.runtime import console, emit_json, run
-from clarion.services import orgs
+from clarion.cli.session import console, emit_json, run
+
+if TYPE_CHECKING:
+    from clarion.bootstrap import Container
+    from clarion.domain.orgs import AdminToken, AdminTokenCreated, Org, OrgCreated
 
 app = typer.Typer(help="Organizations and their admin tokens.", no_args_is_help=True)
 
@@ -21,8 +23,8 @@ def create(
 ) -> None:
     """Create an organization and print its id and first admin token (shown once)."""
 
-    async def _do(c: Container) -> orgs.OrgCreated:
-        return await orgs.create_org(db=c.db, clock=c.clock, name=name)
+    async def _do(c: Container) -> OrgCreated:
+        return await c.orgs.create(name)
 
     created = run(_do)
     if as_json:
@@ -37,8 +39,8 @@ def create(
 def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List organizations."""
 
-    async def _do(c: Container) -> list[orgs.Org]:
-        return await orgs.list_orgs(db=c.db)
+    async def _do(c: Container) -> list[Org]:
+        return await c.orgs.all()
 
     rows = run(_do)
     if as_json:
@@ -59,8 +61,8 @@ def token(
 ) -> None:
     """Issue another admin token for an organization (shown once)."""
 
-    async def _do(c: Container) -> orgs.AdminTokenCreated:
-        return await orgs.new_admin_token(db=c.db, clock=c.clock, org_id=org, name=name)
+    async def _do(c: Container) -> AdminTokenCreated:
+        return await c.orgs.new_admin_token(org, name)
 
     made = run(_do)
     if as_json:
@@ -76,8 +78,8 @@ def tokens(
 ) -> None:
     """List an organization's admin tokens (never their values)."""
 
-    async def _do(c: Container) -> list[orgs.AdminToken]:
-        return await orgs.list_admin_tokens(db=c.db, org_id=org)
+    async def _do(c: Container) -> list[AdminToken]:
+        return await c.orgs.admin_tokens(org)
 
     rows = run(_do)
     if as_json:
@@ -98,9 +100,8 @@ def revoke_token(
 ) -> None:
     """Revoke an admin token at once (even the last one: make a new one with `orgs token`)."""
 
-    async def _do(c: Container) -> orgs.AdminToken:
-        return await orgs.revoke_admin_token(db=c.db, clock=c.clock, org_id=org,
-                                             token_id=token_id, keep_one=False)
+    async def _do(c: Container) -> AdminToken:
+        return await c.orgs.revoke_admin_token(org, token_id, keep_one=False)
 
     done = run(_do)
     if as_json:
@@ -109,6 +110,6 @@ def revoke_token(
         console.print(f"admin token {done.id} ({done.name}) revoked.")
 
 
-def _token_json(x: orgs.AdminToken) -> dict[str, str | None]:
+def _token_json(x: AdminToken) -> dict[str, str | None]:
     return {"id": x.id, "name": x.name, "created_at": x.created_at.isoformat(),
             "revoked_at": x.revoked_at.isoformat() if x.revoked_at else None}

@@ -7,19 +7,21 @@ import sys
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from clarion.bootstrap import Container
 from clarion.cli.charts import bar, sparkline, svg_chart
-from clarion.cli.runtime import console, emit_json, run
+from clarion.cli.session import console, emit_json, run
 from clarion.domain.report_csv import report_csv
 from clarion.domain.report_range import GRANULARITIES, Granularity, default_range, utc
 from clarion.domain.reports import NO_PLATFORM, RATE_NAMES, Figures, Report, Scope, journey_step_key
 from clarion.errors import InvalidInput
-from clarion.services import reports
+
+if TYPE_CHECKING:
+    from clarion.bootstrap import Container
+    from clarion.domain.timeline import TimelineEntry
 
 app = typer.Typer(help="Reports: sent, not sent, delivered, opened, clicked, rates; timelines.",
                   no_args_is_help=True)
@@ -118,9 +120,8 @@ def show(
         scope, scope_id = _scope(app_id, send, journey, step, message)
         start, end = default_range(now, gran, parse_when(since, now=now, option="since"),
                                    parse_when(until, now=now, option="until"))
-        return await reports.report(db=c.db, org_id=org, scope=scope, scope_id=scope_id,
-                                    since=start, until=end, granularity=gran,
-                                    by_platform=by_platform)
+        return await c.reports.report(org, scope=scope, scope_id=scope_id, since=start,
+                                      until=end, granularity=gran, by_platform=by_platform)
 
     report = run(_do)
     known = dict(report.totals.columns())
@@ -227,10 +228,9 @@ def timeline(
 ) -> None:
     """Every send to a person (each device's outcome) and every interaction, newest first."""
 
-    async def _do(c: Container) -> list[reports.TimelineEntry]:
+    async def _do(c: Container) -> list[TimelineEntry]:
         when = parse_when(before, now=c.clock.now(), option="before")
-        return await reports.timeline(db=c.db, org_id=org, person_id=person, limit=limit,
-                                      before=when)
+        return await c.reports.timeline(org, person, limit=limit, before=when)
 
     entries = run(_do)
     if as_json:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from clarion.bootstrap import Container
-from clarion.cli.runtime import console, emit_json, run
+from clarion.cli.session import console, emit_json, run
 from clarion.errors import RetryLater
-from clarion.services import sending
+
+if TYPE_CHECKING:
+    from clarion.bootstrap import Container
+    from clarion.domain.sends import SendRead
 
 
 def send(
@@ -34,17 +36,25 @@ def send(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Send a notification to every currently valid device of a person for an app."""
+    from pydantic import ValidationError
+
+    from clarion.domain.messages import invalid_input
+    from clarion.domain.sends import SendCreate
+
     message = {"title": title, "subtitle": subtitle, "body": body, "link": link,
                "image_url": image, "ttl": ttl}
     document = {"app_id": app_id, "message": {k: v for k, v in message.items() if v is not None}}
     document["user_id" if len(user) == 1 else "user_ids"] = user[0] if len(user) == 1 else user
 
-    async def _do(c: Container) -> sending.SendRead:
-        created = await sending.create_send(db=c.db, queue=c.queue, clock=c.clock, org_id=org,
-                                            document=document, idempotency_key=idempotency_key)
+    async def _do(c: Container) -> SendRead:
+        try:
+            command = SendCreate.model_validate(document)
+        except ValidationError as exc:
+            raise invalid_input(exc, "send") from exc
+        created = await c.sends.create(org, command, idempotency_key=idempotency_key)
         if not wait:
-            return created
-        return await _wait(c, org, created.id, timeout, quiet=as_json)
+            return created.send
+        return await _wait(c, org, created.send.id, timeout, quiet=as_json)
 
     result = run(_do)
     if as_json:
@@ -61,14 +71,14 @@ def send(
 
 
 async def _wait(c: Container, org: str, send_id: str, wait_seconds: float, *, quiet: bool
-                ) -> sending.SendRead:
+                ) -> SendRead:
     deadline = time.monotonic() + wait_seconds
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} devices"), console=console,
                   disable=quiet) as progress:
         task = progress.add_task("delivering", total=None)
         while True:
-            current = await sending.get_send(db=c.db, org_id=org, send_id=send_id)
+            current = await c.sends.get(org, send_id)
             total = sum(current.counts.values())
             decided = total - current.counts.get("pending", 0)
             progress.update(task, total=total or None, completed=decided,

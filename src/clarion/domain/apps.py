@@ -322,3 +322,11 @@ def example_registration(app_id: str, platforms: list[Platform]) -> dict[str, An
         body["WebPushSubscription"] = {"endpoint": "<push service URL>",
                                        "keys": {"p256dh": "<base64url>", "auth": "<base64url>"}}
     return body
+
+
+def api_token_name(name: str) -> str:
+    name = name.strip() if isinstance(name, str) else ""
+    if not name or len(name) > MAX_NAME:
+        raise InvalidInput(f"a token name must have 1 to {MAX_NAME} characters", field="name",
+                           fix="Name the token after what uses it, e.g. \"backend-prod\".")
+    return name

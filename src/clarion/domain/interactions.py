@@ -99,6 +99,29 @@ class InteractionReport:
     occurred_at: datetime  # aware, UTC
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The delivery a (trackingId, device token) pair names, with everything recording an
+    interaction about it needs (so recording reads nothing back)."""
+
+    delivery_id: str
+    send_id: str
+    org_id: str
+    app_id: str
+    person_id: str
+    device_id: str
+    platform: str
+    journey_id: str | None
+    journey_step_id: str | None
+    message_id: str | None
+
+    def values(self) -> tuple[str | None, ...]:
+        """The fields in declaration order (``Target(*values)`` builds it back)."""
+        return (self.delivery_id, self.send_id, self.org_id, self.app_id, self.person_id,
+                self.device_id, self.platform, self.journey_id, self.journey_step_id,
+                self.message_id)
+
+
 def _fold(obj: Any) -> dict[str, Any]:
     if type(obj) is dict:  # what JSON parsers return: skip the (slow) ABC check
         return {k.lower(): v for k, v in obj.items()}

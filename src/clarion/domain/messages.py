@@ -1,12 +1,23 @@
-"""A push message as an API caller writes it, validated once, before anything is queued."""
+"""A push message: as an API caller writes it (``MessageIn``, validated once, before anything
+is queued) and as it is stored and sent (``Message``)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from clarion.domain.outcomes import Notification
 from clarion.errors import InvalidInput
@@ -74,49 +85,74 @@ def _url(value: Any, name: str, *, https_only: bool) -> str | None:
                           "refused"))
 
 
+class MessageIn(BaseModel):
+    """A message as an API caller writes it: the one validator of message documents (the API
+    validates request bodies with it, ``parse_message`` everything else). Rules with a fix to
+    name raise ``InvalidInput`` (pydantic lets other exceptions through untouched)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field("", max_length=_LIMITS["title"])
+    subtitle: str = Field("", max_length=_LIMITS["subtitle"])
+    body: str = Field("", max_length=_LIMITS["body"])
+    image_url: str | None = Field(None, description="https URL of an image (2:1).")
+    link: str | None = Field(None, description="Opened on tap: https URL or app link.")
+    data: dict[str, Annotated[str, Field()]] = Field(
+        default_factory=dict, max_length=100,
+        description="Custom string values (FCM requires strings), at most 100.")
+    ttl: int = Field(DEFAULT_TTL_SECONDS, ge=0, le=MAX_TTL_SECONDS, strict=True,
+                     validation_alias=AliasChoices("ttl", "ttl_seconds"),
+                     description="Seconds the providers keep trying (at most 4 weeks).")
+    priority: Literal["high", "normal"] = "high"
+    collapse_key: str | None = Field(None, min_length=1, max_length=64,
+                                     description="APNs allows at most 64 bytes.")
+
+    @field_validator("title", "subtitle", "body", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+    @model_validator(mode="after")
+    def _rules(self) -> MessageIn:
+        if not self.title and not self.body:
+            raise InvalidInput("a message needs a title or a body", field="message.body",
+                               fix="Give message.title and/or message.body.")
+        long_keys = [k for k in self.data if len(k) > 100]
+        if long_keys:
+            raise InvalidInput("message.data keys must be at most 100 characters",
+                               field="message.data", fix=f"Shorten {long_keys[0][:20]!r}….")
+        reserved = {"link", "originalLink", "trackingId", "imageUrl", "title", "body"} & set(
+            self.data)
+        if reserved:
+            raise InvalidInput(f"message.data may not use the reserved keys {sorted(reserved)}",
+                               field="message.data",
+                               fix="Use message.link / message.image_url, or rename the keys.")
+        self.image_url = _url(self.image_url, "message.image_url", https_only=True)
+        self.link = _url(self.link, "message.link", https_only=False)
+        return self
+
+    def message(self) -> Message:
+        return Message(title=self.title, subtitle=self.subtitle, body=self.body,
+                       image_url=self.image_url, link=self.link, data=dict(self.data),
+                       ttl_seconds=self.ttl, priority=self.priority,
+                       collapse_key=self.collapse_key)
+
+
+def invalid_input(exc: ValidationError, prefix: str) -> InvalidInput:
+    """A pydantic validation error as the error tree's ``InvalidInput``, naming the field."""
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    field = f"{prefix}.{loc}" if loc else prefix
+    return InvalidInput(f"{field}: {first['msg']}", field=field,
+                        fix="Correct the value; the API reference (/docs) gives every rule.")
+
+
 def parse_message(raw: Any) -> Message:
     """Validate a message document (the ``message`` of a send) or raise InvalidInput."""
     if not isinstance(raw, Mapping):
         raise InvalidInput("message must be an object", field="message",
                            fix='Send {"title": ..., "body": ...}.')
-    texts: dict[str, str] = {}
-    for name, limit in _LIMITS.items():
-        value = raw.get(name, "")
-        if value is None:
-            value = ""
-        if not isinstance(value, str) or len(value) > limit:
-            raise InvalidInput(f"message.{name} must be a string of at most {limit} characters",
-                               field=f"message.{name}", fix=f"Shorten message.{name}.")
-        texts[name] = value
-    if not texts["title"] and not texts["body"]:
-        raise InvalidInput("a message needs a title or a body", field="message.body",
-                           fix="Give message.title and/or message.body.")
-    data = raw.get("data") or {}
-    if not isinstance(data, Mapping) or len(data) > 100 or not all(
-        isinstance(k, str) and isinstance(v, str) and len(k) <= 100 for k, v in data.items()
-    ):
-        raise InvalidInput("message.data must be an object of at most 100 string values",
-                           field="message.data",
-                           fix="FCM requires strings: convert numbers and booleans to text.")
-    reserved = {"link", "originalLink", "trackingId", "imageUrl", "title", "body"} & set(data)
-    if reserved:
-        raise InvalidInput(f"message.data may not use the reserved keys {sorted(reserved)}",
-                           field="message.data",
-                           fix="Use message.link / message.image_url, or rename the keys.")
-    ttl = raw.get("ttl", raw.get("ttl_seconds", DEFAULT_TTL_SECONDS))
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL_SECONDS:
-        raise InvalidInput(f"message.ttl must be whole seconds from 0 to {MAX_TTL_SECONDS}",
-                           field="message.ttl", fix="4 weeks is the providers' maximum.")
-    priority = raw.get("priority", "high")
-    if priority not in ("high", "normal"):
-        raise InvalidInput("message.priority must be 'high' or 'normal'",
-                           field="message.priority", fix="Use 'normal' for non-urgent news.")
-    collapse = raw.get("collapse_key")
-    if collapse is not None and (not isinstance(collapse, str) or not 0 < len(collapse) <= 64):
-        raise InvalidInput("message.collapse_key must be 1 to 64 characters",
-                           field="message.collapse_key", fix="APNs allows at most 64 bytes.")
-    return Message(
-        title=texts["title"], subtitle=texts["subtitle"], body=texts["body"],
-        image_url=_url(raw.get("image_url"), "message.image_url", https_only=True),
-        link=_url(raw.get("link"), "message.link", https_only=False),
-        data=dict(data), ttl_seconds=ttl, priority=priority, collapse_key=collapse)
+    try:
+        return MessageIn.model_validate(raw).message()
+    except ValidationError as exc:
+        raise invalid_input(exc, "message") from exc

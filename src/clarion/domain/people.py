@@ -22,11 +22,12 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from pydantic import Field
 
 from clarion.errors import InvalidInput
 
@@ -65,7 +66,8 @@ class PersonRead:
 @dataclass(frozen=True, slots=True)
 class PersonPage:
     items: list[PersonRead]
-    next_cursor: str | None  # pass back as ``cursor`` for the next page; None on the last one
+    next_cursor: Annotated[str | None, Field(
+        description="Pass as `cursor` for the next page; null on the last page.")]
 
 
 def canonical_guid(value: object) -> str | None:

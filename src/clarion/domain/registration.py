@@ -311,3 +311,31 @@ def check_token(kind: TokenKind, token: str) -> tuple[FailureReason, str] | None
         return (FailureReason.DEVICE_TOKEN_TOO_LONG,
                 f"the Web Push endpoint is longer than {WEBPUSH_ENDPOINT_MAX_LEN} characters.")
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRequest:
+    """A registration or cleanup request waiting to be processed: a stored row (tracked, or
+    with a callback), or an untracked one riding in its job (``stored`` False)."""
+
+    id: str
+    org_id: str
+    app_id: str
+    api_token_id: str
+    kind: str  # register | cleanup
+    user_id: str
+    token_kind: str | None = None
+    token: str | None = None
+    web_keys: dict[str, str] | None = None
+    stored: bool = False
+    tracked: bool = False
+    callback_url: str | None = None
+    callback_headers: dict[str, str] | None = None
+    callback_signature: str | None = None
+
+    @property
+    def kind_of_token(self) -> TokenKind:
+        """A registration's token kind (cleanups have none)."""
+        if self.token_kind is None:
+            raise ValueError(f"request {self.id} ({self.kind}) names no token kind")
+        return TokenKind(self.token_kind)

@@ -1,114 +1,33 @@
-"""API tokens of an app: created (value shown once), listed, revoked, and verified fast.
+"""Verifying API tokens fast: device registration checks one on every request.
 
 Tokens are 256-bit random strings (``clr_app_…``) stored only as SHA-256 hashes
-(``clarion.crypto``). Device registration checks one on every request, so ``ApiTokenCache``
-answers from memory: positive *and* negative answers are kept for ``ttl_seconds`` (bounded,
-oldest evicted first), and concurrent misses for one key share a single database lookup.
+(``clarion.crypto``). ``ApiTokenCache`` answers from memory: positive *and* negative answers
+are kept for ``ttl_seconds`` (bounded, oldest evicted first), and concurrent misses for one key
+share a single database lookup.
 
-Revocation takes effect at once in the process that revoked (the routes call
-``invalidate()``) and within ``ttl_seconds`` (``CLARION_API_TOKEN_CACHE_SECONDS``) in every
-other process.
+Revocation takes effect at once in the process that revoked (``Apps.revoke_token`` and
+``Apps.delete`` call ``invalidate()``) and within ``ttl_seconds``
+(``CLARION_API_TOKEN_CACHE_SECONDS``) in every other process.
+
+Hand-written: an ``OrderedDict`` LRU costs well under a microsecond per hit, the only thing
+that matters on this path.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import OrderedDict
-from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import insert, select, update
 
 from clarion.clock import Clock
-from clarion.crypto import hash_token, new_token
-from clarion.domain.apps import ApiTokenCreated, ApiTokenInfo, ApiTokenRead
-from clarion.errors import InvalidInput, NotFound
-from clarion.store import tables as t
+from clarion.crypto import hash_token
+from clarion.domain.apps import ApiTokenInfo
+from clarion.store import apps as store
 from clarion.store.db import Database
 
 TOKEN_PREFIX = "clr_app"
 SHOWN_PREFIX_LENGTH = 12  # "clr_app_" + 4 random characters: tells tokens apart, reveals nothing
 MAX_TOKEN_LENGTH = 200  # ours are 51 characters; a longer one cannot be ours
 MAX_CACHE_ENTRIES = 10_000
-_T = t.api_tokens
-_A = t.apps
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything Clarion stores is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _to_read(row: Any) -> ApiTokenRead:
-    return ApiTokenRead(id=row.id, app_id=row.app_id, name=row.name, prefix=row.prefix,
-                        created_at=aware(row.created_at),
-                        revoked_at=None if row.revoked_at is None else aware(row.revoked_at))
-
-
-def _app_not_found(org_id: str, app_id: str) -> NotFound:
-    return NotFound(f"app {app_id} does not exist in organization {org_id}",
-                    fix=f"List the apps with `clarion apps list --org {org_id}`.")
-
-
-def _check_name(name: str) -> str:
-    name = name.strip() if isinstance(name, str) else ""
-    if not name or len(name) > 200:
-        raise InvalidInput("a token name must have 1 to 200 characters", field="name",
-                           fix="Name the token after what uses it, e.g. \"backend-prod\".")
-    return name
-
-
-async def create_api_token(
-    *, db: Database, clock: Clock, org_id: str, app_id: str, name: str = "default"
-) -> ApiTokenCreated:
-    """A new API token for the app; its value is in the answer and nowhere else, ever."""
-    name = _check_name(name)
-    value = new_token(TOKEN_PREFIX)
-    read = ApiTokenRead(id=str(uuid.uuid4()), app_id=app_id, name=name,
-                        prefix=value[:SHOWN_PREFIX_LENGTH], created_at=clock.now(),
-                        revoked_at=None)
-    async with db.write() as conn:
-        app = (await conn.execute(select(_A.c.id).where(
-            _A.c.id == app_id, _A.c.org_id == org_id))).first()
-        if app is None:
-            raise _app_not_found(org_id, app_id)
-        await conn.execute(insert(_T).values(
-            id=read.id, org_id=org_id, app_id=app_id, token_hash=hash_token(value),
-            prefix=read.prefix, name=name, created_at=read.created_at))
-    return ApiTokenCreated(token=read, value=value)
-
-
-async def list_api_tokens(*, db: Database, org_id: str, app_id: str) -> list[ApiTokenRead]:
-    """Every token of the app, revoked ones included (with ``revoked_at``), oldest first."""
-    async with db.read() as conn:
-        app = (await conn.execute(select(_A.c.id).where(
-            _A.c.id == app_id, _A.c.org_id == org_id))).first()
-        if app is None:
-            raise _app_not_found(org_id, app_id)
-        rows = (await conn.execute(
-            select(_T.c.id, _T.c.app_id, _T.c.name, _T.c.prefix, _T.c.created_at,
-                   _T.c.revoked_at)
-            .where(_T.c.app_id == app_id, _T.c.org_id == org_id)
-            .order_by(_T.c.created_at, _T.c.id))).all()
-    return [_to_read(r) for r in rows]
-
-
-async def revoke_api_token(
-    *, db: Database, clock: Clock, org_id: str, app_id: str, token_id: str
-) -> None:
-    """Revoke a token (idempotent: revoking it again keeps the first revocation time)."""
-    async with db.write() as conn:
-        row = (await conn.execute(select(_T.c.revoked_at).where(
-            _T.c.id == token_id, _T.c.app_id == app_id, _T.c.org_id == org_id))).first()
-        if row is None:
-            raise NotFound(f"API token {token_id} does not exist for app {app_id}",
-                           fix=f"List the tokens with `clarion apps tokens list --org {org_id} "
-                           f"--app {app_id}`.")
-        if row.revoked_at is None:
-            await conn.execute(update(_T).where(_T.c.id == token_id).values(
-                revoked_at=clock.now()))
-
 
 _Key = tuple[str, str]  # (sha256 of the token, app id)
 
@@ -168,11 +87,7 @@ class ApiTokenCache:
     async def _load(self, key: _Key, generation: int) -> ApiTokenInfo | None:
         token_hash, app_id = key
         async with self._db.read() as conn:
-            row = (await conn.execute(select(_T.c.id, _T.c.app_id, _T.c.org_id).where(
-                _T.c.token_hash == token_hash, _T.c.app_id == app_id,
-                _T.c.revoked_at.is_(None)))).first()
-        info = None if row is None else ApiTokenInfo(token_id=row.id, app_id=row.app_id,
-                                                     org_id=row.org_id)
+            info = await store.active_api_token(conn, token_hash, app_id)
         if self._ttl > 0 and generation == self._generation:
             self._entries.pop(key, None)
             self._entries[key] = (self._clock.now().timestamp() + self._ttl, info)

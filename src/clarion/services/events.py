@@ -14,7 +14,7 @@ There is one mechanism, durable and transactional (a "transactional outbox" on t
    subscriber is ``async def handler(events: Sequence[InteractionEvent]) -> None`` and gets a
    batch of the events of its topic. Topics: ``interaction.delivered``, ``interaction.opened``,
    ``interaction.clicked``, ``interaction.dismissed``, and ``interaction.*`` (all of them).
-3. **Dispatch.** A worker runs the job (``dispatch_interactions``): it loads the interactions
+3. **Dispatch.** A worker runs the job (``EventBus.dispatch``): it loads the interactions
    by id and calls every subscriber whose topic matches, one after the other. Nothing polls
    the interaction tables.
 
@@ -44,30 +44,49 @@ Delivery semantics:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from typing import Any
 
 from clarion.clock import Clock
 from clarion.domain.backoff import backoff_seconds
 from clarion.domain.interactions import InteractionKind, Source
 from clarion.errors import RetryLater
-from clarion.services.api_tokens import aware
-from clarion.store import tables as t
-from clarion.store.db import Database
-from clarion.store.jobs import JobQueue, NewJob
+from clarion.store import interactions as store
+from clarion.store.db import Conn, Database
+from clarion.store.jobs import JobQueue
+from clarion.store.tasks import Task
 
 log = logging.getLogger(__name__)
 
-INTERACTION_JOB = "events.interaction"
 PUBLISH_DELAY_MS = 200
 ALL_INTERACTIONS = "interaction.*"
 TOPICS = frozenset({f"interaction.{k.value}" for k in InteractionKind} | {ALL_INTERACTIONS})
-_I = t.interactions
-_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """Interactions to hand to the subscribers (``only`` one of them: a retry)."""
+
+    ids: list[int]
+    only: str | None = None
+
+    def encode(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ids": self.ids}
+        if self.only is not None:
+            out["only"] = self.only
+        return out
+
+    @staticmethod
+    def decode(payload: Mapping[str, Any]) -> Publication:
+        only = payload.get("only")
+        return Publication([int(i) for i in payload["ids"]],
+                           None if only is None else str(only))
+
+
+INTERACTION_EVENTS: Task[Publication] = Task(
+    "events.interaction", Publication.encode, Publication.decode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +127,22 @@ class _Subscription:
         return self.topic == ALL_INTERACTIONS or self.topic == event.topic
 
 
-class EventBus:
-    """In-process registry of subscribers; see the module docstring for the semantics."""
+async def publish_interactions(conn: Conn, queue: JobQueue, ids: Sequence[int],
+                               *, now_ms: int) -> None:
+    """Publish the interactions ``ids``; call inside the transaction that inserted them."""
+    if ids:
+        await queue.enqueue(conn, [INTERACTION_EVENTS.job(Publication(list(ids)),
+                                                          run_at_ms=now_ms + PUBLISH_DELAY_MS)])
 
-    def __init__(self) -> None:
+
+class EventBus:
+    """Subscribers of in-service events and their dispatch; see the module docstring for the
+    semantics."""
+
+    def __init__(self, db: Database, queue: JobQueue, clock: Clock) -> None:
+        self._db = db
+        self._queue = queue
+        self._clock = clock
         self._subs: dict[str, _Subscription] = {}
 
     def subscribe(self, topic: str, handler: Subscriber, *, name: str | None = None) -> str:
@@ -132,80 +163,51 @@ class EventBus:
         """Subscriber name -> topic."""
         return {s.name: s.topic for s in self._subs.values()}
 
-    def _get(self, name: str) -> _Subscription | None:
-        return self._subs.get(name)
+    async def dispatch(self, publication: Publication, *, attempt: int = 1) -> None:
+        """Deliver the interactions to the subscribers (or to ``only`` that one).
 
-    def _all(self) -> list[_Subscription]:
-        return list(self._subs.values())
-
-
-async def publish_interactions(conn: AsyncConnection, queue: JobQueue, ids: Sequence[int],
-                               *, now_ms: int) -> None:
-    """Publish the interactions ``ids``; call inside the transaction that inserted them."""
-    if ids:
-        await queue.enqueue(conn, [NewJob(kind=INTERACTION_JOB, payload={"ids": list(ids)},
-                                          run_at_ms=now_ms + PUBLISH_DELAY_MS)])
-
-
-async def dispatch_interactions(
-    *,
-    db: Database,
-    queue: JobQueue,
-    clock: Clock,
-    bus: EventBus,
-    ids: Sequence[int],
-    only: str | None = None,
-    attempt: int = 1,
-) -> None:
-    """Deliver the interactions ``ids`` to the subscribers (or to ``only`` that one).
-
-    A failing subscriber gets a job of its own (first dispatch) or makes this retry job fail
-    with ``RetryLater`` (a dispatch for ``only`` one subscriber)."""
-    if only is not None:
-        sub = bus._get(only)
-        if sub is None:
-            log.warning("dropping %d events for subscriber %r: it is not registered in this "
-                        "process", len(ids), only)
+        A failing subscriber gets a job of its own (first dispatch) or makes this retry job
+        fail with ``RetryLater`` (a dispatch for ``only`` one subscriber)."""
+        only = publication.only
+        if only is not None:
+            sub = self._subs.get(only)
+            if sub is None:
+                log.warning("dropping %d events for subscriber %r: it is not registered in "
+                            "this process", len(publication.ids), only)
+                return
+            subs = [sub]
+        else:
+            subs = list(self._subs.values())
+        if not subs or not publication.ids:
             return
-        subs = [sub]
-    else:
-        subs = bus._all()
-    if not subs or not ids:
-        return
-    events = await load_events(db, ids)
-    failed: list[tuple[_Subscription, list[int]]] = []
-    for sub in subs:
-        mine = [e for e in events if sub.wants(e)]
-        if not mine:
-            continue
-        try:
-            await sub.handler(mine)
-        except Exception as exc:
-            if only is not None:
-                raise RetryLater(f"subscriber {sub.name} failed: {exc!r}") from exc
-            log.exception("event subscriber %s failed on %d events; retrying it alone",
-                          sub.name, len(mine))
-            failed.append((sub, [e.id for e in mine]))
-    if failed:
-        run_at = clock.epoch_ms() + int(backoff_seconds(attempt) * 1000)
-        await queue.enqueue_now([
-            NewJob(kind=INTERACTION_JOB, payload={"ids": ids_, "only": sub.name},
-                   run_at_ms=run_at)
-            for sub, ids_ in failed])
+        events = await self.load(publication.ids)
+        failed: list[tuple[_Subscription, list[int]]] = []
+        for sub in subs:
+            mine = [e for e in events if sub.wants(e)]
+            if not mine:
+                continue
+            try:
+                await sub.handler(mine)
+            except Exception as exc:
+                if only is not None:
+                    raise RetryLater(f"subscriber {sub.name} failed: {exc!r}") from exc
+                log.exception("event subscriber %s failed on %d events; retrying it alone",
+                              sub.name, len(mine))
+                failed.append((sub, [e.id for e in mine]))
+        if failed:
+            run_at = self._clock.epoch_ms() + int(backoff_seconds(attempt) * 1000)
+            await self._queue.enqueue_now([
+                INTERACTION_EVENTS.job(Publication(ids, sub.name), run_at_ms=run_at)
+                for sub, ids in failed])
 
-
-async def load_events(db: Database, ids: Sequence[int]) -> list[InteractionEvent]:
-    """The interactions ``ids`` as events, in id order (missing ids are skipped)."""
-    unique = sorted(set(ids))
-    out: list[InteractionEvent] = []
-    async with db.read() as conn:
-        for i in range(0, len(unique), _CHUNK):
-            rows = (await conn.execute(
-                select(_I).where(_I.c.id.in_(unique[i:i + _CHUNK])).order_by(_I.c.id))).all()
-            out.extend(InteractionEvent(
-                id=r.id, kind=InteractionKind(r.kind), source=Source(r.source), first=r.first,
-                org_id=r.org_id, app_id=r.app_id, send_id=r.send_id, delivery_id=r.delivery_id,
-                person_id=r.person_id, device_id=r.device_id, platform=r.platform,
-                journey_id=r.journey_id, journey_step_id=r.journey_step_id,
-                message_id=r.message_id, occurred_at=aware(r.occurred_at)) for r in rows)
-    return out
+    async def load(self, ids: Sequence[int]) -> list[InteractionEvent]:
+        """The interactions ``ids`` as events, in id order (missing ids are skipped)."""
+        async with self._db.read() as conn:
+            stored = await store.by_ids(conn, ids)
+        return [InteractionEvent(
+            id=s.id, kind=s.kind, source=s.source, first=s.first, org_id=s.target.org_id,
+            app_id=s.target.app_id, send_id=s.target.send_id,
+            delivery_id=s.target.delivery_id, person_id=s.target.person_id,
+            device_id=s.target.device_id, platform=s.target.platform,
+            journey_id=s.target.journey_id, journey_step_id=s.target.journey_step_id,
+            message_id=s.target.message_id, occurred_at=s.occurred_at) for s in stored]

@@ -16,17 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from clarion.clock import Clock
 from clarion.config import Settings
 from clarion.domain.people import new_person_values
 from clarion.errors import InvalidInput
-from clarion.services.people import IN_CHUNK, ensure_org
-from clarion.store import tables as t
-from clarion.store.db import Database
+from clarion.services.orgs import org_not_found
+from clarion.store import orgs as org_store
+from clarion.store import people as store
+from clarion.store.db import Database, Duplicate
 
 SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
 
@@ -210,95 +207,92 @@ def _reason(exc: InvalidInput) -> str:
     return f"{exc.message} ({exc.fix})" if exc.fix else exc.message
 
 
-async def _existing(conn: AsyncConnection, org_id: str, ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(ids), IN_CHUNK):
-        rows = await conn.execute(select(t.people.c.id).where(
-            t.people.c.org_id == org_id, t.people.c.id.in_(ids[start:start + IN_CHUNK])))
-        found.update(r.id for r in rows)
-    return found
+class Importer:
+    def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
+        self._db = db
+        self._clock = clock
+        self._region = settings.default_phone_region
 
-
-async def _flush(db: Database, clock: Clock, org_id: str,
-                 pending: list[tuple[int, dict[str, Any], bool]], summary: ImportSummary) -> None:
-    now = clock.now()
-    taken = "a person with id {} already exists in this organization"
-    try:
-        async with db.write() as conn:
-            given = [values["id"] for _, values, explicit in pending if explicit]
-            existing = await _existing(conn, org_id, given) if given else set()
-            keep = []
-            for line, values, _ in pending:
-                if values["id"] in existing:
-                    summary.rejected.append(RejectedRow(line, taken.format(values["id"])))
-                else:
-                    keep.append((line, {**values, "org_id": org_id, "created_at": now,
-                                        "updated_at": now}))
-            if keep:
-                await conn.execute(insert(t.people), [row for _, row in keep])
-    except IntegrityError:
-        # Someone created one of these ids meanwhile: row by row, each in a savepoint.
-        keep = []
-        async with db.write() as conn:
-            for line, values, _ in pending:
-                row = {**values, "org_id": org_id, "created_at": now, "updated_at": now}
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(insert(t.people).values(**row))
-                except IntegrityError:
-                    summary.rejected.append(RejectedRow(line, taken.format(values["id"])))
-                else:
-                    keep.append((line, row))
-    for _, row in keep:
-        summary.imported += 1
-        summary.by_kind[row["kind"]] = summary.by_kind.get(row["kind"], 0) + 1
-
-
-async def import_people(
-    *, db: Database, clock: Clock, settings: Settings, org_id: str,
-    rows: Iterable[Mapping[str, Any] | tuple[int, Mapping[str, Any]]],
-    on_progress: Callable[[int], None] | None = None, chunk_size: int = 1000,
-) -> ImportSummary:
-    """Import ``rows`` (mappings, numbered from 1, or ``(line, mapping)`` pairs as ``iter_rows``
-    yields) into the org. ``on_progress(n)`` is called after each chunk with the number of rows
-    just handled (imported or rejected). Rejected rows come back sorted by line."""
-    if chunk_size < 1:
-        raise InvalidInput("chunk_size must be at least 1", fix="Use the default, 1000.")
-    async with db.read() as conn:
-        await ensure_org(conn, org_id)
-    summary = ImportSummary()
-    first_line: dict[str, int] = {}
-    pending: list[tuple[int, dict[str, Any], bool]] = []
-    handled = 0
-    for number, item in enumerate(rows, start=1):
-        line, row = item if isinstance(item, tuple) else (number, item)
-        handled += 1
-        if isinstance(row, UnreadableRow):
-            summary.rejected.append(RejectedRow(line, row.reason))
-        else:
-            try:
-                data = row_to_data(row)
-                explicit = "id" in data
-                values = new_person_values(data, default_region=settings.default_phone_region)
-            except InvalidInput as exc:
-                summary.rejected.append(RejectedRow(line, _reason(exc)))
+    async def import_people(
+        self, org_id: str, rows: Iterable[Mapping[str, Any] | tuple[int, Mapping[str, Any]]],
+        *, on_progress: Callable[[int], None] | None = None, chunk_size: int = 1000,
+    ) -> ImportSummary:
+        """Import ``rows`` (mappings, numbered from 1, or ``(line, mapping)`` pairs as
+        ``iter_rows`` yields) into the org. ``on_progress(n)`` is called after each chunk with
+        the number of rows just handled (imported or rejected). Rejected rows come back
+        sorted by line."""
+        if chunk_size < 1:
+            raise InvalidInput("chunk_size must be at least 1", fix="Use the default, 1000.")
+        async with self._db.read() as conn:
+            if not await org_store.exists(conn, org_id):
+                raise org_not_found(org_id)
+        summary = ImportSummary()
+        first_line: dict[str, int] = {}
+        pending: list[tuple[int, dict[str, Any], bool]] = []
+        handled = 0
+        for number, item in enumerate(rows, start=1):
+            line, row = item if isinstance(item, tuple) else (number, item)
+            handled += 1
+            if isinstance(row, UnreadableRow):
+                summary.rejected.append(RejectedRow(line, row.reason))
             else:
-                earlier = first_line.setdefault(values["id"], line) if explicit else line
-                if earlier != line:
-                    summary.rejected.append(RejectedRow(
-                        line, f"id {values['id']} already appears on line {earlier}"))
+                try:
+                    data = row_to_data(row)
+                    explicit = "id" in data
+                    values = new_person_values(data, default_region=self._region)
+                except InvalidInput as exc:
+                    summary.rejected.append(RejectedRow(line, _reason(exc)))
                 else:
-                    pending.append((line, values, explicit))
-        if len(pending) >= chunk_size:
-            await _flush(db, clock, org_id, pending, summary)
-            pending = []
-        if handled >= chunk_size:
-            if on_progress is not None:
-                on_progress(handled)
-            handled = 0
-    if pending:
-        await _flush(db, clock, org_id, pending, summary)
-    if on_progress is not None and handled:
-        on_progress(handled)
-    summary.rejected.sort(key=lambda r: r.line)
-    return summary
+                    earlier = first_line.setdefault(values["id"], line) if explicit else line
+                    if earlier != line:
+                        summary.rejected.append(RejectedRow(
+                            line, f"id {values['id']} already appears on line {earlier}"))
+                    else:
+                        pending.append((line, values, explicit))
+            if len(pending) >= chunk_size:
+                await self._flush(org_id, pending, summary)
+                pending = []
+            if handled >= chunk_size:
+                if on_progress is not None:
+                    on_progress(handled)
+                handled = 0
+        if pending:
+            await self._flush(org_id, pending, summary)
+        if on_progress is not None and handled:
+            on_progress(handled)
+        summary.rejected.sort(key=lambda r: r.line)
+        return summary
+
+    async def _flush(self, org_id: str, pending: list[tuple[int, dict[str, Any], bool]],
+                     summary: ImportSummary) -> None:
+        now = self._clock.now()
+        taken = "a person with id {} already exists in this organization"
+        rows = [(line, {**values, "org_id": org_id, "created_at": now, "updated_at": now})
+                for line, values, _ in pending]
+        rejected: list[RejectedRow] = []
+        try:
+            async with self._db.write() as conn:
+                given = [values["id"] for _, values, explicit in pending if explicit]
+                existing = set(await store.kinds_of(conn, org_id, given)) if given else set()
+                keep = []
+                for line, row in rows:
+                    if row["id"] in existing:
+                        rejected.append(RejectedRow(line, taken.format(row["id"])))
+                    else:
+                        keep.append((line, row))
+                if keep:
+                    await store.insert_many(conn, [row for _, row in keep])
+            summary.rejected += rejected
+        except Duplicate:
+            # Someone created one of these ids meanwhile: row by row, each in a savepoint.
+            async with self._db.write() as conn:
+                went_in = await store.insert_each(conn, [row for _, row in rows])
+            keep = []
+            for (line, row), ok in zip(rows, went_in, strict=True):
+                if ok:
+                    keep.append((line, row))
+                else:
+                    summary.rejected.append(RejectedRow(line, taken.format(row["id"])))
+        for _, row in keep:
+            summary.imported += 1
+            summary.by_kind[row["kind"]] = summary.by_kind.get(row["kind"], 0) + 1

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,8 +21,32 @@ import httpx
 
 from clarion.domain.netguard import check_url, is_public_address
 from clarion.errors import InvalidInput
+from clarion.store.tasks import Task
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackPost:
+    url: str
+    body: dict[str, Any]
+    request_id: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> dict[str, Any]:
+        return {"url": self.url, "headers": self.headers, "body": self.body,
+                "request_id": self.request_id}
+
+    @staticmethod
+    def decode(payload: Mapping[str, Any]) -> CallbackPost:
+        return CallbackPost(url=str(payload["url"]), body=dict(payload["body"]),
+                            request_id=str(payload.get("request_id")),
+                            headers=dict(payload.get("headers") or {}))
+
+
+# Tried once, as CIJ does: a receiver that is down misses its callback (the status API stays).
+REGISTRATION_CALLBACK: Task[CallbackPost] = Task(
+    "registration.callback", CallbackPost.encode, CallbackPost.decode, max_attempts=1)
 
 
 async def _resolves_public(host: str, port: int) -> bool:
@@ -33,26 +58,28 @@ async def _resolves_public(host: str, port: int) -> bool:
     return all(is_public_address(str(info[4][0])) for info in infos)
 
 
-async def deliver_callback(
-    *, http: httpx.AsyncClient, allow_private: bool, payload: Mapping[str, Any]
-) -> bool:
-    """POST the callback once; True when the receiver answered 2xx. Never raises."""
-    url = str(payload["url"])
-    try:
-        host = check_url(url, allow_private=allow_private)
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        if not allow_private and not await _resolves_public(host, port):
-            log.warning("callback %s refused: %s resolves to a private address", url, host)
+class Callbacks:
+    def __init__(self, http: httpx.AsyncClient, *, allow_private: bool) -> None:
+        self._http = http
+        self._allow_private = allow_private
+
+    async def deliver(self, post: CallbackPost) -> bool:
+        """POST the callback once; True when the receiver answered 2xx. Never raises."""
+        url = post.url
+        try:
+            host = check_url(url, allow_private=self._allow_private)
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            if not self._allow_private and not await _resolves_public(host, port):
+                log.warning("callback %s refused: %s resolves to a private address", url, host)
+                return False
+            response = await self._http.post(url, json=post.body, headers=post.headers)
+        except (InvalidInput, httpx.HTTPError) as exc:
+            log.warning("callback to %s for registration %s failed: %s", url, post.request_id,
+                        exc)
             return False
-        response = await http.post(url, json=payload["body"],
-                                   headers=dict(payload.get("headers") or {}))
-    except (InvalidInput, httpx.HTTPError) as exc:
-        log.warning("callback to %s for registration %s failed: %s", url,
-                    payload.get("request_id"), exc)
-        return False
-    if response.status_code >= 300:
-        log.warning("callback to %s for registration %s answered %d", url,
-                    payload.get("request_id"), response.status_code)
-        return False
-    return True
+        if response.status_code >= 300:
+            log.warning("callback to %s for registration %s answered %d", url,
+                        post.request_id, response.status_code)
+            return False
+        return True

@@ -18,11 +18,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _AFTER_COMMIT = "clarion_after_commit"
+
+# What services hold while a transaction is open and hand to the store's query functions;
+# they never use it themselves (services import no SQLAlchemy).
+Conn = AsyncConnection
 
 
 def _json_dumps(value: Any) -> str:
@@ -32,6 +37,28 @@ def _json_dumps(value: Any) -> str:
 # JSON columns (job payloads, above all: every claim decodes them) through orjson, several
 # times faster than the standard library's json.
 _JSON: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+
+
+class Duplicate(Exception):
+    """A row with the same unique key exists (another request won a race): the store's word
+    for a unique-constraint violation, so that services need not know SQLAlchemy's."""
+
+
+@asynccontextmanager
+async def duplicates_raised() -> AsyncIterator[None]:
+    """Turn a unique-constraint violation inside the block into ``Duplicate``."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise Duplicate(str(exc.orig)) from exc
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """A passing infrastructure failure (the database went away or is locked: worth a retry),
+    not a fault of the statement or its data."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def after_commit(conn: AsyncConnection, fn: Callable[[], None]) -> None:
@@ -106,6 +133,11 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.read_engine.connect() as conn:
             yield conn
+
+    async def ping(self) -> None:
+        """One round trip to the database (raises when it cannot be read)."""
+        async with self.read() as conn:
+            await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()

@@ -7,12 +7,12 @@ drains whatever is waiting (up to ``max_rows`` rows), inserts it with one ``exec
 table inside one transaction and wakes every waiter once the commit is durable. A request is
 answered only after its rows are committed, so an accepted request is never lost.
 
-A submission may name a *batch job*: instead of one job per request, each commit enqueues one
-job per kind carrying the items of every submission in it (``{"ids": [...]}``, in submission
-order), so the worker also processes them in batches. An item is usually the id of a row of
-the same commit; it may be any JSON value (a request small enough to ride in the job itself:
-untracked registrations, interaction reports), and a submission may then have no rows at all:
-its items weigh against ``max_rows``.
+A submission may name a *batch* of a task (``clarion.store.tasks``): instead of one job per
+request, each commit enqueues one job per task carrying the items of every submission in it
+(``{"ids": [...]}``, in submission order), so the worker also processes them in batches. An
+item is usually the id of a row of the same commit; it may be any JSON value (a request small
+enough to ride in the job itself: untracked registrations, interaction reports), and a
+submission may then have no rows at all: its items weigh against ``max_rows``.
 
 If a batch fails on its data (a constraint, a bad value), it is split in halves and each half
 retried, down to single submissions, so one bad request fails alone and costs about
@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from clarion.store.db import Database
+from clarion.store.db import Database, is_connection_lost
 from clarion.store.jobs import JobQueue, NewJob
+from clarion.store.tasks import Batch
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +42,13 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Submission:
     rows: Sequence[tuple[Table, Sequence[dict[str, Any]]]]
-    batch_job: tuple[str, Sequence[Any]] | None
+    batch: Batch | None
     future: asyncio.Future[None] = field(repr=False)
 
     @property
     def size(self) -> int:
         return (sum(len(r) for _, r in self.rows)
-                or (len(self.batch_job[1]) if self.batch_job else 0) or 1)
+                or (len(self.batch.items) if self.batch else 0) or 1)
 
 
 class GroupCommitWriter:
@@ -111,14 +111,14 @@ class GroupCommitWriter:
         self,
         rows: Sequence[tuple[Table, Sequence[dict[str, Any]]]],
         *,
-        batch_job: tuple[str, Sequence[Any]] | None = None,
+        batch: Batch | None = None,
     ) -> None:
         """Insert ``rows`` (table, row dicts) and return once they are committed."""
         if self._task is None or self._closing:
             raise RuntimeError("GroupCommitWriter is not running (start() not called, or closed)")
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
-        self._pending.put_nowait(_Submission(rows, batch_job, fut))  # unbounded
+        self._pending.put_nowait(_Submission(rows, batch, fut))  # unbounded
         await fut
 
     async def _run(self) -> None:
@@ -147,7 +147,7 @@ class GroupCommitWriter:
         try:
             await self._commit(batch)
         except Exception as exc:
-            if len(batch) == 1 or _is_connection_problem(exc):
+            if len(batch) == 1 or is_connection_lost(exc):
                 _resolve(batch, exc)
                 return
             log.info("group commit of %d submissions failed (%s); splitting to isolate it",
@@ -167,9 +167,8 @@ class GroupCommitWriter:
             for table, rows in sub.rows:
                 for row in rows:
                     groups.setdefault((table, tuple(sorted(row))), []).append(row)
-            if sub.batch_job is not None:
-                kind, ids = sub.batch_job
-                jobs.setdefault(kind, []).extend(ids)
+            if sub.batch is not None:
+                jobs.setdefault(sub.batch.task, []).extend(sub.batch.items)
         async with self._db.write() as conn:
             for (table, _), rows in sorted(groups.items(), key=lambda g: _dependency_rank(g[0][0])):
                 await conn.execute(insert(table), rows)
@@ -185,12 +184,6 @@ def _dependency_rank(table: Table) -> int:
         return table.metadata.sorted_tables.index(table)
     except ValueError:
         return 0
-
-
-def _is_connection_problem(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError | OSError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def _resolve(batch: list[_Submission], exc: BaseException | None) -> None:

@@ -30,3 +30,30 @@ def upgrade(url: str, revision: str = "head") -> None:
 async def upgrade_async(url: str, revision: str = "head") -> None:
     # env.py runs its own event loop, so run it in a thread when called from async code.
     await asyncio.to_thread(upgrade, url, revision)
+
+
+def redacted(url: str) -> str:
+    """The database URL without its password (for messages)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable>"
+
+
+async def schema_revisions(url: str) -> tuple[str | None, str | None]:
+    """(the database's schema revision, the revision this code expects); raises when the
+    database cannot be reached."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            current = await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision())
+    finally:
+        await engine.dispose()
+    return current, ScriptDirectory.from_config(alembic_config(url)).get_current_head()

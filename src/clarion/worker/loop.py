@@ -41,10 +41,9 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.exc import DBAPIError, OperationalError
-
 from clarion.domain.backoff import backoff_seconds
 from clarion.errors import RetryLater
+from clarion.store.db import is_connection_lost
 from clarion.store.jobs import Job, JobQueue
 
 log = logging.getLogger(__name__)
@@ -70,13 +69,6 @@ _MAX_TRACEBACK_FRAMES = 8
 def default_worker_id() -> str:
     """``host:pid:random``: unique per process, readable in ``clarion jobs list``."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def is_connection_lost(exc: BaseException) -> bool:
-    """A passing infrastructure failure (worth a retry), not a fault of the job itself."""
-    if isinstance(exc, OperationalError | OSError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def error_summary(exc: BaseException) -> str:
@@ -154,6 +146,22 @@ class Worker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
             log.info("worker %s stopped", self.worker_id)
+
+    async def run_until_idle(self, *, max_rounds: int = 10_000) -> int:
+        """Claim and run jobs, exactly as ``run`` does, until none of this worker's kinds is
+        due (those the jobs themselves queue included); return how many ran. For tests and
+        one-shot commands: it neither waits for jobs due later nor extends leases."""
+        ran = 0
+        for _ in range(max_rounds):
+            claimed = await self._claim()
+            if claimed is None:
+                raise RuntimeError(f"worker {self.worker_id} could not claim jobs")
+            if not claimed:
+                break
+            ran += len(claimed)
+            self._add(claimed)
+            await self._drain()
+        return ran
 
     async def _claim(self) -> list[Job] | None:
         """Due jobs (possibly none), or None when the database could not be asked."""

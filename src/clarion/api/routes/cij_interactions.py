@@ -34,10 +34,11 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from clarion.api.deps import ContainerDep
-from clarion.bootstrap import Container
+from clarion.api.deps import InteractionsDep, SettingsDep
+from clarion.config import Settings
 from clarion.domain.interactions import Source, parse_events, parse_legacy_event
 from clarion.errors import ClarionError, InvalidInput
+from clarion.services.interactions import Interactions
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,13 @@ def too_large(limit: int) -> Answer:
 _ACCEPTED: Answer = (202, [(b"content-length", b"0")], b"")
 
 
-async def handle(container: Container, *, org_id: str, tracking_id: str | None, body: bytes,
+async def handle(interactions: Interactions, *, org_id: str, tracking_id: str | None,
+                 body: bytes,
                  client: str) -> Answer:
     """Answer one report: (status, headers, body). ``tracking_id`` is set for the legacy path.
 
     Never raises for bad input; a database failure answers 503 with Retry-After."""
-    limiter = container.interactions.limiter
+    limiter = interactions.limiter
     if limiter is not None:
         wait = limiter.check(client, time.monotonic())
         if wait > 0:
@@ -87,7 +89,7 @@ async def handle(container: Container, *, org_id: str, tracking_id: str | None, 
             raise InvalidInput(f"the request body is not valid JSON ({exc})",
                                fix="Send a JSON body with Content-Type: application/json.") \
                 from exc
-        now = container.clock.now()
+        now = interactions.now()
         if tracking_id is None:
             reports = parse_events(doc, now=now)
             source = Source.CIJ_EVENTS
@@ -98,7 +100,7 @@ async def handle(container: Container, *, org_id: str, tracking_id: str | None, 
             wait = limiter.check(client, time.monotonic(), len(reports) - 1)
             if wait > 0:
                 return _too_many(client, wait)
-        await container.interactions.ingest_many(org_id=org, reports=reports, source=source)
+        await interactions.ingest_many(org_id=org, reports=reports, source=source)
     except InvalidInput as exc:
         return 400, list(_JSON_HEADERS), orjson.dumps({"error": exc.as_dict()})
     except ClarionError as exc:  # pragma: no cover - ingest raises only InvalidInput
@@ -155,7 +157,8 @@ def match(path: str) -> tuple[str, str | None] | None:
     return None
 
 
-async def answer_fast(container: Container, scope: Scope, receive: Receive, send: Send) -> bool:
+async def answer_fast(interactions: Interactions, settings: Settings, scope: Scope,
+                      receive: Receive, send: Send) -> bool:
     """Answer ``scope`` if it is a report to one of the two endpoints; False otherwise.
 
     Called by the application object before anything else (``clarion.api.app``), so these
@@ -165,8 +168,9 @@ async def answer_fast(container: Container, scope: Scope, receive: Receive, send
     found = match(scope["path"])
     if found is None:
         return False
-    limit = container.settings.events_max_body_bytes
-    status, headers, content = await _read_and_handle(container, scope, receive, found, limit)
+    limit = settings.events_max_body_bytes
+    status, headers, content = await _read_and_handle(interactions, scope, receive, found,
+                                                      limit)
     if b"content-length" not in (h for h, _ in headers):
         headers = [*headers, (b"content-length", str(len(content)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -174,7 +178,7 @@ async def answer_fast(container: Container, scope: Scope, receive: Receive, send
     return True
 
 
-async def _read_and_handle(container: Container, scope: Scope, receive: Receive,
+async def _read_and_handle(interactions: Interactions, scope: Scope, receive: Receive,
                            found: tuple[str, str | None], limit: int) -> Answer:
     for name, value in scope["headers"]:
         if name == b"content-length":
@@ -195,7 +199,7 @@ async def _read_and_handle(container: Container, scope: Scope, receive: Receive,
         if not message.get("more_body", False):
             break
     client = scope.get("client")
-    return await handle(container, org_id=found[0], tracking_id=found[1],
+    return await handle(interactions, org_id=found[0], tracking_id=found[1],
                         body=b"".join(chunks), client=client[0] if client else "unknown")
 
 
@@ -241,9 +245,10 @@ def _doc(schema: dict[str, Any]) -> dict[str, Any]:
                             "content": {"application/json": {"schema": schema}}}}
 
 
-async def _route(request: Request, container: Container, org_id: str,
+async def _route(request: Request, interactions: Interactions, settings: Settings,
+                 org_id: str,
                  tracking_id: str | None) -> Response:
-    limit = container.settings.events_max_body_bytes
+    limit = settings.events_max_body_bytes
     body = b""
     async for chunk in request.stream():
         body += chunk
@@ -253,7 +258,7 @@ async def _route(request: Request, container: Container, org_id: str,
         status, headers, content = too_large(limit)
     else:
         client = request.client.host if request.client else "unknown"
-        status, headers, content = await handle(container, org_id=org_id,
+        status, headers, content = await handle(interactions, org_id=org_id,
                                                 tracking_id=tracking_id, body=body, client=client)
     return Response(content=content, status_code=status,
                     headers={k.decode(): v.decode() for k, v in headers
@@ -265,14 +270,16 @@ async def _route(request: Request, container: Container, org_id: str,
                  "type": "array", "items": _REPORT_SCHEMA, "minItems": 1, "maxItems": 100,
                  "description": "Clarion extension: up to 100 reports, all or nothing."}]}),
              responses=_RESPONSES)
-async def report_interaction(org_id: str, request: Request, container: ContainerDep) -> Response:
+async def report_interaction(org_id: str, request: Request, interactions: InteractionsDep,
+                             settings: SettingsDep) -> Response:
     """Report that a notification was opened (or clicked, delivered, dismissed)."""
-    return await _route(request, container, org_id, None)
+    return await _route(request, interactions, settings, org_id, None)
 
 
 @router.post("/api/v1.0/orgs/{org_id}/pushchannel/event/trackings/{tracking_id}",
              status_code=202, openapi_extra=_doc(_LEGACY_SCHEMA), responses=_RESPONSES)
 async def report_interaction_legacy(org_id: str, tracking_id: str, request: Request,
-                                    container: ContainerDep) -> Response:
+                                    interactions: InteractionsDep,
+                                    settings: SettingsDep) -> Response:
     """Legacy API v1: PushNotificationStatus 0 = Clicked, 1 = Opened."""
-    return await _route(request, container, org_id, tracking_id)
+    return await _route(request, interactions, settings, org_id, tracking_id)

@@ -8,46 +8,28 @@ subset and its refusals are described in ``clarion.domain.odata``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Request, Response
 
-from clarion.api.deps import ContainerDep
+from clarion.api.deps import PeopleDep, SettingsDep, TokenOrg
 from clarion.api.responses import JSON
-from clarion.bootstrap import Container
+from clarion.config import Settings
 from clarion.domain import odata
-from clarion.errors import Unauthorized
-from clarion.services import orgs, people
+from clarion.services.people import People
 
 router = APIRouter(tags=["cij"])
-_bearer = HTTPBearer(auto_error=False, description="An admin token from `clarion orgs create`.")
 
 
-async def token_org(
-    container: ContainerDep,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The org of the admin bearer token (Dataverse reads the org from the host name)."""
-    if creds is None or not creds.credentials:
-        raise Unauthorized("this endpoint needs an admin token",
-                           fix="Send `Authorization: Bearer <admin token>` (from "
-                           "`clarion orgs create`).")
-    return await orgs.authenticate_admin(db=container.db, token=creds.credentials)
-
-
-TokenOrg = Annotated[str, Depends(token_org)]
-
-
-async def _query(entity: odata.Entity, request: Request, container: Container,
+async def _query(entity: odata.Entity, request: Request, people: People, settings: Settings,
                  org_id: str) -> Response:
+    """The org is the one of the admin bearer token (Dataverse reads it from the host name)."""
     options = odata.query_options(request.query_params.multi_items(), entity)
-    rows = await people.odata_query(
-        db=container.db, org_id=org_id, entity=entity, filter=options.get("$filter"),
-        select=options.get("$select"), top=options.get("$top"), settings=container.settings)
+    rows = await people.odata_query(org_id, entity, filter=options.get("$filter"),
+                                    select=options.get("$select"), top=options.get("$top"))
     select = odata.parse_select(options["$select"], entity) if "$select" in options else None
     body: dict[str, Any] = {
-        "@odata.context": odata.context(container.settings.public_url, entity, select),
+        "@odata.context": odata.context(settings.public_url, entity, select),
         "value": rows,
     }
     return JSON(body, headers={"OData-Version": "4.0"})
@@ -55,11 +37,13 @@ async def _query(entity: odata.Entity, request: Request, container: Container,
 
 @router.get("/api/data/v9.0/contacts", response_class=JSON,
             summary="Look up contacts (OData subset: eq, and, or, $select, $top)")
-async def contacts(request: Request, container: ContainerDep, org_id: TokenOrg) -> Response:
-    return await _query("contacts", request, container, org_id)
+async def contacts(request: Request, people: PeopleDep, settings: SettingsDep,
+                   org_id: TokenOrg) -> Response:
+    return await _query("contacts", request, people, settings, org_id)
 
 
 @router.get("/api/data/v9.0/leads", response_class=JSON,
             summary="Look up leads (OData subset: eq, and, or, $select, $top)")
-async def leads(request: Request, container: ContainerDep, org_id: TokenOrg) -> Response:
-    return await _query("leads", request, container, org_id)
+async def leads(request: Request, people: PeopleDep, settings: SettingsDep,
+                org_id: TokenOrg) -> Response:
+    return await _query("leads", request, people, settings, org_id)

@@ -17,14 +17,15 @@ from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from clarion.api.deps import ContainerDep
+from clarion.api.deps import RegistrationDep
 from clarion.api.errors import status_for
 from clarion.api.responses import JSON
 from clarion.api.schemas import cij
+from clarion.bootstrap import Container
 from clarion.domain import registration as reg
 from clarion.errors import ClarionError, InvalidInput
 from clarion.ids import canonical_guid
-from clarion.services import registration
+from clarion.services.registration import Callback, Registration
 
 router = APIRouter(prefix="/api/v1.0/orgs/{org_id}/pushdeviceregistration",
                    tags=["CIJ device registration"])
@@ -80,11 +81,11 @@ def _org(org_id: str) -> str:
 
 
 def _callback(url: str | None, status_url: str | None,
-              headers: str | None) -> registration.Callback | None:
+              headers: str | None) -> Callback | None:
     target = (url or status_url or "").strip()
     if not target:
         return None
-    return registration.Callback(url=target, headers=reg.parse_callback_headers(headers))
+    return Callback(url=target, headers=reg.parse_callback_headers(headers))
 
 
 # Read from request.headers rather than as FastAPI Header() parameters: validating four
@@ -118,7 +119,7 @@ def _parse_json(raw: bytes) -> Any:
                            fix="Send a JSON body with Content-Type: application/json.") from exc
 
 
-async def _accept(container: Any, org_id: str, batch: bool, raw: bytes,
+async def _accept(registration: Registration, org_id: str, batch: bool, raw: bytes,
                   headers: Mapping[str, str]) -> tuple[int, bytes]:
     """The registration itself, shared by the documented route and the fast path."""
     org = _org(org_id)
@@ -126,8 +127,7 @@ async def _accept(container: Any, org_id: str, batch: bool, raw: bytes,
              lambda b: [reg.parse_device(b)])(_parse_json(raw))
     tracked = (headers.get("x-ms-track-registration") or "").strip().lower() == "true"
     ids = await registration.accept_devices(
-        writer=container.writer, api_tokens=container.api_tokens, clock=container.clock,
-        settings=container.settings, org_id=org, requests=items, tracked=tracked,
+        org, items, tracked=tracked,
         callback=_callback(headers.get("x-ms-callback-url"),
                            headers.get("x-ms-status-callback-url"),
                            headers.get("x-ms-callback-url-headers")),
@@ -139,9 +139,10 @@ async def _accept(container: Any, org_id: str, batch: bool, raw: bytes,
     return 202, orjson.dumps({"RegistrationRequestId": ids[0]})
 
 
-async def _register(request: Request, container: Any, org_id: str, batch: bool) -> Response:
+async def _register(request: Request, registration: Registration, org_id: str,
+                    batch: bool) -> Response:
     raw = await _body(request)
-    status, content = await _accept(container, org_id, batch, raw, request.headers)
+    status, content = await _accept(registration, org_id, batch, raw, request.headers)
     return Response(content, status_code=status,
                     media_type="application/json" if content else None)
 
@@ -149,7 +150,7 @@ async def _register(request: Request, container: Any, org_id: str, batch: bool) 
 _FAST_PATH = re.compile(r"^/api/v1\.0/orgs/([^/]+)/pushdeviceregistration/devices(/batch)?$")
 
 
-async def answer_fast(container: Any, scope: Scope, receive: Receive, send: Send) -> bool:
+async def answer_fast(container: Container, scope: Scope, receive: Receive, send: Send) -> bool:
     """Answer a registration before FastAPI's routing and dependency machinery (about half
     of this hot path's time); False for any other request. Same code, same answers as the
     documented routes below, which remain for the OpenAPI schema."""
@@ -161,7 +162,8 @@ async def answer_fast(container: Any, scope: Scope, receive: Receive, send: Send
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     try:
         raw = await _receive_body(receive, headers.get("content-length"))
-        status, content = await _accept(container, found[1], found[2] is not None, raw, headers)
+        status, content = await _accept(container.registration, found[1], found[2] is not None,
+                                        raw, headers)
     except ClarionError as exc:
         status, content = status_for(exc), orjson.dumps({"error": exc.as_dict()})
     except ClientDisconnect:
@@ -198,26 +200,27 @@ async def _receive_body(receive: Receive, length: str | None) -> bytes:
              openapi_extra=_with_headers(_body_doc(cij.DeviceRegistration)),
              responses={202: {"model": cij.Tracked, "description": "Accepted. Body only with "
                               "x-ms-track-registration: true."}, **_errors_doc()})
-async def register_device(org_id: str, request: Request, container: ContainerDep) -> Response:
+async def register_device(org_id: str, request: Request,
+                          registration: RegistrationDep) -> Response:
     """Register one device (asynchronous: check the outcome with the status endpoint)."""
-    return await _register(request, container, org_id, False)
+    return await _register(request, registration, org_id, False)
 
 
 @router.post("/devices/batch", status_code=202,
              openapi_extra=_with_headers(_body_doc(cij.DeviceRegistration, array=True)),
              responses={202: {"model": list[cij.Tracked], "description": "Accepted."},
                         **_errors_doc()})
-async def register_devices(org_id: str, request: Request, container: ContainerDep) -> Response:
+async def register_devices(org_id: str, request: Request,
+                           registration: RegistrationDep) -> Response:
     """Register up to 100 devices."""
-    return await _register(request, container, org_id, True)
+    return await _register(request, registration, org_id, True)
 
 
-async def _status(org_id: str, request: Request, container: Any) -> Response:
+async def _status(org_id: str, request: Request, registration: Registration) -> Response:
     org = _org(org_id)
     query = reg.parse_status_query(await _json(request))
-    entries = await registration.statuses(
-        db=container.db, api_tokens=container.api_tokens, org_id=org,
-        app_id=query.mobile_app_id, api_token=query.api_token, request_ids=query.request_ids)
+    entries = await registration.statuses(org, query.mobile_app_id, query.api_token,
+                                          query.request_ids)
     return JSON([{"RegistrationRequestId": e.request_id, "Status": e.status.value,
                   "FailureReason": e.failure_reason} for e in entries])
 
@@ -229,38 +232,40 @@ _STATUS_DOC: dict[str, Any] = {
 
 
 @router.post("/devices/status/", **_STATUS_DOC)
-async def registration_status(org_id: str, request: Request, container: ContainerDep) -> Response:
+async def registration_status(org_id: str, request: Request,
+                              registration: RegistrationDep) -> Response:
     """Status of tracked registration requests, in the order asked."""
-    return await _status(org_id, request, container)
+    return await _status(org_id, request, registration)
 
 
 @router.post("/devices/status", include_in_schema=False)
 async def registration_status_no_slash(
-    org_id: str, request: Request, container: ContainerDep
+    org_id: str, request: Request, registration: RegistrationDep
 ) -> Response:
-    return await _status(org_id, request, container)
+    return await _status(org_id, request, registration)
 
 
-async def _cleanup(org_id: str, request: Request, container: Any, batch: bool) -> Response:
+async def _cleanup(org_id: str, request: Request, registration: Registration,
+                   batch: bool) -> Response:
     org = _org(org_id)
     body = await _json(request)
     items = reg.parse_cleanup_batch(body) if batch else [reg.parse_cleanup(body)]
-    await registration.accept_cleanups(
-        writer=container.writer, api_tokens=container.api_tokens, clock=container.clock,
-        org_id=org, requests=items)
+    await registration.accept_cleanups(org, items)
     return Response(status_code=202)
 
 
 @router.post("/devices/cleanup", status_code=202, openapi_extra=_body_doc(cij.DeviceCleanup),
              responses={202: {"description": "Accepted."}, **_errors_doc()})
-async def cleanup_device(org_id: str, request: Request, container: ContainerDep) -> Response:
+async def cleanup_device(org_id: str, request: Request,
+                         registration: RegistrationDep) -> Response:
     """Remove a user's device (or all their devices for the app when DeviceToken is absent)."""
-    return await _cleanup(org_id, request, container, False)
+    return await _cleanup(org_id, request, registration, False)
 
 
 @router.post("/devices/cleanup/batch", status_code=202,
              openapi_extra=_body_doc(cij.DeviceCleanup, array=True),
              responses={202: {"description": "Accepted."}, **_errors_doc()})
-async def cleanup_devices(org_id: str, request: Request, container: ContainerDep) -> Response:
+async def cleanup_devices(org_id: str, request: Request,
+                          registration: RegistrationDep) -> Response:
     """Up to 100 cleanups (a single object is accepted too, as in CIJ's sample)."""
-    return await _cleanup(org_id, request, container, True)
+    return await _cleanup(org_id, request, registration, True)

@@ -17,9 +17,9 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse
 
-from clarion.api.deps import ContainerDep
-from clarion.bootstrap import Container
+from clarion.api.deps import InteractionsDep
 from clarion.errors import NotFound
+from clarion.services.interactions import Interactions
 
 router = APIRouter(tags=["tracked links"])
 
@@ -46,21 +46,21 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _follow(token: str, container: Container, *, record: bool) -> Response:
+async def _follow(token: str, interactions: Interactions, *, record: bool) -> Response:
     try:
-        target = await container.interactions.click(token=token, record=record)
+        target = await interactions.click(token=token, record=record)
     except NotFound:
         return HTMLResponse(_NOT_VALID, status_code=404, headers=_HEADERS)
     return Response(status_code=302, headers={**_HEADERS, "location": target})
 
 
 @router.get("/l/{token:path}", status_code=302, response_class=Response, responses=_RESPONSES)
-async def follow_link(token: str, container: ContainerDep) -> Response:
+async def follow_link(token: str, interactions: InteractionsDep) -> Response:
     """Follow a tracked link from a notification: records the click, then redirects."""
-    return await _follow(token, container, record=True)
+    return await _follow(token, interactions, record=True)
 
 
 @router.head("/l/{token:path}", include_in_schema=False)
-async def probe_link(token: str, container: ContainerDep) -> Response:
+async def probe_link(token: str, interactions: InteractionsDep) -> Response:
     """The same answer without recording a click (scanners and previews use HEAD)."""
-    return await _follow(token, container, record=False)
+    return await _follow(token, interactions, record=False)

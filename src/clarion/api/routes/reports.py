@@ -8,13 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from clarion.api.deps import AdminOrg, ContainerDep
+from clarion.api.deps import AdminOrg, ReportsDep
 from clarion.api.responses import JSON
-from clarion.api.schemas.reports import ReportRead, TimelineEntryRead, TimelinePage
+from clarion.api.schemas.reports import ReportRead, TimelinePage
 from clarion.domain.report_csv import report_csv
-from clarion.domain.report_range import Granularity, default_range
+from clarion.domain.report_range import Granularity
 from clarion.domain.reports import Scope
-from clarion.services import reports
+from clarion.services.reports import MAX_TIMELINE
 
 router = APIRouter(prefix="/v1/orgs/{org_id}", tags=["reports"])
 
@@ -26,7 +26,7 @@ _SINCE = ("Start (ISO 8601; without an offset, UTC). Default: 24 hours (hourly) 
     "content": {"text/csv": {"schema": {"type": "string"}}},
     "description": "The report (JSON), or with format=csv one row per period and platform."}})
 async def get_report(
-    org_id: AdminOrg, container: ContainerDep,
+    org_id: AdminOrg, reports: ReportsDep,
     scope: Annotated[Scope, Query(description="What to report on.")] = "org",
     id: Annotated[str | None, Query(
         max_length=140, description="The app, send, journey, message id; a journey step "
@@ -40,9 +40,8 @@ async def get_report(
 ) -> Response:
     """Sent, not sent, blocked, delivered, opened, clicked, unique people and devices, and the
     CIJ rates (defined in docs/reports.md) over a range, with an hourly or daily series."""
-    start, end = default_range(container.clock.now(), granularity, since, until)
     report = await reports.report(
-        db=container.db, org_id=org_id, scope=scope, scope_id=id, since=start, until=end,
+        org_id, scope=scope, scope_id=id, since=since, until=until,
         granularity=granularity, by_platform=by_platform)
     if format == "csv":
         name = f"clarion-{scope}-{report.since:%Y%m%dT%H}-{report.until:%Y%m%dT%H}.csv"
@@ -53,14 +52,13 @@ async def get_report(
 
 @router.get("/people/{person_id}/timeline")
 async def get_timeline(
-    org_id: AdminOrg, container: ContainerDep, person_id: str,
-    limit: Annotated[int, Query(ge=1, le=reports.MAX_TIMELINE)] = 100,
+    org_id: AdminOrg, reports: ReportsDep, person_id: str,
+    limit: Annotated[int, Query(ge=1, le=MAX_TIMELINE)] = 100,
     before: Annotated[datetime | None, Query(
         description="Only entries strictly older (next_before of the previous page).")] = None,
 ) -> TimelinePage:
     """Every send to the person (with each device's outcome) and every interaction, newest
     first."""
-    items = await reports.timeline(db=container.db, org_id=org_id, person_id=person_id,
-                                   limit=limit, before=before)
-    return TimelinePage(items=[TimelineEntryRead.of(e) for e in items],
+    items = await reports.timeline(org_id, person_id, limit=limit, before=before)
+    return TimelinePage(items=items,
                         next_before=items[-1].at if len(items) >= limit else None)

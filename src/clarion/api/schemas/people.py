@@ -2,18 +2,18 @@
 
 Types here are deliberately loose (plain strings): the domain validates and normalises every
 value, so a wrong email or phone gets the same 400 with a fix through the API, the CLI and the
-import alike.
+import alike. Reads are the domain's own models.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clarion.domain.people import PersonPage as DomainPage
-from clarion.domain.people import PersonRead as DomainPerson
+from clarion.domain.people import PersonPage, PersonRead
+
+__all__ = ["Kind", "PersonCreate", "PersonPage", "PersonRead", "PersonUpdate"]
 
 Kind = Literal["contact", "lead", "profile"]
 AttributeValue = str | int | float | bool | None
@@ -48,37 +48,3 @@ class PersonUpdate(BaseModel):
     time_zone: str | None = None
     locale: str | None = None
     attributes: dict[str, AttributeValue] | None = None
-
-
-class PersonRead(BaseModel):
-    id: str
-    kind: Kind
-    email: str | None
-    phone: str | None
-    first_name: str | None
-    last_name: str | None
-    time_zone: str | None
-    locale: str | None
-    attributes: dict[str, AttributeValue]
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, person: DomainPerson) -> PersonRead:
-        return cls(
-            id=person.id, kind=person.kind, email=person.email, phone=person.phone,
-            first_name=person.first_name, last_name=person.last_name,
-            time_zone=person.time_zone, locale=person.locale,
-            attributes=dict(person.attributes), created_at=person.created_at,
-            updated_at=person.updated_at,
-        )
-
-
-class PersonPage(BaseModel):
-    items: list[PersonRead]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on "
-                                    "the last page.")
-
-    @classmethod
-    def of(cls, page: DomainPage) -> PersonPage:
-        return cls(items=[PersonRead.of(p) for p in page.items], next_cursor=page.next_cursor)

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clarion.services.reports import TimelineEntry
+from clarion.domain.timeline import TimelineEntry
 
 
 class _Strict(BaseModel):
@@ -90,46 +90,7 @@ class ReportRead(_Strict):
     series: list[BucketRead] = Field(description="Every bucket of the range, zero-filled.")
 
 
-class DeviceOutcomeRead(_Strict):
-    delivery_id: str
-    device_id: str
-    platform: str
-    state: str
-    reason: str | None
-    detail: str | None
-    attempts: int
-    updated_at: datetime
-
-
-class TimelineEntryRead(_Strict):
-    at: datetime
-    kind: str = Field(description="send, delivered, opened, clicked or dismissed")
-    send_id: str
-    app_id: str
-    journey_id: str | None
-    journey_step_id: str | None
-    message_id: str | None
-    title: str | None = Field(description="Sends: the message title.")
-    outcome: str | None = Field(
-        description="Sends: sent, not_sent, pending or no_valid_device.")
-    devices: list[DeviceOutcomeRead] = Field(description="Sends: each device's outcome.")
-    device_id: str | None = Field(description="Interactions: the reporting device.")
-    platform: str | None
-    source: str | None = Field(description="Interactions: cij_events, cij_legacy or link.")
-
-    @classmethod
-    def of(cls, e: TimelineEntry) -> TimelineEntryRead:
-        return cls(
-            at=e.at, kind=e.kind, send_id=e.send_id, app_id=e.app_id, journey_id=e.journey_id,
-            journey_step_id=e.journey_step_id, message_id=e.message_id, title=e.title,
-            outcome=e.outcome, devices=[DeviceOutcomeRead(
-                delivery_id=d.delivery_id, device_id=d.device_id, platform=d.platform,
-                state=d.state, reason=d.reason, detail=d.detail, attempts=d.attempts,
-                updated_at=d.updated_at) for d in e.devices],
-            device_id=e.device_id, platform=e.platform, source=e.source)
-
-
 class TimelinePage(_Strict):
-    items: list[TimelineEntryRead] = Field(description="Newest first.")
+    items: list[TimelineEntry] = Field(description="Newest first.")
     next_before: datetime | None = Field(
         description="Pass as `before` for older entries; null when there are none.")

@@ -13,11 +13,12 @@ import shutil
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from clarion.emulators.apns.server import ApnsEmulator
+if TYPE_CHECKING:
+    from clarion.emulators.apns.server import ApnsEmulator
 
 
 def _split(value: str, parts: int, option: str, example: str) -> list[str]:
@@ -69,6 +70,8 @@ def command(
     """Run an APNs emulator (HTTP/2 + TLS, Apple's checks and error answers)."""
     if environment not in ("sandbox", "production"):
         raise typer.BadParameter("use sandbox or production", param_hint="--environment")
+    from clarion.emulators.apns.server import ApnsEmulator
+
     emu = ApnsEmulator(host=host, port=port, pki_dir=pki_dir, environment=environment,
                        max_streams=max_streams, latency_ms=latency_ms, rate_429=rate_429,
                        rate_503=rate_503, seed=seed, goaway_every=goaway_every,

@@ -14,12 +14,12 @@ import contextlib
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from clarion.emulators.fcm.server import FcmEmulator
-from clarion.emulators.tls import make_pki
+if TYPE_CHECKING:
+    from clarion.emulators.fcm.server import FcmEmulator
 
 
 def _write_secret(path: Path, info: dict[str, Any]) -> None:
@@ -71,6 +71,9 @@ def command(
         help="Seconds an issued access token lasts.")] = 3600.0,
 ) -> None:
     """Run a local FCM HTTP v1 service with its OAuth token endpoint."""
+    from clarion.emulators.fcm.server import FcmEmulator
+    from clarion.emulators.tls import make_pki
+
     context = None
     if tls:
         with tempfile.TemporaryDirectory(prefix="clarion-fcm-pki-") as tmp:

@@ -4,7 +4,27 @@
 ``clarion emulator webpush``.
 """
 
-from clarion.emulators.webpush.cli import command
-from clarion.emulators.webpush.server import ReceivedMessage, Subscription, WebPushEmulator
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clarion.emulators.webpush.cli import command
+    from clarion.emulators.webpush.server import ReceivedMessage, Subscription, WebPushEmulator
+
+# Imported on first use (PEP 562): `clarion --help` must not load the servers.
+_HOME = {
+    "ReceivedMessage": "clarion.emulators.webpush.server",
+    "Subscription": "clarion.emulators.webpush.server",
+    "WebPushEmulator": "clarion.emulators.webpush.server",
+    "command": "clarion.emulators.webpush.cli",
+}
 __all__ = ["ReceivedMessage", "Subscription", "WebPushEmulator", "command"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOME[name]), name)
+

@@ -8,12 +8,12 @@ import contextlib
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from clarion.emulators.tls import make_pki
-from clarion.emulators.webpush.server import WebPushEmulator
+if TYPE_CHECKING:
+    from clarion.emulators.webpush.server import WebPushEmulator
 
 
 def command(
@@ -44,6 +44,9 @@ def command(
     key>"} returns {"endpoint", "keys"}; register that with Clarion. Pushes to the endpoint are
     checked (TTL, aes128gcm, VAPID), decrypted and listed at GET /_emulator/received.
     """
+    from clarion.emulators.tls import make_pki
+    from clarion.emulators.webpush.server import WebPushEmulator
+
     ssl_context = None
     if tls:
         pki_dir = Path(tempfile.mkdtemp(prefix="clarion-webpush-pki-"))

@@ -1,21 +1,24 @@
-"""Shared plumbing for commands: settings, a started container, JSON output, error display."""
+"""What every command shares: the settings, a started container for the command's work, JSON
+output and the display of errors.
+
+Everything heavy (settings, the container and with it SQLAlchemy and the services) is imported
+when a command runs, not when the CLI starts: ``clarion --help`` and ``clarion version`` load
+none of it.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from clarion.bootstrap import Container, build
-from clarion.config import Settings, load_settings
-from clarion.errors import ClarionError
-from clarion.store.migrate import upgrade_async
+if TYPE_CHECKING:
+    from clarion.bootstrap import Container
+    from clarion.config import Settings
 
 T = TypeVar("T")
 console = Console(stderr=True)
@@ -23,6 +26,10 @@ console = Console(stderr=True)
 
 def settings() -> Settings:
     """The settings, or a readable list of what is wrong with them (exit code 1)."""
+    from pydantic import ValidationError
+
+    from clarion.config import load_settings
+
     try:
         return load_settings()
     except ValidationError as exc:
@@ -34,8 +41,19 @@ def settings() -> Settings:
         raise typer.Exit(1) from exc
 
 
+def fail(exc: Exception) -> typer.Exit:
+    """Print a ``ClarionError`` (its message, then its fix) and return the exit to raise."""
+    console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    return typer.Exit(1)
+
+
 def run(fn: Callable[[Container], Awaitable[T]], *, migrate: bool = True) -> T:
     """Build the container, apply migrations, run ``fn`` and close; errors exit with code 1."""
+    import asyncio
+
+    from clarion.bootstrap import build
+    from clarion.errors import ClarionError
+    from clarion.store.migrate import upgrade_async
 
     async def _main() -> T:
         cfg = settings()
@@ -51,8 +69,7 @@ def run(fn: Callable[[Container], Awaitable[T]], *, migrate: bool = True) -> T:
     try:
         return asyncio.run(_main())
     except ClarionError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise fail(exc) from exc
 
 
 def emit_json(value: Any) -> None:

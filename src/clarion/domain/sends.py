@@ -1,0 +1,92 @@
+"""Sends: one message to every currently valid device of one or more people for one app.
+
+``SendCreate`` is the command (validated once, by the API or by whoever builds it); ``SendRead``
+and ``DeliveryRead`` are what a send looks like afterwards. A send *succeeded* as soon as one
+device accepted it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from clarion.domain.messages import MessageIn
+from clarion.errors import InvalidInput
+
+MAX_USERS_PER_SEND = 100_000
+FINAL_STATES = ("accepted", "invalid_token", "mismatch", "rejected", "expired")
+
+
+class SendCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    app_id: str = Field(max_length=64)
+    user_id: str | None = Field(None, description="One person (contact, lead or profile).")
+    user_ids: list[str] | None = Field(None, description="Or several people (up to 100,000).")
+    message: MessageIn
+
+    @model_validator(mode="after")
+    def _one_audience(self) -> SendCreate:
+        if (self.user_id is None) == (self.user_ids is None):
+            raise InvalidInput("give exactly one of user_id or user_ids", field="user_id",
+                               fix="Send to one person with user_id, or to several with "
+                               "user_ids.")
+        if self.user_ids is not None and not 0 < len(self.user_ids) <= MAX_USERS_PER_SEND:
+            raise InvalidInput(f"user_ids must be 1 to {MAX_USERS_PER_SEND} person ids",
+                               field="user_ids",
+                               fix="Split larger audiences into several sends.")
+        return self
+
+    @property
+    def audience(self) -> list[str]:
+        """The people, de-duplicated, in the order given."""
+        ids = [self.user_id] if self.user_id is not None else self.user_ids or []
+        return list(dict.fromkeys(ids))
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRead:
+    id: str
+    person_id: str
+    device_id: str
+    platform: str
+    state: str
+    reason: str | None
+    detail: str | None
+    provider_id: str | None
+    attempts: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SendRead:
+    id: str
+    app_id: str
+    user_ids: list[str]
+    message: dict[str, Any]
+    state: Annotated[str, Field(description="queued, fanning_out, sending or done")]
+    created_at: datetime
+    expires_at: datetime
+    counts: Annotated[dict[str, int], Field(description="Deliveries per state.")]
+    succeeded: Annotated[bool | None, Field(
+        description="True once a device accepted it; false when done with none; null before.")]
+    deliveries: list[DeliveryRead]
+
+
+def send_state(fanout_state: str, pending: int) -> str:
+    """What a reader is told: ``queued``/``fanning_out`` while expanding, then ``sending``
+    while a delivery is pending, then ``done``."""
+    if fanout_state in ("queued", "fanning_out"):
+        return fanout_state
+    return "sending" if pending else "done"
+
+
+def succeeded(fanout_state: str, counts: dict[str, int]) -> bool | None:
+    if counts.get("accepted", 0):
+        return True
+    if fanout_state == "fanned_out" and not counts.get("pending", 0):
+        return False
+    return None

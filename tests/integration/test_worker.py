@@ -11,7 +11,8 @@ import pytest
 from clarion.clock import SystemClock
 from clarion.errors import RetryLater
 from clarion.store.db import Database
-from clarion.store.jobs import Job, JobInfo, JobQueue, NewJob
+from clarion.store.job_operations import JobInfo
+from clarion.store.jobs import Job, JobQueue, NewJob
 from clarion.store.migrate import upgrade
 from clarion.worker.loop import Bounded, Handler, Worker
 

@@ -14,9 +14,9 @@ from clarion.cli.session import console, emit_json, run
 
 if TYPE_CHECKING:
     from clarion.bootstrap import Container
-    from clarion.store.jobs import JobInfo
+    from clarion.store.job_operations import JobInfo
 
-STATES = ("queued", "running", "done", "dead")  # clarion.store.jobs.STATES (a test checks)
+STATES = ("queued", "running", "done", "dead")  # clarion.store.job_operations.STATES
 
 app = typer.Typer(help="The job queue: list, count, retry dead jobs, purge.",
                   no_args_is_help=True)

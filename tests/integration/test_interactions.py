@@ -18,10 +18,9 @@ from sqlalchemy import func, select
 from clarion.api.app import create_app
 from clarion.api.routes import cij_interactions
 from clarion.bootstrap import Container
-from clarion.domain.interactions import ClientRateLimiter
+from clarion.domain.interactions import ClientRateLimiter, InteractionEvent
 from clarion.providers.fake import FakeSender
 from clarion.services import events
-from clarion.services.events import InteractionEvent
 from clarion.services.interactions import RECORD
 from clarion.store import tables as t
 from clarion.worker.tasks import build_handlers

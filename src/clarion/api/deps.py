@@ -8,7 +8,8 @@ pool on every request.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -26,6 +27,7 @@ from clarion.services.registration import Registration
 from clarion.services.reports import Reports
 from clarion.services.sending import Sends
 
+T = TypeVar("T")
 _bearer = HTTPBearer(auto_error=False, description="An admin token from `clarion orgs create`.")
 
 
@@ -34,56 +36,25 @@ def container_of(request: Request) -> Container:
     return container
 
 
-async def _settings(request: Request) -> Settings:
-    return container_of(request).settings
+def _part(get: Callable[[Container], T]) -> Callable[[Request], Awaitable[T]]:
+    """A dependency answering one part of the app's container."""
+
+    async def dependency(request: Request) -> T:
+        return get(container_of(request))
+
+    return dependency
 
 
-async def _orgs(request: Request) -> Orgs:
-    return container_of(request).orgs
-
-
-async def _apps(request: Request) -> Apps:
-    return container_of(request).apps
-
-
-async def _people(request: Request) -> People:
-    return container_of(request).people
-
-
-async def _devices(request: Request) -> Devices:
-    return container_of(request).devices
-
-
-async def _registration(request: Request) -> Registration:
-    return container_of(request).registration
-
-
-async def _sends(request: Request) -> Sends:
-    return container_of(request).sends
-
-
-async def _interactions(request: Request) -> Interactions:
-    return container_of(request).interactions
-
-
-async def _reports(request: Request) -> Reports:
-    return container_of(request).reports
-
-
-async def _health(request: Request) -> Health:
-    return container_of(request).health
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-OrgsDep = Annotated[Orgs, Depends(_orgs)]
-AppsDep = Annotated[Apps, Depends(_apps)]
-PeopleDep = Annotated[People, Depends(_people)]
-DevicesDep = Annotated[Devices, Depends(_devices)]
-RegistrationDep = Annotated[Registration, Depends(_registration)]
-SendsDep = Annotated[Sends, Depends(_sends)]
-InteractionsDep = Annotated[Interactions, Depends(_interactions)]
-ReportsDep = Annotated[Reports, Depends(_reports)]
-HealthDep = Annotated[Health, Depends(_health)]
+SettingsDep = Annotated[Settings, Depends(_part(lambda c: c.settings))]
+OrgsDep = Annotated[Orgs, Depends(_part(lambda c: c.orgs))]
+AppsDep = Annotated[Apps, Depends(_part(lambda c: c.apps))]
+PeopleDep = Annotated[People, Depends(_part(lambda c: c.people))]
+DevicesDep = Annotated[Devices, Depends(_part(lambda c: c.devices))]
+RegistrationDep = Annotated[Registration, Depends(_part(lambda c: c.registration))]
+SendsDep = Annotated[Sends, Depends(_part(lambda c: c.sends))]
+InteractionsDep = Annotated[Interactions, Depends(_part(lambda c: c.interactions))]
+ReportsDep = Annotated[Reports, Depends(_part(lambda c: c.reports))]
+HealthDep = Annotated[Health, Depends(_part(lambda c: c.health))]
 
 
 def _no_token() -> Unauthorized:

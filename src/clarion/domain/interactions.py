@@ -122,6 +122,22 @@ class Target:
                 self.message_id)
 
 
+@dataclass(frozen=True, slots=True)
+class InteractionEvent(Target):
+    """One recorded interaction, as subscribers of in-service events see it: the delivery it
+    is about (the fields of ``Target``) and what happened."""
+
+    id: int  # the interaction row's id: the dedupe key
+    kind: InteractionKind
+    source: Source
+    first: bool  # the first of its kind for this delivery (device)
+    occurred_at: datetime  # aware, UTC
+
+    @property
+    def topic(self) -> str:
+        return f"interaction.{self.kind.value}"
+
+
 def _fold(obj: Any) -> dict[str, Any]:
     if type(obj) is dict:  # what JSON parsers return: skip the (slow) ABC check
         return {k.lower(): v for k, v in obj.items()}

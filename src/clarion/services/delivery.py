@@ -109,19 +109,15 @@ class Limiter:
 class _Send:
     """What the deliveries of one send share: parsed once per send per batch."""
 
-    id: str
-    org_id: str
-    journey_id: str | None
-    journey_step_id: str | None
-    message_id: str | None
-    expires_at: datetime
+    row: store.SendToDeliver
     message: Message
     notification: Notification | None  # the same for every device (no link to track)
 
     def keys(self, app_id: str, platform: str, at: datetime) -> dict[str, Any]:
-        return {"org_id": self.org_id, "app_id": app_id, "send_id": self.id,
-                "platform": platform, "at": at, "journey_id": self.journey_id,
-                "journey_step_id": self.journey_step_id, "message_id": self.message_id}
+        s = self.row
+        return {"org_id": s.org_id, "app_id": app_id, "send_id": s.id, "platform": platform,
+                "at": at, "journey_id": s.journey_id, "journey_step_id": s.journey_step_id,
+                "message_id": s.message_id}
 
 
 _FINAL = {
@@ -185,18 +181,15 @@ class Delivery:
         sends: dict[str, _Send] = {}
         for s in found:
             message = Message.from_dict(s.message)
-            sends[s.id] = _Send(
-                id=s.id, org_id=s.org_id, journey_id=s.journey_id,
-                journey_step_id=s.journey_step_id, message_id=s.message_id,
-                expires_at=s.expires_at, message=message,
-                notification=None if message.link else message.notification(tracking_id=s.id))
+            sends[s.id] = _Send(s, message, None if message.link else
+                                message.notification(tracking_id=s.id))
         return [r for r in rows if r.send_id in sends], sends  # a deleted send: nothing to do
 
     async def _deliver_group(self, app_id: str, platform: Platform,
                              rows: list[store.PendingDelivery],
                              sends: Mapping[str, _Send]) -> None:
         now = self._clock.now()
-        expired = {sid: _expired(s.expires_at, now) for sid, s in sends.items()}
+        expired = {sid: _expired(s.row.expires_at, now) for sid, s in sends.items()}
         outcomes: dict[str, Outcome] = {}
         live: list[store.PendingDelivery] = []
         for r in rows:
@@ -259,7 +252,7 @@ class Delivery:
         if send.notification is not None:
             return send.notification
         link = links.tracked_url(self._public_url, self._link_key, delivery_id)
-        return send.message.notification(tracking_id=send.id, link=link)
+        return send.message.notification(tracking_id=send.row.id, link=link)
 
     async def _apply(self, app_id: str, platform: Platform, rows: list[store.PendingDelivery],
                      sends: Mapping[str, _Send], outcomes: Mapping[str, Outcome]) -> None:
@@ -277,7 +270,7 @@ class Delivery:
                          honour_retry_after(backoff_seconds(attempts), o.retry_after_seconds))
                 gives_up = (o.kind is OutcomeKind.RETRY_LATER
                             and attempts >= self._policy.max_attempts)
-                if gives_up or _expired(sends[r.send_id].expires_at,
+                if gives_up or _expired(sends[r.send_id].row.expires_at,
                                         now + timedelta(seconds=delay)):
                     state = "expired"
                     o = Outcome(o.delivery_id, o.kind, reason=o.reason,

@@ -46,12 +46,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from clarion.clock import Clock
 from clarion.domain.backoff import backoff_seconds
-from clarion.domain.interactions import InteractionKind, Source
+from clarion.domain.interactions import InteractionEvent, InteractionKind
 from clarion.errors import RetryLater
 from clarion.store import interactions as store
 from clarion.store.db import Conn, Database
@@ -87,31 +86,6 @@ class Publication:
 
 INTERACTION_EVENTS: Task[Publication] = Task(
     "events.interaction", Publication.encode, Publication.decode)
-
-
-@dataclass(frozen=True, slots=True)
-class InteractionEvent:
-    """One recorded interaction, as subscribers see it."""
-
-    id: int  # the interaction row's id: the dedupe key
-    kind: InteractionKind
-    source: Source
-    first: bool  # the first of its kind for this delivery (device)
-    org_id: str
-    app_id: str
-    send_id: str  # the trackingId
-    delivery_id: str
-    person_id: str
-    device_id: str
-    platform: str
-    journey_id: str | None
-    journey_step_id: str | None
-    message_id: str | None
-    occurred_at: datetime  # aware, UTC
-
-    @property
-    def topic(self) -> str:
-        return f"interaction.{self.kind.value}"
 
 
 Subscriber = Callable[[Sequence[InteractionEvent]], Awaitable[None]]
@@ -203,11 +177,4 @@ class EventBus:
     async def load(self, ids: Sequence[int]) -> list[InteractionEvent]:
         """The interactions ``ids`` as events, in id order (missing ids are skipped)."""
         async with self._db.read() as conn:
-            stored = await store.by_ids(conn, ids)
-        return [InteractionEvent(
-            id=s.id, kind=s.kind, source=s.source, first=s.first, org_id=s.target.org_id,
-            app_id=s.target.app_id, send_id=s.target.send_id,
-            delivery_id=s.target.delivery_id, person_id=s.target.person_id,
-            device_id=s.target.device_id, platform=s.target.platform,
-            journey_id=s.target.journey_id, journey_step_id=s.target.journey_step_id,
-            message_id=s.target.message_id, occurred_at=s.occurred_at) for s in stored]
+            return await store.by_ids(conn, ids)

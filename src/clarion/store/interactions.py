@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select, text
 
-from clarion.domain.interactions import InteractionKind, Source, Target
+from clarion.domain.interactions import InteractionEvent, InteractionKind, Source, Target
 from clarion.store import tables as t
 from clarion.store.bulk import DriverInsert
 from clarion.store.db import Conn
@@ -104,29 +103,17 @@ async def _reserve_ids(conn: Conn, n: int) -> list[int]:
     return list(range(int(top) + 1, int(top) + 1 + n))
 
 
-@dataclass(frozen=True, slots=True)
-class StoredInteraction:
-    id: int
-    kind: InteractionKind
-    source: Source
-    first: bool
-    target: Target
-    occurred_at: datetime
-
-
-async def by_ids(conn: Conn, ids: Sequence[int]) -> list[StoredInteraction]:
+async def by_ids(conn: Conn, ids: Sequence[int]) -> list[InteractionEvent]:
     """The interactions ``ids``, in id order (missing ids are skipped)."""
     unique = sorted(set(ids))
-    out: list[StoredInteraction] = []
+    out: list[InteractionEvent] = []
     for i in range(0, len(unique), _CHUNK):
         rows = (await conn.execute(
             select(_I).where(_I.c.id.in_(unique[i:i + _CHUNK])).order_by(_I.c.id))).all()
-        out.extend(StoredInteraction(
-            id=r.id, kind=InteractionKind(r.kind), source=Source(r.source), first=r.first,
-            target=Target(r.delivery_id, r.send_id, r.org_id, r.app_id, r.person_id,
-                          r.device_id, r.platform, r.journey_id, r.journey_step_id,
-                          r.message_id),
-            occurred_at=r.occurred_at) for r in rows)
+        out.extend(InteractionEvent(
+            delivery_id=r.delivery_id, send_id=r.send_id, org_id=r.org_id, app_id=r.app_id,
+            person_id=r.person_id, device_id=r.device_id, platform=r.platform,
+            journey_id=r.journey_id, journey_step_id=r.journey_step_id,
+            message_id=r.message_id, id=r.id, kind=InteractionKind(r.kind),
+            source=Source(r.source), first=r.first, occurred_at=r.occurred_at) for r in rows)
     return out
-
-

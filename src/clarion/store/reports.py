@@ -94,19 +94,25 @@ def _act_entry(r: Any) -> TimelineEntry:
                          device_id=r.device_id, platform=r.platform, source=r.source)
 
 
+async def _entries(conn: Conn, query: Any, column: Any, entry: Any, *,
+                   before: datetime | None, at: datetime | None,
+                   limit: int | None) -> list[TimelineEntry]:
+    if before is not None:
+        query = query.where(column < before)
+    if at is not None:
+        query = query.where(column == at)
+    rows = (await conn.execute(query if limit is None else query.limit(limit))).all()
+    return [entry(r) for r in rows]
+
+
 async def person_sends(conn: Conn, org_id: str, person_id: str, *,
                        before: datetime | None = None, at: datetime | None = None,
                        limit: int | None = None) -> list[TimelineEntry]:
     """Sends naming the person, newest first: strictly before ``before``, or exactly ``at``
     (their ``outcome`` is only ``fanned_out`` or ``pending`` until ``with_outcome``)."""
-    where = [_S.c.org_id == org_id, _names_person(conn, person_id)]
-    if before is not None:
-        where.append(_S.c.created_at < before)
-    if at is not None:
-        where.append(_S.c.created_at == at)
-    query = _send_query(where)
-    rows = (await conn.execute(query if limit is None else query.limit(limit))).all()
-    return [_send_entry(r) for r in rows]
+    query = _send_query([_S.c.org_id == org_id, _names_person(conn, person_id)])
+    return await _entries(conn, query, _S.c.created_at, _send_entry, before=before, at=at,
+                          limit=limit)
 
 
 async def person_interactions(conn: Conn, org_id: str, person_id: str, *,
@@ -114,14 +120,9 @@ async def person_interactions(conn: Conn, org_id: str, person_id: str, *,
                               limit: int | None = None) -> list[TimelineEntry]:
     """The person's interactions, newest first: strictly before ``before``, or exactly
     ``at``."""
-    where = [_I.c.org_id == org_id, _I.c.person_id == person_id]
-    if before is not None:
-        where.append(_I.c.occurred_at < before)
-    if at is not None:
-        where.append(_I.c.occurred_at == at)
-    query = _act_query(where)
-    rows = (await conn.execute(query if limit is None else query.limit(limit))).all()
-    return [_act_entry(r) for r in rows]
+    query = _act_query([_I.c.org_id == org_id, _I.c.person_id == person_id])
+    return await _entries(conn, query, _I.c.occurred_at, _act_entry, before=before, at=at,
+                          limit=limit)
 
 
 async def person_outcomes(conn: Conn, person_id: str, send_ids: Sequence[str]

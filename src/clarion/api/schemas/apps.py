@@ -67,17 +67,6 @@ class AppSettingsUpdate(_In):
         None, description="1 to 1000 (default 10); registering one more evicts the oldest.")
 
 
-class AppCreate(_In):
-    name: str = Field(description="1 to 200 characters.")
-    ios: IosConfig | None = None
-    android: AndroidConfig | None = None
-    web: WebConfig | None = None
-    settings: AppSettingsUpdate | None = None
-
-    def document(self) -> dict[str, Any]:
-        return self.model_dump(exclude_unset=True)
-
-
 class AppUpdate(_In):
     """Every key is optional. A platform object is merged over the stored one (write-only
     secrets you leave out are kept); `null` removes the platform; settings are merged."""
@@ -90,6 +79,10 @@ class AppUpdate(_In):
 
     def document(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
+
+
+class AppCreate(AppUpdate):
+    name: str = Field(description="1 to 200 characters.")
 
 
 class ApiTokenCreate(_In):
@@ -191,24 +184,13 @@ class ApiTokenCreatedRead(ApiTokenRead):
         return cls(**ApiTokenRead.of(created.token).model_dump(), token=created.value)
 
 
-class EndpointsRead(BaseModel):
-    register_device: str
-    register_devices_batch: str
-    registration_status: str
-    cleanup_device: str
-    cleanup_devices_batch: str
-    interaction_events: str
-    odata_contacts: str
-    odata_leads: str
-
-
 class DeveloperInfoRead(BaseModel):
     public_url: str
     org_id: str
     app_id: str = Field(description="CIJ's MobileAppId.")
     app_name: str
     platforms: list[str]
-    endpoints: EndpointsRead
+    endpoints: domain.Endpoints
     web_vapid_public_key: str | None
     api_token_count: int
     example_registration: dict[str, Any] = Field(
@@ -216,12 +198,10 @@ class DeveloperInfoRead(BaseModel):
 
     @classmethod
     def of(cls, info: domain.DeveloperInfo) -> DeveloperInfoRead:
-        e = info.endpoints
         return cls(
             public_url=info.public_url, org_id=info.org_id, app_id=info.app_id,
             app_name=info.app_name, platforms=[p.value for p in info.platforms],
-            endpoints=EndpointsRead(**{name: getattr(e, name)
-                                       for name in EndpointsRead.model_fields}),
+            endpoints=info.endpoints,
             web_vapid_public_key=info.web_vapid_public_key,
             api_token_count=info.api_token_count,
             example_registration=info.example_registration,

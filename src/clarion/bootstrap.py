@@ -16,7 +16,7 @@ from clarion.clock import Clock, SystemClock
 from clarion.config import Settings
 from clarion.crypto import SecretBox, derived_key
 from clarion.domain.outcomes import Platform, Sender
-from clarion.providers.base import ProviderSettings
+from clarion.providers.base import Network, ProviderSettings
 from clarion.services.apps import ApiTokenCache
 from clarion.services.delivery import DeliveryPolicy, Limiter
 from clarion.services.events import EventBus
@@ -65,18 +65,21 @@ class Container:
         await self.db.dispose()
 
 
-def provider_settings(settings: Settings) -> ProviderSettings:
+def provider_settings(settings: Settings, network: Network | None = None) -> ProviderSettings:
     return ProviderSettings(apns_url=settings.apns_url, fcm_url=settings.fcm_url,
-                            ca_file=settings.ca_file)
+                            ca_file=settings.ca_file,
+                            webpush_allow_private=settings.webpush_allow_private,
+                            network=network or Network())
 
 
-def default_senders(settings: Settings) -> dict[Platform, Sender]:
+def default_senders(settings: Settings, network: Network | None = None
+                    ) -> dict[Platform, Sender]:
     """The real protocol adapters, one per platform, shared by every app."""
     from clarion.providers.apns import ApnsSender
     from clarion.providers.fcm import FcmSender
     from clarion.providers.webpush import WebPushSender
 
-    ps = provider_settings(settings)
+    ps = provider_settings(settings, network)
     return {Platform.IOS: ApnsSender(ps), Platform.ANDROID: FcmSender(ps),
             Platform.WEB: WebPushSender(ps)}
 
@@ -86,7 +89,10 @@ def build(
     *,
     clock: Clock | None = None,
     senders: Mapping[Platform, Sender] | None = None,
+    network: Network | None = None,
 ) -> Container:
+    """``network`` replaces name resolution and the public-address rule for every outbound
+    connection (tests: a fake DNS; see ``clarion.providers.base.Network``)."""
     clock = clock or SystemClock()
     db = Database(settings.resolved_database_url)
     keys = settings.secret_keys()
@@ -118,7 +124,8 @@ def build(
     )
     return Container(
         settings=settings, clock=clock, db=db, box=box, queue=queue, writer=writer,
-        senders=dict(senders if senders is not None else default_senders(settings)), http=http,
+        senders=dict(senders if senders is not None else default_senders(settings, network)),
+        http=http,
         api_tokens=ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds),
         policy=policy, limiter=Limiter(policy), link_key=link_key, events=EventBus(),
         interactions=interactions,

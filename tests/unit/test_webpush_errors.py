@@ -155,7 +155,7 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     ("TLSError", "CLARION_CA_FILE"),
 ])
 def test_connection_failures_are_retried_with_their_reason(reason: str, words: str) -> None:
-    out = connection_failure("d", reason, OSError("boom"))
+    out = connection_failure("d", reason, "boom")
     assert (out.kind, out.reason) == (OutcomeKind.RETRY_LATER, reason)
     assert words in (out.detail or "")
     assert "boom" in (out.detail or "")

@@ -150,11 +150,11 @@ def classify(delivery_id: str, status: int, *, body: str = "",
         f"the push service refused this message with {status}{said}; it is not retried."))
 
 
-def connection_failure(delivery_id: str, reason: str, error: BaseException) -> Outcome:
-    """No answer was read: retry later (the service may or may not have taken the message)."""
+def connection_failure(delivery_id: str, reason: str, message: str) -> Outcome:
+    """No answer was read: retry later (the service may or may not have taken the message).
+    ``message`` says what happened in Clarion's words (``providers.outbound.describe``)."""
     what = {"Timeout": "no answer came in time",
             "TLSError": "the TLS handshake failed (set CLARION_CA_FILE if the push service "
                         "uses a private CA)"}.get(reason, "the connection failed")
-    text = str(error)[:_BODY_EXCERPT] or type(error).__name__
     return Outcome(delivery_id, OutcomeKind.RETRY_LATER, reason=reason,
-                   detail=f"{what} ({text}); the send is retried later.")
+                   detail=f"{what}: {message}; the send is retried later.")

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import httpx
-
 from clarion.clock import Clock, SystemClock
 from clarion.config import Settings
 from clarion.crypto import SecretBox, derived_key
+from clarion.domain.netguard import OutboundPolicy
 from clarion.domain.outcomes import Platform, Sender
 from clarion.providers.base import Network, ProviderSettings
+from clarion.providers.outbound import OutboundClient
 from clarion.services.apps import ApiTokenCache
 from clarion.services.delivery import DeliveryPolicy, Limiter
 from clarion.services.events import EventBus
@@ -35,7 +35,7 @@ class Container:
     queue: JobQueue
     writer: GroupCommitWriter
     senders: Mapping[Platform, Sender]
-    http: httpx.AsyncClient
+    callbacks: OutboundClient  # registration callbacks (the callback SSRF policy)
     api_tokens: ApiTokenCache
     policy: DeliveryPolicy
     limiter: Limiter
@@ -61,7 +61,7 @@ class Container:
             aclose = getattr(sender, "aclose", None)
             if aclose is not None:
                 await aclose()
-        await self.http.aclose()
+        await self.callbacks.aclose()
         await self.db.dispose()
 
 
@@ -105,10 +105,13 @@ def build(
         done_retention_seconds=settings.job_done_retention_seconds,
     )
     writer = GroupCommitWriter(db, queue, max_rows=settings.group_commit_max_rows)
-    http = httpx.AsyncClient(
-        timeout=settings.webhook_timeout_seconds, follow_redirects=False,
-        headers={"user-agent": "Clarion-Webhook/0.1"},
-    )
+    network = network or Network()
+    callbacks = OutboundClient(
+        OutboundPolicy(what="callback URL", setting="CLARION_WEBHOOK_ALLOW_PRIVATE",
+                       allow_private=settings.webhook_allow_private,
+                       is_public=network.is_public),
+        provider_settings(settings, network), timeout=settings.webhook_timeout_seconds,
+        limit=100, headers={"user-agent": "Clarion-Webhook/0.1"})
     policy = DeliveryPolicy(
         batch_size=settings.delivery_batch_size, max_attempts=settings.delivery_max_attempts,
         rates={Platform.IOS: settings.rate_apns, Platform.ANDROID: settings.rate_fcm,
@@ -125,7 +128,7 @@ def build(
     return Container(
         settings=settings, clock=clock, db=db, box=box, queue=queue, writer=writer,
         senders=dict(senders if senders is not None else default_senders(settings, network)),
-        http=http,
+        callbacks=callbacks,
         api_tokens=ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds),
         policy=policy, limiter=Limiter(policy), link_key=link_key, events=EventBus(),
         interactions=interactions,

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import google.auth.exceptions
 import orjson
 import pytest
 
 from clarion.domain.outcomes import OutcomeKind
-from clarion.providers.fcm.auth import _refused
+from clarion.providers.fcm.auth import token_failure
 from clarion.providers.fcm.errors import (
     FCM_ERROR_TYPE,
     classify,
@@ -145,11 +144,8 @@ def test_no_answer_is_retry_later_and_says_which() -> None:
     assert "http://x:1" in refused.detail
 
 
-def _refresh_error(error: str, description: str, *, retryable: bool = False
-                   ) -> google.auth.exceptions.RefreshError:
-    return google.auth.exceptions.RefreshError(
-        f"{error}: {description}", {"error": error, "error_description": description},
-        retryable=retryable)
+def _oauth_error(error: str, description: str) -> bytes:
+    return orjson.dumps({"error": error, "error_description": description})
 
 
 @pytest.mark.parametrize(("error", "description", "reason", "words"), [
@@ -164,17 +160,44 @@ def _refresh_error(error: str, description: str, *, retryable: bool = False
      "scope"),
     ("unauthorized_client", "Client is unauthorized", "unauthorized_client", "disabled"),
     ("invalid_request", "something else", "invalid_request", "Generate new private key"),
+    ("made_up_code", "MARKER-7f3a", "TokenRefused", "Generate new private key"),
 ])
 def test_a_refused_service_account_is_a_credential_error_naming_the_fix(
         error: str, description: str, reason: str, words: str) -> None:
-    failure = _refused(_refresh_error(error, description), "https://oauth2.googleapis.com/token")
+    failure = token_failure(400, _oauth_error(error, description),
+                            "https://oauth2.googleapis.com/token")
     assert (failure.kind, failure.reason) == (OutcomeKind.CREDENTIAL_ERROR, reason)
     assert words in failure.detail
-    assert description in failure.detail
+    assert failure.detail.startswith("the OAuth token endpoint oauth2.googleapis.com answered "
+                                     "400")
+    # The endpoint's own words choose the explanation; they never reach the tenant.
+    assert description not in failure.detail
+    assert "made_up_code" not in failure.detail
 
 
-def test_an_unavailable_token_endpoint_is_retry_later() -> None:
-    failure = _refused(_refresh_error("server_error", "busy", retryable=True), "https://t/token")
+@pytest.mark.parametrize(("status", "body"), [
+    (503, _oauth_error("server_error", "MARKER busy")), (429, b"MARKER"), (500, b""),
+    (400, _oauth_error("temporarily_unavailable", "MARKER")),
+])
+def test_an_unavailable_token_endpoint_is_retry_later(status: int, body: bytes) -> None:
+    failure = token_failure(status, body, "https://t:8443/token")
     assert (failure.kind, failure.reason) == (OutcomeKind.RETRY_LATER,
                                               "TokenEndpointUnavailable")
-    assert "https://t/token" in failure.detail
+    assert "t:8443" in failure.detail
+    assert str(status) in failure.detail
+    assert "MARKER" not in failure.detail
+
+
+def test_a_redirect_from_the_token_endpoint_is_a_failure_not_followed() -> None:
+    failure = token_failure(307, b"", "https://oauth2.googleapis.com/token")
+    assert failure.kind is OutcomeKind.RETRY_LATER
+    assert "307" in failure.detail
+    assert "does not follow" in failure.detail
+
+
+def test_a_non_json_refusal_is_described_without_its_body() -> None:
+    failure = token_failure(403, b"<html>MARKER proxy says no</html>",
+                            "https://oauth2.googleapis.com/token")
+    assert (failure.kind, failure.reason) == (OutcomeKind.CREDENTIAL_ERROR, "TokenRefused")
+    assert "403" in failure.detail
+    assert "MARKER" not in failure.detail

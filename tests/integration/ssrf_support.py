@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from clarion.domain.netguard import IPAddress, is_public_address
@@ -27,7 +27,8 @@ class Listener:
     ``answer`` (raw HTTP/1.1 bytes)."""
 
     def __init__(self, host: str = "127.0.0.1", *,
-                 answer: bytes = b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n") -> None:
+                 answer: bytes | Callable[[bytes], bytes] =
+                 b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n") -> None:
         self.host = host
         self.port = 0
         self.answer = answer
@@ -50,7 +51,7 @@ class Listener:
                     length = int(line.split(b":", 1)[1])
             body = await reader.readexactly(length)
             self.requests.append(head + body)
-            writer.write(self.answer)
+            writer.write(self.answer(head + body) if callable(self.answer) else self.answer)
             await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass
@@ -140,3 +141,9 @@ async def start_target() -> Target:
 def redirect_to(url: str) -> bytes:
     return (f"HTTP/1.1 307 Temporary Redirect\r\nlocation: {url}\r\ncontent-length: 0\r\n\r\n"
             ).encode()
+
+
+def http_answer(status: int, body: bytes = b"", content_type: str = "application/json") -> bytes:
+    reason = {200: "OK", 201: "Created"}.get(status, "Status")
+    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n"
+            f"content-length: {len(body)}\r\n\r\n").encode() + body

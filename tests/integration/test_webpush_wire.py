@@ -171,8 +171,9 @@ async def test_wrong_app_credentials_send_nothing(
 
 
 @pytest.mark.parametrize(("skew", "words"), [
-    (13 * 3600, "expiry"),  # the push service's clock is 13 h ahead: exp is in its past
-    (-13 * 3600, "too long"),  # 13 h behind: exp is more than 24 h away
+    # Clarion's words for the emulator's "Invalid VAPID expiry" / "... expiration is too long"
+    (13 * 3600, "clock"),  # the push service's clock is 13 h ahead: exp is in its past
+    (-13 * 3600, "clock"),  # 13 h behind: exp is more than 24 h away
 ])
 async def test_refused_jwt_is_a_credential_error(
         emulator: WebPushEmulator, sender: WebPushSender, creds: dict[str, Any],

@@ -58,7 +58,13 @@ def test_success_gives_the_message_name() -> None:
                "(TYPE_STRING), 1", "INVALID_ARGUMENT"),
      OutcomeKind.REJECTED, "INVALID_ARGUMENT", "message.data[0].value"),
     (400, _err(400, "INVALID_ARGUMENT", "Message is too big"),
-     OutcomeKind.REJECTED, "INVALID_ARGUMENT", "too big"),
+     OutcomeKind.REJECTED, "INVALID_ARGUMENT", "as too big: shorten"),
+    (400, _err(400, "INVALID_ARGUMENT", "Request contains an invalid argument.",
+               details=[{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                         "fieldViolations": [{"field": "message.android.ttl",
+                                              "description": "bad"},
+                                             {"field": "not a <path>", "description": "x"}]}]),
+     OutcomeKind.REJECTED, "INVALID_ARGUMENT", "(the field message.android.ttl)"),
     (403, _err(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH"),
      OutcomeKind.MISMATCH, "SENDER_ID_MISMATCH", "another Firebase project"),
     (401, _err(401, "UNAUTHENTICATED", "Auth error from APNS or Web Push Service",
@@ -72,7 +78,9 @@ def test_success_gives_the_message_name() -> None:
     (403, _err(403, "PERMISSION_DENIED", "Permission 'cloudmessaging.messages.create' "
                "denied"), OutcomeKind.CREDENTIAL_ERROR, "PERMISSION_DENIED", "project"),
     (409, _err(409, "ABORTED", "weird"), OutcomeKind.REJECTED, "ABORTED", "HTTP 409"),
-    (418, b"I am a teapot", OutcomeKind.REJECTED, "418", "I am a teapot"),
+    (418, b"I am a teapot", OutcomeKind.REJECTED, "418", "HTTP 418"),
+    (400, _err(400, "MADE_UP", "MADE_UP text", "ALSO_MADE_UP"), OutcomeKind.REJECTED, "400",
+     "HTTP 400"),
     (400, b"", OutcomeKind.REJECTED, "400", "empty body"),
 ])
 def test_errors_are_classified(status: int, body: bytes, kind: OutcomeKind, reason: str,
@@ -82,6 +90,12 @@ def test_errors_are_classified(status: int, body: bytes, kind: OutcomeKind, reas
     assert out.detail is not None
     assert words in out.detail
     assert out.retry_after_seconds is None
+    # FCM's free text picks the sentence; it is never copied into it.
+    error = orjson.loads(body).get("error", {}) if body.startswith(b"{") else {}
+    said = error.get("message") or body.decode()
+    if said:
+        assert said not in out.detail
+    assert "MADE_UP" not in out.detail
 
 
 @pytest.mark.parametrize(("status", "fcm", "grpc"), [

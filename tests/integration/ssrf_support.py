@@ -23,12 +23,13 @@ DEEMED_PUBLIC = "127.0.0.2"  # what the rebinding cases' policy hook calls publi
 
 
 class Listener:
-    """A TCP listener that records every connection and answers each request once with
-    ``answer`` (raw HTTP/1.1 bytes)."""
+    """A TCP listener that records every connection and answers its one request with
+    ``answer`` (raw HTTP/1.1 bytes, or a function of the request), then closes it."""
 
     def __init__(self, host: str = "127.0.0.1", *,
                  answer: bytes | Callable[[bytes], bytes] =
-                 b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n") -> None:
+                 b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                 ) -> None:
         self.host = host
         self.port = 0
         self.answer = answer
@@ -139,11 +140,11 @@ async def start_target() -> Target:
 
 
 def redirect_to(url: str) -> bytes:
-    return (f"HTTP/1.1 307 Temporary Redirect\r\nlocation: {url}\r\ncontent-length: 0\r\n\r\n"
-            ).encode()
+    return (f"HTTP/1.1 307 Temporary Redirect\r\nlocation: {url}\r\ncontent-length: 0\r\n"
+            "connection: close\r\n\r\n").encode()
 
 
 def http_answer(status: int, body: bytes = b"", content_type: str = "application/json") -> bytes:
     reason = {200: "OK", 201: "Created"}.get(status, "Status")
     return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n"
-            f"content-length: {len(body)}\r\n\r\n").encode() + body
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body

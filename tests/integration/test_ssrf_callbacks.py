@@ -28,6 +28,7 @@ from tests.integration.ssrf_support import (
     PUBLIC_NAME,
     REBIND_NAME,
     Target,
+    http_answer,
     network,
     redirect_to,
     start_target,
@@ -174,7 +175,7 @@ async def test_a_failing_callback_fails_alone_and_nothing_is_dead_lettered(
 async def test_logs_show_the_origin_never_the_path_or_query(
         strict: Container, api: httpx.AsyncClient, target: Target,
         caplog: pytest.LogCaptureFixture) -> None:
-    target.decoy.answer = b"HTTP/1.1 500 Oops\r\ncontent-length: 0\r\n\r\n"
+    target.decoy.answer = http_answer(500)
     w = await world(strict, dry_run_on_register=False)
     for url in (f"http://{PUBLIC_NAME}:{target.decoy.port}/private-path?token=s3cr3t-q",
                 f"http://{target.hosts()['name']}/private-path?token=s3cr3t-q"):

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 import ssl
 from collections.abc import Mapping
@@ -153,16 +154,22 @@ def describe(exc: BaseException, *, timeout: float) -> Unreachable:
     if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
         return Unreachable("TLSError", "the TLS handshake failed")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        why = exc.os_error.strerror or type(exc.os_error).__name__
-        return Unreachable("ConnectionError", f"the connection failed ({why})")
+        return Unreachable("ConnectionError", f"the connection failed "
+                           f"({_os_words(exc.os_error)})")
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return Unreachable("ConnectionError", "the server closed the connection without an "
                            "answer")
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
         return Unreachable("ConnectionError", "the answer could not be read")
-    if isinstance(exc, OSError) and exc.strerror:
-        return Unreachable("ConnectionError", f"the connection failed ({exc.strerror})")
-    return Unreachable("ConnectionError", f"the connection failed ({type(exc).__name__})")
+    return Unreachable("ConnectionError", f"the connection failed ({_os_words(exc)})")
+
+
+def _os_words(exc: BaseException) -> str:
+    """The system's words for an error number (aiohttp's own messages quote the URL)."""
+    number = getattr(exc, "errno", None)
+    if isinstance(number, int) and number > 0:
+        return os.strerror(number)
+    return type(exc).__name__
 
 
 async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes:

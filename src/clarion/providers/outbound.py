@@ -48,7 +48,6 @@ from clarion.domain.netguard import (
     OutboundPolicy,
     looks_numeric,
     normal_host,
-    origin_of,
     parse_host_address,
 )
 from clarion.providers.base import Network, ProviderSettings, Resolve, client_ssl_context
@@ -134,11 +133,6 @@ def check_target(policy: OutboundPolicy, url: URL) -> None:
         return  # a name: checked by GuardedResolver, address by address
     if not policy.allows(host, url.port or 0, address):
         raise AddressRefused(policy.refusal(host, address))
-
-
-def url_origin(url: URL) -> str:
-    """``scheme://host:port`` of a parsed URL: what messages and logs may show of it."""
-    return origin_of(url.scheme, normal_host(url.raw_host or "?"), url.port)
 
 
 def describe(exc: BaseException, *, timeout: float) -> Unreachable:

@@ -31,7 +31,8 @@ def service_account(project_id: str = "contoso-push") -> dict[str, Any]:
     return {
         "type": "service_account", "project_id": project_id, "private_key_id": "abc123",
         "private_key": pem, "client_email": f"push@{project_id}.iam.gserviceaccount.com",
-        # Never Google: a test must not reach outside 127.0.0.0/8 (port 9 is discard/closed).
+        # Never Google: a test must not reach outside 127.0.0.0/8 (port 9 is discard/closed);
+        # tests/conftest.py's settings name its origin as CLARION_FCM_URL, so it is allowed.
         "client_id": "1234567890", "token_uri": "http://127.0.0.1:9/token",
     }
 

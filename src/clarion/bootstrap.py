@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import httpx
-
 from clarion.clock import Clock, SystemClock
 from clarion.config import Settings
 from clarion.crypto import SecretBox, derived_key
+from clarion.domain.netguard import OutboundPolicy
 from clarion.domain.outcomes import Platform, Sender
-from clarion.providers.base import ProviderSettings
+from clarion.providers.base import Network, ProviderSettings
+from clarion.providers.outbound import OutboundClient
 from clarion.services.api_tokens import ApiTokenCache
 from clarion.services.apps import Apps
 from clarion.services.delivery import Delivery, DeliveryPolicy
@@ -51,7 +51,6 @@ class Container:
     queue: JobQueue
     writer: GroupCommitWriter
     senders: Mapping[Platform, Sender]
-    http: httpx.AsyncClient
     # the use cases
     orgs: Orgs
     apps: Apps
@@ -60,7 +59,7 @@ class Container:
     devices: Devices
     registration: Registration
     processor: RegistrationProcessor
-    callbacks: Callbacks
+    callbacks: Callbacks  # registration callbacks, through the callback SSRF policy
     sends: Sends
     fanout: FanOut
     delivery: Delivery
@@ -88,22 +87,25 @@ class Container:
             aclose = getattr(sender, "aclose", None)
             if aclose is not None:
                 await aclose()
-        await self.http.aclose()
+        await self.callbacks.aclose()
         await self.db.dispose()
 
 
-def provider_settings(settings: Settings) -> ProviderSettings:
+def provider_settings(settings: Settings, network: Network | None = None) -> ProviderSettings:
     return ProviderSettings(apns_url=settings.apns_url, fcm_url=settings.fcm_url,
-                            ca_file=settings.ca_file)
+                            ca_file=settings.ca_file,
+                            webpush_allow_private=settings.webpush_allow_private,
+                            network=network or Network())
 
 
-def default_senders(settings: Settings) -> dict[Platform, Sender]:
+def default_senders(settings: Settings, network: Network | None = None
+                    ) -> dict[Platform, Sender]:
     """The real protocol adapters, one per platform, shared by every app."""
     from clarion.providers.apns import ApnsSender
     from clarion.providers.fcm import FcmSender
     from clarion.providers.webpush import WebPushSender
 
-    ps = provider_settings(settings)
+    ps = provider_settings(settings, network)
     return {Platform.IOS: ApnsSender(ps), Platform.ANDROID: FcmSender(ps),
             Platform.WEB: WebPushSender(ps)}
 
@@ -113,7 +115,10 @@ def build(
     *,
     clock: Clock | None = None,
     senders: Mapping[Platform, Sender] | None = None,
+    network: Network | None = None,
 ) -> Container:
+    """``network`` replaces name resolution and the public-address rule for every outbound
+    connection (tests: a fake DNS; see ``clarion.providers.base.Network``)."""
     clock = clock or SystemClock()
     db = Database(settings.resolved_database_url)
     keys = settings.secret_keys()
@@ -126,10 +131,13 @@ def build(
         done_retention_seconds=settings.job_done_retention_seconds,
     )
     writer = GroupCommitWriter(db, queue, max_rows=settings.group_commit_max_rows)
-    http = httpx.AsyncClient(
-        timeout=settings.webhook_timeout_seconds, follow_redirects=False,
-        headers={"user-agent": "Clarion-Webhook/0.1"},
-    )
+    network = network or Network()
+    callback_client = OutboundClient(
+        OutboundPolicy(what="callback URL", setting="CLARION_WEBHOOK_ALLOW_PRIVATE",
+                       allow_private=settings.webhook_allow_private,
+                       is_public=network.is_public),
+        provider_settings(settings, network), timeout=settings.webhook_timeout_seconds,
+        limit=100, headers={"user-agent": "Clarion-Webhook/0.1"})
     policy = DeliveryPolicy(
         batch_size=settings.delivery_batch_size, max_attempts=settings.delivery_max_attempts,
         rates={Platform.IOS: settings.rate_apns, Platform.ANDROID: settings.rate_fcm,
@@ -137,19 +145,18 @@ def build(
         concurrency_per_app=settings.provider_concurrency_per_app,
     )
     link_key = derived_key(keys[0], "tracked-links")
-    senders = dict(senders if senders is not None else default_senders(settings))
+    senders = dict(senders if senders is not None else default_senders(settings, network))
     tokens = ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds)
     apps = Apps(db, box, clock, settings, tokens)
     people = People(db, clock, settings)
     return Container(
         settings=settings, clock=clock, db=db, box=box, link_key=link_key, policy=policy,
-        queue=queue, writer=writer, senders=senders,
-        http=http, orgs=Orgs(db, clock), apps=apps, people=people,
+        queue=queue, writer=writer, senders=senders, orgs=Orgs(db, clock), apps=apps, people=people,
         importer=Importer(db, clock, settings), devices=Devices(db),
         registration=Registration(db, writer, tokens, clock, settings),
         processor=RegistrationProcessor(db=db, clock=clock, queue=queue, apps=apps,
                                         people=people, senders=senders, settings=settings),
-        callbacks=Callbacks(http, allow_private=settings.webhook_allow_private),
+        callbacks=Callbacks(callback_client),
         sends=Sends(db, clock, queue, people),
         fanout=FanOut(db, clock, queue, policy),
         delivery=Delivery(db=db, clock=clock, queue=queue, apps=apps, senders=senders,

@@ -18,6 +18,7 @@ from clarion.crypto import SecretBox, hash_token, new_token
 from clarion.domain.apps import (
     ApiTokenCreated,
     ApiTokenRead,
+    AppChanges,
     AppCreated,
     AppRead,
     AppSettings,
@@ -29,6 +30,7 @@ from clarion.domain.apps import (
     example_registration,
     parse_document,
 )
+from clarion.domain.credentials import check_token_uri
 from clarion.domain.outcomes import Platform
 from clarion.errors import NotFound
 from clarion.services.api_tokens import SHOWN_PREFIX_LENGTH, TOKEN_PREFIX, ApiTokenCache
@@ -42,6 +44,14 @@ def app_not_found(org_id: str, app_id: str) -> NotFound:
     return NotFound(f"app {app_id} does not exist in organization {org_id}",
                     fix=f"List the apps with `clarion apps list --org {org_id}` "
                     f"(GET /v1/orgs/{org_id}/apps).")
+
+
+def _check_outbound(changes: AppChanges, fcm_url: str | None) -> None:
+    """The URLs inside credentials that Clarion will connect to (FCM's ``token_uri``): on
+    Google's token endpoint, or the operator's CLARION_FCM_URL origin (an emulator)."""
+    android = changes.platforms.get(Platform.ANDROID)
+    if android is not None:
+        check_token_uri(str(android.public.get("token_uri", "")), fcm_url=fcm_url)
 
 
 def _public(configs: Mapping[Platform, Any]) -> dict[Platform, dict[str, Any] | None]:
@@ -61,6 +71,7 @@ class Apps:
         """Validate and store a new app with its first API token (returned once)."""
         now = self._clock.now()
         changes = parse_document(document, now=now)
+        _check_outbound(changes, self._settings.fcm_url)
         assert changes.name is not None
         assert changes.settings is not None
         configs = {p: cfg for p, cfg in changes.platforms.items() if cfg is not None}
@@ -97,6 +108,7 @@ class Apps:
                        for p, public in row.public.items()}
             changes = parse_document(document, now=now, current=current,
                                      current_settings=row.settings)
+            _check_outbound(changes, self._settings.fcm_url)
             values: dict[str, Any] = {"updated_at": now}
             status = row.credential_status
             for platform, cfg in changes.platforms.items():

@@ -155,8 +155,8 @@ class RegistrationProcessor:
             if bad is None and kind is TokenKind.WEBPUSH:
                 try:
                     check_url(w.row.token or "",
-                              allow_private=self._settings.webhook_allow_private,
-                              what="Web Push endpoint")
+                              allow_private=self._settings.webpush_allow_private,
+                              what="Web Push endpoint", setting="CLARION_WEBPUSH_ALLOW_PRIVATE")
                 except InvalidInput as exc:
                     bad = (FailureReason.INVALID_DEVICE_TOKEN, str(exc))
             if bad is not None:
@@ -221,7 +221,9 @@ class RegistrationProcessor:
             except Exception as exc:  # a broken adapter must not lose the requests
                 log.exception("dry run through the %s sender failed", platform.value)
                 outcomes = [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER,
-                                    reason=type(exc).__name__, detail=str(exc),
+                                    reason="InternalError",
+                                    detail=f"Clarion failed during the dry run "
+                                    f"({type(exc).__name__}); it is retried",
                                     retry_after_seconds=5.0) for s in batch]
             await self._apply_dry_run(app_id, platform, items, outcomes, attempt)
 

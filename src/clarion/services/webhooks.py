@@ -2,46 +2,64 @@
 
 The body is ``{"Status", "Signature", "FailureReason"}``; ``Signature`` is
 base64(HMAC-SHA256(key = the API token, message = the callback URL)), computed at accept time
-so the API token itself is never stored. Before connecting, the host name is resolved and
-refused if any address is private or loopback (unless ``CLARION_WEBHOOK_ALLOW_PRIVATE=1``),
-so a callback cannot be aimed inside the operator's network by DNS tricks.
+so the API token itself is never stored.
+
+The POST goes through ``clarion.providers.outbound`` under the callback policy: the host name
+is resolved once, refused if any address is private, loopback or otherwise not public (unless
+``CLARION_WEBHOOK_ALLOW_PRIVATE=1``), and the connection goes to the checked address, so a
+callback cannot be aimed inside the operator's network by DNS tricks; redirects are not
+followed (a 3xx is a failure).
+
+A callback fails alone: ``Callbacks.deliver`` never raises, whatever goes wrong (a refused
+address, a closed port, a header aiohttp will not send, stored data of the wrong shape), so a
+batch of callback jobs is always completed and none is dead-lettered: an operator's
+``clarion jobs retry`` could otherwise send the ones already delivered a second time. Logs name
+a callback by its origin (``scheme://host:port``), never its path or query, which may carry a
+secret.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
+import orjson
 
-from clarion.domain.netguard import check_url, is_public_address
-from clarion.errors import InvalidInput
+from clarion.domain.netguard import url_origin
+from clarion.providers.outbound import AddressRefused, OutboundClient, Unreachable
 from clarion.store.tasks import Task
 
 log = logging.getLogger(__name__)
 
+# Headers a callback may not set: they frame the request or the connection (RFC 9110 §7.6.1,
+# RFC 9112 §6-§9) or name the target, and are Clarion's to write. Registration refuses them
+# (400); a job stored before that rule fails here instead of being sent.
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection",
+                      "keep-alive", "proxy-connection", "proxy-authorization",
+                      "proxy-authenticate", "te", "trailer", "upgrade"})
+
 
 @dataclass(frozen=True, slots=True)
 class CallbackPost:
-    url: str
-    body: dict[str, Any]
-    request_id: str
-    headers: dict[str, str] = field(default_factory=dict)
+    """One callback as its job stores it. Decoding never fails (a job of the wrong shape is
+    refused when delivered, alone), hence the loose types."""
+
+    url: Any
+    body: Any
+    request_id: Any
+    headers: Any = None
 
     def encode(self) -> dict[str, Any]:
-        return {"url": self.url, "headers": self.headers, "body": self.body,
+        return {"url": self.url, "headers": self.headers or {}, "body": self.body,
                 "request_id": self.request_id}
 
     @staticmethod
     def decode(payload: Mapping[str, Any]) -> CallbackPost:
-        return CallbackPost(url=str(payload["url"]), body=dict(payload["body"]),
-                            request_id=str(payload.get("request_id")),
-                            headers=dict(payload.get("headers") or {}))
+        return CallbackPost(url=payload.get("url"), body=payload.get("body"),
+                            request_id=payload.get("request_id"),
+                            headers=payload.get("headers"))
 
 
 # Tried once, as CIJ does: a receiver that is down misses its callback (the status API stays).
@@ -49,37 +67,61 @@ REGISTRATION_CALLBACK: Task[CallbackPost] = Task(
     "registration.callback", CallbackPost.encode, CallbackPost.decode, max_attempts=1)
 
 
-async def _resolves_public(host: str, port: int) -> bool:
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        return True  # unresolvable: httpx will fail the POST and we log it
-    return all(is_public_address(str(info[4][0])) for info in infos)
+class CallbackRefused(Exception):
+    """A callback job Clarion will not send as stored (said in Clarion's words)."""
+
+
+def _request(post: CallbackPost) -> tuple[str, bytes, dict[str, str]]:
+    """(url, JSON body, headers) of a callback job, or CallbackRefused saying what is wrong."""
+    if not isinstance(post.url, str) or not post.url:
+        raise CallbackRefused("the job names no callback URL")
+    raw_headers = post.headers or {}
+    if not isinstance(raw_headers, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in raw_headers.items()):
+        raise CallbackRefused("the stored callback headers are not an object of strings")
+    framing = sorted(k for k in raw_headers if k.lower() in _FRAMING)
+    if framing:
+        raise CallbackRefused(f"the callback header {framing[0]} may not be set by a client")
+    if not isinstance(post.body, Mapping):
+        raise CallbackRefused("the job has no callback body")
+    headers = {**raw_headers, "Content-Type": "application/json"}
+    return post.url, orjson.dumps(post.body), headers
 
 
 class Callbacks:
-    def __init__(self, http: httpx.AsyncClient, *, allow_private: bool) -> None:
-        self._http = http
-        self._allow_private = allow_private
+    def __init__(self, client: OutboundClient) -> None:
+        self._client = client
 
     async def deliver(self, post: CallbackPost) -> bool:
         """POST the callback once; True when the receiver answered 2xx. Never raises."""
-        url = post.url
+        origin = url_origin(str(post.url))
+        request_id = post.request_id
         try:
-            host = check_url(url, allow_private=self._allow_private)
-            parts = urlsplit(url)
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            if not self._allow_private and not await _resolves_public(host, port):
-                log.warning("callback %s refused: %s resolves to a private address", url, host)
-                return False
-            response = await self._http.post(url, json=post.body, headers=post.headers)
-        except (InvalidInput, httpx.HTTPError) as exc:
-            log.warning("callback to %s for registration %s failed: %s", url, post.request_id,
+            url, body, headers = _request(post)
+            answer = await self._client.post(url, data=body, headers=headers, read_limit=4096)
+        except (CallbackRefused, AddressRefused) as exc:
+            log.warning("callback to %s for registration %s refused: %s", origin, request_id,
                         exc)
             return False
-        if response.status_code >= 300:
-            log.warning("callback to %s for registration %s answered %d", url,
-                        post.request_id, response.status_code)
+        except Unreachable as exc:
+            log.warning("callback to %s for registration %s failed (%s): %s", origin,
+                        request_id, exc.reason, exc.message)
             return False
+        except Exception as exc:  # anything else (a header aiohttp will not send...): alone
+            log.warning("callback to %s for registration %s failed: %s", origin, request_id,
+                        type(exc).__name__)
+            return False
+        if 300 <= answer.status < 400:
+            log.warning("callback to %s for registration %s answered %d, a redirect, which "
+                        "Clarion does not follow", origin, request_id, answer.status)
+            return False
+        if answer.status >= 300 or answer.status < 200:
+            log.warning("callback to %s for registration %s answered %d", origin, request_id,
+                        answer.status)
+            return False
+        log.debug("callback to %s for registration %s delivered (%d)", origin, request_id,
+                  answer.status)
         return True
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

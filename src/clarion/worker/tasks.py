@@ -73,7 +73,11 @@ def build_handlers(c: Container, *, with_api: bool = False) -> dict[str, Handler
 
     async def callback(calls: Sequence[Call[CallbackPost]]) -> None:
         # Concurrently: one slow receiver must not hold up the others (each is tried once).
-        await asyncio.gather(*(c.callbacks.deliver(call.args) for call in calls))
+        # A callback fails alone: deliver never raises, and nothing it could raise is let out
+        # (a raise would dead-letter the batch, delivered callbacks included, and a `clarion
+        # jobs retry` would send those twice).
+        await asyncio.gather(*(c.callbacks.deliver(call.args) for call in calls),
+                             return_exceptions=True)
 
     async def fan_out(calls: Sequence[Call[FanOutPage]]) -> None:
         for call in calls:

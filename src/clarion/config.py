@@ -146,7 +146,7 @@ class Settings(BaseSettings):
                 "print(secrets.token_urlsafe(48))'` and set CLARION_SECRET_KEY to it in every "
                 "process's environment.",
             )
-        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.var_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # owner-only when new
         key = secrets.token_urlsafe(48)
         key_file.write_text(key + "\n", encoding="utf-8")
         key_file.chmod(0o600)

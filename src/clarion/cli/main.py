@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from clarion.bootstrap import build
 from clarion.cli import apps, contacts, devices, emulator, jobs, orgs, reports, send
 from clarion.cli.check import check_config
 from clarion.cli.gc_policy import tune_for_service
+from clarion.cli.logging_policy import configure_logging
 from clarion.cli.runtime import console, settings
 from clarion.errors import ClarionError
 from clarion.store.migrate import upgrade_async
@@ -56,11 +56,6 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
     except ClarionError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
-
-
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 async def _serve(*, with_api: bool, with_worker: bool, host: str, port: int) -> None:
@@ -115,7 +110,7 @@ def serve(
 ) -> None:
     """Run the API (and, by default, a worker) in one process."""
     cfg = settings()
-    _logging(cfg.log_level)
+    configure_logging(cfg.log_level)
     _run(_serve(with_api=True, with_worker=worker, host=host or cfg.host,
                 port=port or cfg.port))
 
@@ -124,7 +119,7 @@ def serve(
 def worker_cmd() -> None:
     """Run a worker only (scale out: run as many as you like against PostgreSQL)."""
     cfg = settings()
-    _logging(cfg.log_level)
+    configure_logging(cfg.log_level)
     _run(_serve(with_api=False, with_worker=True, host=cfg.host, port=cfg.port))
 
 

@@ -22,6 +22,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from clarion.store.sqlite_files import secure_sqlite_files
+
 _AFTER_COMMIT = "clarion_after_commit"
 
 
@@ -32,6 +34,10 @@ def _json_dumps(value: Any) -> str:
 # JSON columns (job payloads, above all: every claim decodes them) through orjson, several
 # times faster than the standard library's json.
 _JSON: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+# Statement logging (echo, or an operator raising the "sqlalchemy.engine" logger) shows the SQL
+# only: parameters are tokens, emails and callback headers, and logs are read by more people
+# than the database is.
+_ENGINE: dict[str, Any] = {**_JSON, "hide_parameters": True}
 
 
 def after_commit(conn: AsyncConnection, fn: Callable[[], None]) -> None:
@@ -61,11 +67,12 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
+            secure_sqlite_files(url)
             self.write_engine: AsyncEngine = create_async_engine(
-                url, pool_size=1, max_overflow=0, echo=echo, **_JSON
+                url, pool_size=1, max_overflow=0, echo=echo, **_ENGINE
             )
             self.read_engine: AsyncEngine = create_async_engine(
-                url, pool_size=4, max_overflow=4, echo=echo, **_JSON
+                url, pool_size=4, max_overflow=4, echo=echo, **_ENGINE
             )
             _sqlite_pragmas(self.write_engine.sync_engine, writer=True)
             _sqlite_pragmas(self.read_engine.sync_engine, writer=False)
@@ -73,7 +80,7 @@ class Database:
         else:
             self.write_engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, echo=echo, pool_pre_ping=True,
-                **_JSON,
+                **_ENGINE,
             )
             self.read_engine = self.write_engine
             self._write_lock = None

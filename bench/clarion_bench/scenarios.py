@@ -56,7 +56,14 @@ SCENARIOS: list[Scenario] = [
     Scenario("sqlite-single-api-only", "Single registration, SQLite, API only (diagnostic)",
              "sqlite", serve_args=("--no-worker",),
              note="clarion serve --no-worker: the accept path without the in-process worker"),
+    Scenario("sqlite-single-sync-normal", "Single registration, SQLite, synchronous=NORMAL",
+             "sqlite", env={"CLARION_SQLITE_SYNCHRONOUS": "normal"},
+             note="sqlite-single without a sync to disk per commit: the difference is what the "
+                  "default (FULL: a 202 survives a power loss) costs"),
     Scenario("sqlite-batch", "Batch of 100, SQLite, group commit ON", "sqlite", batch=100),
+    Scenario("sqlite-batch-sync-normal", "Batch of 100, SQLite, synchronous=NORMAL", "sqlite",
+             batch=100, env={"CLARION_SQLITE_SYNCHRONOUS": "normal"},
+             note="sqlite-batch without a sync to disk per commit (see sqlite-single-sync-normal)"),
     Scenario("sqlite-batch-share1", "Batch of 100, SQLite, worker never yields", "sqlite",
              batch=100, env={"CLARION_WORKER_SHARE_UNDER_LOAD": "1"},
              note="CLARION_WORKER_SHARE_UNDER_LOAD=1: processing keeps pace (sustained rate)"),
@@ -87,6 +94,7 @@ class Options:
     profile_native: bool = False
     wait_quiet: float = 15.0
     log_level: str = "warning"
+    sqlite_synchronous: str | None = None  # CLARION_SQLITE_SYNCHRONOUS; None: Clarion's default
 
 
 def _python() -> str:
@@ -142,6 +150,9 @@ def run_scenario(
     results_dir: Path, say: Callable[[str], None],
 ) -> dict[str, Any]:
     """Run one scenario end to end; always stops the server it started."""
+    if (opts.sqlite_synchronous and sc.db == "sqlite"
+            and "CLARION_SQLITE_SYNCHRONOUS" not in sc.env):
+        sc = replace(sc, env={**sc.env, "CLARION_SQLITE_SYNCHRONOUS": opts.sqlite_synchronous})
     db: Db | None = None
     ids: Ids | None = None
     if sc.db is not None:

@@ -88,7 +88,8 @@ def build(
     senders: Mapping[Platform, Sender] | None = None,
 ) -> Container:
     clock = clock or SystemClock()
-    db = Database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url,
+                  sqlite_synchronous=settings.sqlite_synchronous)
     keys = settings.secret_keys()
     box = SecretBox(keys)
     queue = JobQueue(

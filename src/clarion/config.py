@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         description="Encrypts secrets at rest. Several keys separated by commas rotate: the "
         "first encrypts, all decrypt. Generated into var_dir on the first embedded run.",
     )
+    sqlite_synchronous: Literal["normal", "full"] = Field(
+        "full",
+        description="SQLite only. full: every commit is synced to disk before a 202, so "
+        "accepted requests survive a power loss or an OS crash. normal: synced at checkpoints "
+        "only; a crash of Clarion loses nothing, a power loss or an OS crash may lose the "
+        "last commits (the database stays consistent). See docs/deployment.md, Durability.")
     public_url: str = Field("http://127.0.0.1:8000", description="Base URL apps and people use.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

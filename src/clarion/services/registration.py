@@ -127,7 +127,7 @@ async def accept_devices(
     tracked: bool,
     callback: Callback | None,
 ) -> list[str]:
-    """Record registration requests durably and return their ids (in request order)."""
+    """Commit registration requests (group commit) and return their ids (in request order)."""
     tokens = await _verify(api_tokens, org_id, ((r.mobile_app_id, r.api_token) for r in requests))
     if callback is not None:
         check_url(callback.url, allow_private=settings.webhook_allow_private)

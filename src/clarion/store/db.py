@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import event
@@ -45,14 +45,25 @@ def after_commit(conn: AsyncConnection, fn: Callable[[], None]) -> None:
     conn.info.setdefault(_AFTER_COMMIT, []).append(fn)
 
 
-def _sqlite_pragmas(engine: Engine, *, writer: bool) -> None:
+Synchronous = Literal["normal", "full"]
+
+
+def _sqlite_pragmas(engine: Engine, *, writer: bool, synchronous: Synchronous) -> None:
+    # synchronous (sqlite.org/pragma.html#pragma_synchronous, and "WAL mode" in
+    # sqlite.org/wal.html): FULL syncs the WAL at every commit, so a committed transaction
+    # survives a power loss or an OS crash; NORMAL syncs only at checkpoints, so those may
+    # roll back the last commits (never corrupting the database), while a crash of the
+    # process alone loses nothing. A 202 is answered after the commit, so this is what a 202
+    # promises: docs/deployment.md, "Durability".
+    sync_pragma = f"PRAGMA synchronous={synchronous.upper()}"
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take transaction control away from the driver so BEGIN IMMEDIATE is ours to emit.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(sync_pragma)
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
@@ -63,7 +74,11 @@ def _sqlite_pragmas(engine: Engine, *, writer: bool) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False,
+                 sqlite_synchronous: Synchronous = "full") -> None:
+        if sqlite_synchronous not in ("normal", "full"):
+            raise ValueError(f"sqlite_synchronous must be normal or full, not "
+                             f"{sqlite_synchronous!r}")
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -74,8 +89,10 @@ class Database:
             self.read_engine: AsyncEngine = create_async_engine(
                 url, pool_size=4, max_overflow=4, echo=echo, **_ENGINE
             )
-            _sqlite_pragmas(self.write_engine.sync_engine, writer=True)
-            _sqlite_pragmas(self.read_engine.sync_engine, writer=False)
+            _sqlite_pragmas(self.write_engine.sync_engine, writer=True,
+                            synchronous=sqlite_synchronous)
+            _sqlite_pragmas(self.read_engine.sync_engine, writer=False,
+                            synchronous=sqlite_synchronous)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
         else:
             self.write_engine = create_async_engine(

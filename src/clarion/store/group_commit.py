@@ -4,8 +4,9 @@ The hot accept paths (device registration, later interaction events) must not pa
 transaction per request (~1 ms through SQLAlchemy async on SQLite, and the single writer would
 serialise them). Requests hand their rows to ``GroupCommitWriter.submit`` and wait; one task
 drains whatever is waiting (up to ``max_rows`` rows), inserts it with one ``executemany`` per
-table inside one transaction and wakes every waiter once the commit is durable. A request is
-answered only after its rows are committed, so an accepted request is never lost.
+table inside one transaction and wakes every waiter once the transaction has committed. A
+request is answered only after its rows are committed, so an accepted request is never lost
+(on SQLite, to a power loss too with the default ``CLARION_SQLITE_SYNCHRONOUS=full``).
 
 A submission may name a *batch job*: instead of one job per request, each commit enqueues one
 job per kind carrying the items of every submission in it (``{"ids": [...]}``, in submission

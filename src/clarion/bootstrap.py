@@ -89,7 +89,8 @@ def build(
 ) -> Container:
     clock = clock or SystemClock()
     db = Database(settings.resolved_database_url,
-                  sqlite_synchronous=settings.sqlite_synchronous)
+                  sqlite_synchronous=settings.sqlite_synchronous,
+                  write_timeout=settings.db_write_timeout_seconds)
     keys = settings.secret_keys()
     box = SecretBox(keys)
     queue = JobQueue(

@@ -7,8 +7,8 @@ credentials. SQLite creates a database file with mode 0644 (less the umask) and 
 ``-wal``, ``-shm`` and ``-journal`` files the permissions of the database file itself
 (``os_unix.c``, ``findCreateFileMode``). So Clarion creates the file 0600 before SQLite first
 opens it, and all of them are owner-only. Files found looser at start (an older Clarion, a
-copy, a restore) are tightened to 0600 with a warning. A directory Clarion creates for them is
-0700.
+copy, a restore) lose the group's and others' permissions (0644 becomes 0600), with a warning.
+A directory Clarion creates for them is 0700.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ def secure_sqlite_files(url: str) -> None:
     path = sqlite_path(url)
     if path is None:
         return
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
         pass
@@ -65,12 +65,13 @@ def _tighten(path: Path) -> None:
         return
     if not mode & 0o077:
         return
+    tight = mode & 0o700  # only take from group and others: the owner keeps what it had
     try:
-        path.chmod(0o600)
+        path.chmod(tight)
     except OSError as exc:
         log.warning("%s can be read by other users (mode %04o) and could not be restricted "
                     "(%s): run `chmod 600 %s` as its owner", path, mode, exc, path)
         return
     log.warning("%s could be read by other users (mode %04o); it holds tokens and personal "
-                "data, so Clarion set it to 0600 (owner only). Give backup tools access "
-                "through the owner account, not through the file's mode.", path, mode)
+                "data, so Clarion set it to %04o (owner only). Give backup tools access "
+                "through the owner account, not through the file's mode.", path, mode, tight)

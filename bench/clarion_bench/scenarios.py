@@ -41,6 +41,11 @@ class Scenario:
     note: str = ""
 
 
+# Without a worker nothing is processed, so a long run could reach the default backlog cap
+# (CLARION_MAX_BACKLOG, 1,000,000 accepted requests) and measure refusals; a cap this high keeps
+# the same code path (the cap is still checked) without ever refusing.
+_UNCAPPED = {"CLARION_MAX_BACKLOG": "1000000000"}
+
 SCENARIOS: list[Scenario] = [
     Scenario("ceiling", "Framework ceiling: plain FastAPI 202, no work", None,
              note="bench/clarion_bench/hello_app.py under uvicorn (uvloop, httptools, 1 worker)"),
@@ -54,7 +59,7 @@ SCENARIOS: list[Scenario] = [
              env={"CLARION_GROUP_COMMIT_MAX_ROWS": "1"},
              note="baseline: one transaction per request"),
     Scenario("sqlite-single-api-only", "Single registration, SQLite, API only (diagnostic)",
-             "sqlite", serve_args=("--no-worker",),
+             "sqlite", serve_args=("--no-worker",), env=_UNCAPPED,
              note="clarion serve --no-worker: the accept path without the in-process worker"),
     Scenario("sqlite-single-sync-normal", "Single registration, SQLite, synchronous=NORMAL",
              "sqlite", env={"CLARION_SQLITE_SYNCHRONOUS": "normal"},
@@ -68,7 +73,7 @@ SCENARIOS: list[Scenario] = [
              batch=100, env={"CLARION_WORKER_SHARE_UNDER_LOAD": "1"},
              note="CLARION_WORKER_SHARE_UNDER_LOAD=1: processing keeps pace (sustained rate)"),
     Scenario("sqlite-batch-api-only", "Batch of 100, SQLite, API only (diagnostic)", "sqlite",
-             batch=100, serve_args=("--no-worker",),
+             batch=100, serve_args=("--no-worker",), env=_UNCAPPED,
              note="clarion serve --no-worker: the batch accept path without the worker"),
     Scenario("pg-single", "Single registration, PostgreSQL, group commit ON", "postgresql"),
     Scenario("pg-batch", "Batch of 100, PostgreSQL, group commit ON", "postgresql", batch=100),

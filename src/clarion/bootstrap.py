@@ -21,6 +21,7 @@ from clarion.services.apps import ApiTokenCache
 from clarion.services.delivery import DeliveryPolicy, Limiter
 from clarion.services.events import EventBus
 from clarion.services.interactions import Interactions
+from clarion.store.backlog import Backlog
 from clarion.store.db import Database
 from clarion.store.group_commit import GroupCommitWriter
 from clarion.store.jobs import JobQueue
@@ -34,6 +35,7 @@ class Container:
     box: SecretBox
     queue: JobQueue
     writer: GroupCommitWriter
+    backlog: Backlog  # accepted work waiting, against CLARION_MAX_BACKLOG
     senders: Mapping[Platform, Sender]
     http: httpx.AsyncClient
     api_tokens: ApiTokenCache
@@ -55,6 +57,7 @@ class Container:
         if self._started:
             await self.interactions.close()
             await self.writer.close()
+            await self.backlog.close()
             await self.queue.close()
             self._started = False
         for sender in {id(s): s for s in self.senders.values()}.values():
@@ -100,7 +103,9 @@ def build(
         max_attempts=settings.job_max_attempts,
         done_retention_seconds=settings.job_done_retention_seconds,
     )
-    writer = GroupCommitWriter(db, queue, max_rows=settings.group_commit_max_rows)
+    backlog = Backlog(db, limit=settings.max_backlog)
+    writer = GroupCommitWriter(db, queue, max_rows=settings.group_commit_max_rows,
+                               backlog=backlog)
     http = httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds, follow_redirects=False,
         headers={"user-agent": "Clarion-Webhook/0.1"},
@@ -120,6 +125,7 @@ def build(
     )
     return Container(
         settings=settings, clock=clock, db=db, box=box, queue=queue, writer=writer,
+        backlog=backlog,
         senders=dict(senders if senders is not None else default_senders(settings)), http=http,
         api_tokens=ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds),
         policy=policy, limiter=Limiter(policy), link_key=link_key, events=EventBus(),

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         "in this process and from other processes; PostgreSQL: a pooled connection, a connect, "
         "a row or table lock). Past it the request answers 503 with Retry-After, nothing "
         "stored; `clarion serve` refuses to start.")
+    max_backlog: int = Field(
+        1_000_000, ge=0,
+        description="Accepted requests (registrations, cleanups, interaction reports) that may "
+        "wait to be processed, counted in the database across every process. At the cap the "
+        "accepting endpoints answer 503 with Retry-After until workers catch up; 0: no cap.")
     public_url: str = Field("http://127.0.0.1:8000", description="Base URL apps and people use.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

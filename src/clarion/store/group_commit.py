@@ -10,7 +10,9 @@ request is answered only after its rows are committed, so an accepted request is
 
 A submission may name a *batch job*: instead of one job per request, each commit enqueues one
 job per kind carrying the items of every submission in it (``{"ids": [...]}``, in submission
-order), so the worker also processes them in batches. An item is usually the id of a row of
+order, their number in ``jobs.items``), so the worker also processes them in batches. Such a
+submission is refused with ``Overloaded`` while the backlog of waiting items is at
+``CLARION_MAX_BACKLOG`` (``clarion.store.backlog``). An item is usually the id of a row of
 the same commit; it may be any JSON value (a request small enough to ride in the job itself:
 untracked registrations, interaction reports), and a submission may then have no rows at all:
 its items weigh against ``max_rows``.
@@ -41,6 +43,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from clarion.errors import DatabaseUnavailable
 from clarion.store.availability import Unavailability, unavailable_error
+from clarion.store.backlog import Backlog
 from clarion.store.db import Database
 from clarion.store.jobs import JobQueue, NewJob
 
@@ -62,9 +65,11 @@ class _Submission:
 
 
 class GroupCommitWriter:
-    def __init__(self, db: Database, queue: JobQueue, *, max_rows: int = 512) -> None:
+    def __init__(self, db: Database, queue: JobQueue, *, max_rows: int = 512,
+                 backlog: Backlog | None = None) -> None:
         self._db = db
         self._queue = queue
+        self._backlog = backlog
         self._max_rows = max_rows
         self._pending: asyncio.Queue[_Submission | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -123,9 +128,12 @@ class GroupCommitWriter:
         *,
         batch_job: tuple[str, Sequence[Any]] | None = None,
     ) -> None:
-        """Insert ``rows`` (table, row dicts) and return once they are committed."""
+        """Insert ``rows`` (table, row dicts) and return once they are committed. Raises
+        ``Overloaded`` when a batch job would pass the backlog cap."""
         if self._task is None or self._closing:
             raise RuntimeError("GroupCommitWriter is not running (start() not called, or closed)")
+        if batch_job is not None and self._backlog is not None:
+            self._backlog.check()  # Overloaded at CLARION_MAX_BACKLOG: refused, nothing stored
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
         self._pending.put_nowait(_Submission(  # unbounded; the backlog cap bounds the jobs
@@ -203,9 +211,11 @@ class GroupCommitWriter:
             for (table, _), rows in sorted(groups.items(), key=lambda g: _dependency_rank(g[0][0])):
                 await conn.execute(insert(table), rows)
             if jobs:
-                await self._queue.enqueue(
-                    conn, [NewJob(kind=kind, payload={"ids": ids}) for kind, ids in jobs.items()]
-                )
+                await self._queue.enqueue(conn, [
+                    NewJob(kind=kind, payload={"ids": ids}, items=len(ids))
+                    for kind, ids in jobs.items()])
+        if jobs and self._backlog is not None:
+            self._backlog.committed(sum(len(ids) for ids in jobs.values()))
 
 
 def _dependency_rank(table: Table) -> int:

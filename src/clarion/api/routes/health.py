@@ -16,8 +16,8 @@ router = APIRouter(tags=["health"])
 _READY_EXAMPLE = {
     "status": "ready",
     "checks": {"database": {"dialect": "sqlite", "read": "ok", "write": "ok"},
-               "queue": {"status": "ok", "waiting_jobs": 3, "oldest_due_seconds": 0.4,
-                         "dead_jobs": 0}},
+               "queue": {"status": "ok", "backlog_items": 120, "max_backlog": 1000000,
+                         "waiting_jobs": 3, "oldest_due_seconds": 0.4, "dead_jobs": 0}},
     "not_ready": []}
 
 
@@ -32,9 +32,12 @@ async def healthz(container: ContainerDep) -> dict[str, str]:
     200: {"description": "Ready: the database can be read and written now.",
           "content": {"application/json": {"example": _READY_EXAMPLE}}},
     503: {"description": "Not ready: `not_ready` says what (the database locked, read-only "
-                         "or unreachable), `checks` gives the details."}})
+                         "or unreachable; the backlog at its cap), `checks` gives the "
+                         "details."}})
 async def readyz(container: ContainerDep) -> Any:
-    """Readiness: the database (read; write within 2 s) and the job queue (waiting jobs, how
-    long the oldest due job has been due, dead jobs)."""
-    result = await readiness.check(db=container.db, clock=container.clock)
+    """Readiness: the database (read; write within 2 s) and the job queue (the backlog of
+    accepted requests against CLARION_MAX_BACKLOG, waiting jobs, how long the oldest due job
+    has been due, dead jobs)."""
+    result = await readiness.check(db=container.db, clock=container.clock,
+                                   backlog=container.backlog)
     return JSON(result.as_dict(), status_code=200 if result.ready else 503)

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
         False, description="Allow registration callbacks to private or loopback addresses."
     )
     webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    webpush_allow_private: bool = Field(
+        False, description="Allow Web Push subscription endpoints at private or loopback "
+        "addresses (the Web Push emulator, an on-premises push service).")
     worker_concurrency: int = Field(4, ge=1, le=256)
     worker_batch_size: int = Field(100, ge=1, le=1000)
     job_lease_seconds: float = Field(60.0, gt=0)

@@ -1,7 +1,7 @@
 """`clarion serve` at CLARION_LOG_LEVEL=debug never writes secrets or personal data to its log
-(issue 10, item 9): not the API token, the admin token, a person's email, a device token, nor
-a callback's Authorization header, although every one of them goes through the database, the
-provider connections and the callback while the log is at debug."""
+(issue 10, item 9): not the API token, the admin token, a person's email, a device token, a
+callback's Authorization header nor its URL's query, although every one of them goes through
+the database, the provider connections and the callback while the log is at debug."""
 
 from __future__ import annotations
 
@@ -85,7 +85,8 @@ def test_debug_logging_prints_no_secret_and_no_personal_data(
     assert " DEBUG " in log  # the log really was at debug
     secrets = {"the API token": app["api_token"], "the admin token": org["admin_token"],
                "the email": email, "the device token": device_token,
-               "the callback Authorization": CALLBACK_SECRET.split()[1]}
+               "the callback Authorization": CALLBACK_SECRET.split()[1],
+               "the callback URL's query": "query-secret"}
     leaked = {what: [line[:200] for line in log.splitlines() if value in line][:3]
               for what, value in secrets.items() if value in log}
     assert not leaked, f"secrets in the debug log: {leaked}"

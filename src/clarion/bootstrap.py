@@ -35,6 +35,7 @@ from clarion.services.registration_processing import RegistrationProcessor
 from clarion.services.reports import Reports
 from clarion.services.sending import Sends
 from clarion.services.webhooks import Callbacks
+from clarion.store.backlog import Backlog
 from clarion.store.db import Database
 from clarion.store.group_commit import GroupCommitWriter
 from clarion.store.jobs import JobQueue
@@ -50,6 +51,7 @@ class Container:
     policy: DeliveryPolicy
     queue: JobQueue
     writer: GroupCommitWriter
+    backlog: Backlog  # accepted work waiting, against CLARION_MAX_BACKLOG
     senders: Mapping[Platform, Sender]
     # the use cases
     orgs: Orgs
@@ -81,6 +83,7 @@ class Container:
         if self._started:
             await self.interactions.close()
             await self.writer.close()
+            await self.backlog.close()
             await self.queue.close()
             self._started = False
         for sender in {id(s): s for s in self.senders.values()}.values():
@@ -120,7 +123,9 @@ def build(
     """``network`` replaces name resolution and the public-address rule for every outbound
     connection (tests: a fake DNS; see ``clarion.providers.base.Network``)."""
     clock = clock or SystemClock()
-    db = Database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url,
+                  sqlite_synchronous=settings.sqlite_synchronous,
+                  write_timeout=settings.db_write_timeout_seconds)
     keys = settings.secret_keys()
     box = SecretBox(keys)
     queue = JobQueue(
@@ -130,7 +135,9 @@ def build(
         max_attempts=settings.job_max_attempts,
         done_retention_seconds=settings.job_done_retention_seconds,
     )
-    writer = GroupCommitWriter(db, queue, max_rows=settings.group_commit_max_rows)
+    backlog = Backlog(db, limit=settings.max_backlog)
+    writer = GroupCommitWriter(db, queue, max_rows=settings.group_commit_max_rows,
+                               backlog=backlog)
     network = network or Network()
     callback_client = OutboundClient(
         OutboundPolicy(what="callback URL", setting="CLARION_WEBHOOK_ALLOW_PRIVATE",
@@ -151,7 +158,8 @@ def build(
     people = People(db, clock, settings)
     return Container(
         settings=settings, clock=clock, db=db, box=box, link_key=link_key, policy=policy,
-        queue=queue, writer=writer, senders=senders, orgs=Orgs(db, clock), apps=apps, people=people,
+        queue=queue, writer=writer, backlog=backlog, senders=senders, orgs=Orgs(db, clock),
+        apps=apps, people=people,
         importer=Importer(db, clock, settings), devices=Devices(db),
         registration=Registration(db, writer, tokens, clock, settings),
         processor=RegistrationProcessor(db=db, clock=clock, queue=queue, apps=apps,
@@ -170,5 +178,5 @@ def build(
         recorder=Recorder(db, clock, queue),
         events=EventBus(db, queue, clock),
         reports=Reports(db, clock),
-        health=Health(db),
+        health=Health(db, clock, backlog),
     )

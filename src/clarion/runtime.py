@@ -23,7 +23,7 @@ from clarion.api.app import create_app
 from clarion.bootstrap import Container, build
 from clarion.config import Settings
 from clarion.gc_policy import tune_for_service
-from clarion.store.migrate import upgrade_async
+from clarion.store.preflight import prepare_database
 from clarion.worker.loop import Worker
 from clarion.worker.scheduler import run_scheduler
 from clarion.worker.tasks import MAINTENANCE_PURGE, build_handlers
@@ -49,8 +49,12 @@ def worker_for(container: Container, *, with_api: bool) -> Worker:
 async def serve(settings: Settings, roles: Roles, *, host: str, port: int,
                 announce: Callable[[str], None] = print) -> None:
     container = build(settings)  # validates the configuration before touching the database
-    if settings.auto_migrate:
-        await upgrade_async(settings.resolved_database_url)
+    try:
+        # A database this process cannot write stops it here, with one sentence.
+        await prepare_database(container.db, migrate=settings.auto_migrate)
+    except BaseException:
+        await container.close()
+        raise
     await container.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -35,23 +35,22 @@ def _run_service(*, api: bool, worker: bool, host: str | None, port: int | None)
     """Run ``clarion.runtime.serve`` on uvloop (installed with uvicorn[standard]: ~2x faster
     I/O) until interrupted."""
     import asyncio
-    import logging
 
     import uvloop
 
+    from clarion.cli.logging_policy import configure_logging
     from clarion.cli.session import console, fail, settings
     from clarion.errors import ClarionError
     from clarion.runtime import Roles, serve
 
     cfg = settings()
-    logging.basicConfig(level=cfg.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(cfg.log_level)
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(serve(cfg, Roles(api=api, worker=worker), host=host or cfg.host,
                              port=port or cfg.port, announce=console.print))
     except ClarionError as exc:
-        raise fail(exc) from exc
+        fail(exc)
 
 
 @app.command()
@@ -74,11 +73,29 @@ def worker_cmd() -> None:
 @app.command()
 def migrate() -> None:
     """Apply database migrations (serve does this at start unless CLARION_AUTO_MIGRATE=0)."""
-    from clarion.cli.session import console, settings
-    from clarion.store.migrate import redacted, upgrade
+    import asyncio
+
+    from clarion.cli.logging_policy import configure_logging
+    from clarion.cli.session import console, fail, settings
+    from clarion.errors import ClarionError
+    from clarion.store.db import Database
+    from clarion.store.migrate import redacted
+    from clarion.store.preflight import prepare_database
 
     cfg = settings()
-    upgrade(cfg.resolved_database_url)
+    configure_logging(cfg.log_level)
+
+    async def _migrate() -> None:
+        db = Database(cfg.resolved_database_url, write_timeout=cfg.db_write_timeout_seconds)
+        try:
+            await prepare_database(db, migrate=True)
+        finally:
+            await db.dispose()
+
+    try:
+        asyncio.run(_migrate())
+    except ClarionError as exc:
+        fail(exc)
     console.print(f"database at {redacted(cfg.resolved_database_url)} is up to date")
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from clarion.bootstrap import Container
@@ -41,10 +42,11 @@ def settings() -> Settings:
         raise typer.Exit(1) from exc
 
 
-def fail(exc: Exception) -> typer.Exit:
-    """Print a ``ClarionError`` (its message, then its fix) and return the exit to raise."""
-    console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-    return typer.Exit(1)
+def fail(exc: Exception) -> NoReturn:
+    """Print a ``ClarionError`` as one line (never wrapped, no markup read into it) and exit
+    with 1."""
+    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+    raise typer.Exit(1) from exc
 
 
 def run(fn: Callable[[Container], Awaitable[T]], *, migrate: bool = True) -> T:
@@ -53,15 +55,16 @@ def run(fn: Callable[[Container], Awaitable[T]], *, migrate: bool = True) -> T:
 
     from clarion.bootstrap import build
     from clarion.errors import ClarionError
-    from clarion.store.migrate import upgrade_async
+    from clarion.store.preflight import prepare_database
 
     async def _main() -> T:
         cfg = settings()
         container = build(cfg)  # validates the configuration first
-        if migrate and cfg.auto_migrate:
-            await upgrade_async(cfg.resolved_database_url)
-        await container.start()
         try:
+            # Admin commands may only read: a read-only database is refused when written to.
+            await prepare_database(container.db, migrate=migrate and cfg.auto_migrate,
+                                   check_write=False)
+            await container.start()
             return await fn(container)
         finally:
             await container.close()
@@ -69,7 +72,7 @@ def run(fn: Callable[[Container], Awaitable[T]], *, migrate: bool = True) -> T:
     try:
         return asyncio.run(_main())
     except ClarionError as exc:
-        raise fail(exc) from exc
+        fail(exc)
 
 
 def emit_json(value: Any) -> None:

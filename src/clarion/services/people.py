@@ -53,6 +53,12 @@ def lookup_email(value: str) -> str:
         return value.strip().lower()
 
 
+def lookup_phone(value: str, region: str | None) -> str:
+    """The stored form of a phone number to look up. A number libphonenumber does not know
+    is accepted here: imports store such numbers (in E.164) and they must be found."""
+    return normalize_phone(value, default_region=region, warnings=[])
+
+
 class People:
     def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
         self._db = db
@@ -134,8 +140,7 @@ class People:
             rows = await store.page(
                 conn, org_id, kind=None if kind is None else person_kind(kind),
                 email=None if email is None else lookup_email(email),
-                phone=None if phone is None else normalize_phone(
-                    phone, default_region=self._region),
+                phone=None if phone is None else lookup_phone(phone, self._region),
                 after=after, limit=limit + 1)
         items = rows[:limit]
         return PersonPage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
@@ -184,8 +189,7 @@ class People:
             return replace(node, value=lookup_email(node.value))
         if node.field == "mobilephone":
             try:
-                return replace(node, value=normalize_phone(node.value,
-                                                           default_region=self._region))
+                return replace(node, value=lookup_phone(node.value, self._region))
             except InvalidInput:
                 return replace(node, value=node.value.strip())  # finds nobody, truthfully
         return node

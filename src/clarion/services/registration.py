@@ -126,7 +126,8 @@ class Registration:
 
     async def accept_devices(self, org_id: str, requests: Sequence[DeviceRequest], *,
                              tracked: bool, callback: Callback | None) -> list[str]:
-        """Record registration requests durably and return their ids (in request order)."""
+        """Commit registration requests (group commit) and return their ids (in request
+        order)."""
         tokens = await self._verify(org_id, ((r.mobile_app_id, r.api_token) for r in requests))
         if callback is not None:
             check_url(callback.url, allow_private=self._settings.webhook_allow_private)

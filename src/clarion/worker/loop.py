@@ -14,7 +14,8 @@ the handler ...                             the batch's jobs ...
 returns                                     are completed
 raises ``clarion.errors.RetryLater``        are retried after ``delay_seconds`` (or a
                                             jittered backoff when it is None)
-loses the database connection (SQLAlchemy   are retried after a jittered backoff
+loses the database (``DatabaseUnavailable``: are retried after a jittered backoff
+locked, read-only, unreachable; SQLAlchemy
 ``OperationalError``, an invalidated
 connection, ``OSError``)
 raises anything else                        are dead-lettered with the traceback summary;

@@ -35,9 +35,10 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from clarion.api.deps import InteractionsDep, SettingsDep
+from clarion.api.errors import error_answer
 from clarion.config import Settings
 from clarion.domain.interactions import Source, parse_events, parse_legacy_event
-from clarion.errors import ClarionError, InvalidInput
+from clarion.errors import InvalidInput
 from clarion.services.interactions import Interactions
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ async def handle(interactions: Interactions, *, org_id: str, tracking_id: str | 
                  client: str) -> Answer:
     """Answer one report: (status, headers, body). ``tracking_id`` is set for the legacy path.
 
-    Never raises for bad input; a database failure answers 503 with Retry-After."""
+    Never raises: bad input answers 400; an unavailable database or a backlog at its cap 503
+    with Retry-After (nothing recorded); anything else a JSON 500."""
     limiter = interactions.limiter
     if limiter is not None:
         wait = limiter.check(client, time.monotonic())
@@ -103,14 +105,8 @@ async def handle(interactions: Interactions, *, org_id: str, tracking_id: str | 
         await interactions.ingest_many(org_id=org, reports=reports, source=source)
     except InvalidInput as exc:
         return 400, list(_JSON_HEADERS), orjson.dumps({"error": exc.as_dict()})
-    except ClarionError as exc:  # pragma: no cover - ingest raises only InvalidInput
-        return 400, list(_JSON_HEADERS), orjson.dumps({"error": exc.as_dict()})
-    except Exception:
-        log.exception("could not record an interaction report")
-        status, headers, content = _error(
-            503, "unavailable", "the interaction could not be recorded right now",
-            "Retry after a few seconds; nothing was recorded.")
-        return status, [*headers, (b"retry-after", b"5")], content
+    except Exception as exc:  # DatabaseUnavailable, Overloaded: 503 + Retry-After
+        return error_answer(exc)
     return _ACCEPTED
 
 

@@ -18,12 +18,12 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from clarion.api.deps import RegistrationDep
-from clarion.api.errors import status_for
+from clarion.api.errors import error_answer
 from clarion.api.responses import JSON
 from clarion.api.schemas import cij
 from clarion.bootstrap import Container
 from clarion.domain import registration as reg
-from clarion.errors import ClarionError, InvalidInput
+from clarion.errors import InvalidInput
 from clarion.ids import canonical_guid
 from clarion.services.registration import Callback, Registration
 
@@ -160,15 +160,17 @@ async def answer_fast(container: Container, scope: Scope, receive: Receive, send
     if found is None:
         return False
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    extra: list[tuple[bytes, bytes]] = []
     try:
         raw = await _receive_body(receive, headers.get("content-length"))
         status, content = await _accept(container.registration, found[1], found[2] is not None,
                                         raw, headers)
-    except ClarionError as exc:
-        status, content = status_for(exc), orjson.dumps({"error": exc.as_dict()})
     except ClientDisconnect:
         return True  # nobody is listening any more
-    out = [(b"content-length", str(len(content)).encode())]
+    except Exception as exc:  # outside FastAPI: the same answers as its exception handlers
+        status, answer_headers, content = error_answer(exc)
+        extra = [h for h in answer_headers if h[0] != b"content-type"]
+    out = [(b"content-length", str(len(content)).encode()), *extra]
     if content:
         out.append((b"content-type", b"application/json"))
     await send({"type": "http.response.start", "status": status, "headers": out})

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clarion import errors
+from clarion.api.body import BodyTooLarge
 from clarion.api.responses import JSON as ORJSONResponse
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ def install(app: FastAPI) -> None:
         if status >= 500:
             log.error("server-side error: %s", exc)
         return ORJSONResponse({"error": exc.as_dict()}, status_code=status)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_req: Request, exc: BodyTooLarge) -> ORJSONResponse:
+        return ORJSONResponse({"error": exc.error()}, status_code=413)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(req: Request, exc: RequestValidationError) -> ORJSONResponse:

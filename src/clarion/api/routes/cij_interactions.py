@@ -33,15 +33,20 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
 
+from clarion.api import body as bodies
 from clarion.api.deps import ContainerDep
+from clarion.api.intake import EventsRoute
+from clarion.api.schemas.errors import error
 from clarion.bootstrap import Container
+from clarion.domain import text
 from clarion.domain.interactions import Source, parse_events, parse_legacy_event
 from clarion.errors import ClarionError, InvalidInput
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["CIJ interactions"])
+router = APIRouter(tags=["CIJ interactions"], route_class=EventsRoute)
 
 _PREFIX = "/api/v1.0/orgs/"
 _EVENTS = "pushdatareceiver/events"
@@ -60,12 +65,6 @@ def _error(status: int, code: str, message: str, fix: str, **extra: Any) -> Answ
     return status, list(_JSON_HEADERS), orjson.dumps(body)
 
 
-def too_large(limit: int) -> Answer:
-    return _error(413, "payload_too_large", f"the request body is larger than {limit} bytes",
-                  "Send one interaction per request: {TrackingId, DeviceToken, "
-                  "PushNotificationStatus}.")
-
-
 _ACCEPTED: Answer = (202, [(b"content-length", b"0")], b"")
 
 
@@ -81,12 +80,7 @@ async def handle(container: Container, *, org_id: str, tracking_id: str | None, 
             return _too_many(client, wait)
     try:
         org = _org(org_id)
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"the request body is not valid JSON ({exc})",
-                               fix="Send a JSON body with Content-Type: application/json.") \
-                from exc
+        doc = text.loads(body)
         now = container.clock.now()
         if tracking_id is None:
             reports = parse_events(doc, now=now)
@@ -176,27 +170,17 @@ async def answer_fast(container: Container, scope: Scope, receive: Receive, send
 
 async def _read_and_handle(container: Container, scope: Scope, receive: Receive,
                            found: tuple[str, str | None], limit: int) -> Answer:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            if not value.isdigit() or int(value) > limit:
-                return too_large(limit)
-            break
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return 400, [], b""  # nobody is listening any more
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
+    length = next((value for name, value in scope["headers"] if name == b"content-length"),
+                  None)
+    try:
+        body = await bodies.read_body(receive, length, limit, bodies.EVENTS)
+    except bodies.BodyTooLarge as exc:
+        return exc.answer()
+    except ClientDisconnect:
+        return 400, [], b""  # nobody is listening any more
     client = scope.get("client")
     return await handle(container, org_id=found[0], tracking_id=found[1],
-                        body=b"".join(chunks), client=client[0] if client else "unknown")
+                        body=body, client=client[0] if client else "unknown")
 
 
 # ------------------------------------------------------------------- documented routes
@@ -226,13 +210,18 @@ _LEGACY_SCHEMA: dict[str, Any] = {
     **_REPORT_SCHEMA, "required": ["DeviceToken", "PushNotificationStatus"],
     "properties": {k: v for k, v in _REPORT_SCHEMA["properties"].items() if k != "TrackingId"},
 }
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.",
+                                 "schema": {"type": "integer"}}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: {"description": "Accepted: committed, recorded in reports within about a second "
-                         "(later under a burst; nothing accepted is lost)."},
-    400: {"description": "Malformed report, or a TrackingId that was not sent to this "
-                         "DeviceToken in this organization (code UnknownTrackingId)."},
-    413: {"description": "Body larger than CLARION_EVENTS_MAX_BODY_BYTES."},
-    429: {"description": "Too many reports from this client; see Retry-After."},
+    202: {"description": "Accepted (no body): committed, recorded in reports within about a "
+                         "second (later under a burst; nothing accepted is lost)."},
+    400: error("Malformed report, or a TrackingId that was not sent to this DeviceToken in "
+               "this organization (code UnknownTrackingId)."),
+    413: error("Body larger than CLARION_EVENTS_MAX_BODY_BYTES."),
+    429: {**error("Too many reports from this client; see Retry-After."),
+          "headers": _RETRY_AFTER},
+    503: {**error("The report could not be recorded right now; nothing was recorded."),
+          "headers": _RETRY_AFTER},
 }
 
 
@@ -243,25 +232,17 @@ def _doc(schema: dict[str, Any]) -> dict[str, Any]:
 
 async def _route(request: Request, container: Container, org_id: str,
                  tracking_id: str | None) -> Response:
-    limit = container.settings.events_max_body_bytes
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            break
-    if len(body) > limit:
-        status, headers, content = too_large(limit)
-    else:
-        client = request.client.host if request.client else "unknown"
-        status, headers, content = await handle(container, org_id=org_id,
-                                                tracking_id=tracking_id, body=body, client=client)
+    body = await request.body()  # bounded by CLARION_EVENTS_MAX_BODY_BYTES (EventsRoute)
+    client = request.client.host if request.client else "unknown"
+    status, headers, content = await handle(container, org_id=org_id, tracking_id=tracking_id,
+                                            body=body, client=client)
     return Response(content=content, status_code=status,
                     headers={k.decode(): v.decode() for k, v in headers
                              if k != b"content-length"})
 
 
 @router.post("/api/v1.0/orgs/{org_id}/pushdatareceiver/events", status_code=202,
-             openapi_extra=_doc({"oneOf": [_REPORT_SCHEMA, {
+             response_class=Response, openapi_extra=_doc({"oneOf": [_REPORT_SCHEMA, {
                  "type": "array", "items": _REPORT_SCHEMA, "minItems": 1, "maxItems": 100,
                  "description": "Clarion extension: up to 100 reports, all or nothing."}]}),
              responses=_RESPONSES)
@@ -271,7 +252,8 @@ async def report_interaction(org_id: str, request: Request, container: Container
 
 
 @router.post("/api/v1.0/orgs/{org_id}/pushchannel/event/trackings/{tracking_id}",
-             status_code=202, openapi_extra=_doc(_LEGACY_SCHEMA), responses=_RESPONSES)
+             status_code=202, response_class=Response, openapi_extra=_doc(_LEGACY_SCHEMA),
+             responses=_RESPONSES)
 async def report_interaction_legacy(org_id: str, tracking_id: str, request: Request,
                                     container: ContainerDep) -> Response:
     """Legacy API v1: PushNotificationStatus 0 = Clicked, 1 = Opened."""

@@ -8,35 +8,33 @@ subset and its refusals are described in ``clarion.domain.odata``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from clarion.api.deps import ContainerDep
+from clarion.api.deps import ContainerDep, TokenOrg
+from clarion.api.intake import CheckedRoute
 from clarion.api.responses import JSON
+from clarion.api.schemas.errors import ODATA_ERRORS
 from clarion.bootstrap import Container
 from clarion.domain import odata
-from clarion.errors import Unauthorized
-from clarion.services import orgs, people
+from clarion.services import people
 
-router = APIRouter(tags=["cij"])
-_bearer = HTTPBearer(auto_error=False, description="An admin token from `clarion orgs create`.")
+router = APIRouter(tags=["cij"], route_class=CheckedRoute, responses=ODATA_ERRORS)
 
 
-async def token_org(
-    container: ContainerDep,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The org of the admin bearer token (Dataverse reads the org from the host name)."""
-    if creds is None or not creds.credentials:
-        raise Unauthorized("this endpoint needs an admin token",
-                           fix="Send `Authorization: Bearer <admin token>` (from "
-                           "`clarion orgs create`).")
-    return await orgs.authenticate_admin(db=container.db, token=creds.credentials)
+class ODataPage(BaseModel):
+    """An OData collection as Dataverse writes it (OData 4.0 JSON Format §12)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    context: str = Field(alias="@odata.context", description="The $metadata URL of the rows.")
+    value: list[dict[str, str | None]] = Field(
+        description="The rows: the id field first, then the selected fields.")
 
 
-TokenOrg = Annotated[str, Depends(token_org)]
+_ANSWER: dict[int | str, dict[str, Any]] = {200: {"model": ODataPage}}
 
 
 async def _query(entity: odata.Entity, request: Request, container: Container,
@@ -53,13 +51,13 @@ async def _query(entity: odata.Entity, request: Request, container: Container,
     return JSON(body, headers={"OData-Version": "4.0"})
 
 
-@router.get("/api/data/v9.0/contacts", response_class=JSON,
+@router.get("/api/data/v9.0/contacts", response_class=JSON, responses=_ANSWER,
             summary="Look up contacts (OData subset: eq, and, or, $select, $top)")
 async def contacts(request: Request, container: ContainerDep, org_id: TokenOrg) -> Response:
     return await _query("contacts", request, container, org_id)
 
 
-@router.get("/api/data/v9.0/leads", response_class=JSON,
+@router.get("/api/data/v9.0/leads", response_class=JSON, responses=_ANSWER,
             summary="Look up leads (OData subset: eq, and, or, $select, $top)")
 async def leads(request: Request, container: ContainerDep, org_id: TokenOrg) -> Response:
     return await _query("leads", request, container, org_id)

@@ -1,8 +1,10 @@
 """CIJ-compatible device registration: ``/api/v1.0/orgs/{orgId}/pushdeviceregistration/…``.
 
 No auth header, as in CIJ: the body carries ``ApiToken`` and ``MobileAppId``. Bodies are parsed
-here with orjson rather than through a pydantic model, because this is the hot path and every
-malformed body must get CIJ's 400 with a message naming the field.
+here (``clarion.domain.text.loads``, then ``clarion.domain.registration``) rather than through a
+pydantic model, because this is the hot path and every malformed body must get CIJ's 400 with a
+message naming the field. Bodies are bounded by ``CLARION_MAX_BODY_BYTES`` (413,
+``clarion.api.body``): nobody is authenticated before they are read.
 """
 
 from __future__ import annotations
@@ -17,19 +19,22 @@ from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from clarion.api import body as bodies
 from clarion.api.deps import ContainerDep
 from clarion.api.errors import status_for
+from clarion.api.intake import CheckedRoute
 from clarion.api.responses import JSON
 from clarion.api.schemas import cij
+from clarion.api.schemas.errors import CIJ_ERRORS
 from clarion.domain import registration as reg
+from clarion.domain import text
 from clarion.errors import ClarionError, InvalidInput
 from clarion.ids import canonical_guid
 from clarion.services import registration
 
 router = APIRouter(prefix="/api/v1.0/orgs/{org_id}/pushdeviceregistration",
-                   tags=["CIJ device registration"])
-
-MAX_BODY = 1024 * 1024
+                   tags=["CIJ device registration"], route_class=CheckedRoute,
+                   responses=CIJ_ERRORS)
 
 
 def _body_doc(model: type[Any], *, array: bool = False) -> dict[str, Any]:
@@ -50,16 +55,8 @@ def openapi_components() -> dict[str, Any]:
     return out
 
 
-def _errors_doc() -> dict[int | str, dict[str, Any]]:
-    return {400: {"description": "Malformed request, or ApiToken not valid for MobileAppId "
-                                 "(nothing is stored)."}}
-
-
 async def _body(request: Request) -> bytes:
-    size = request.headers.get("content-length")
-    if size is not None and size.isdigit() and int(size) > MAX_BODY:
-        raise InvalidInput("the request body is larger than 1 MiB",
-                           fix="Send at most 100 registrations per batch.")
+    """The body, read within CLARION_MAX_BODY_BYTES (the route class bounds the stream)."""
     try:
         return await request.body()
     except ClientDisconnect as exc:  # the client left: nothing to answer, nothing stored
@@ -67,7 +64,7 @@ async def _body(request: Request) -> bytes:
 
 
 async def _json(request: Request) -> Any:
-    return _parse_json(await _body(request))
+    return text.loads(await _body(request))
 
 
 def _org(org_id: str) -> str:
@@ -107,23 +104,12 @@ def _with_headers(doc: dict[str, Any]) -> dict[str, Any]:
     return {**doc, "parameters": _HEADER_DOCS}
 
 
-def _parse_json(raw: bytes) -> Any:
-    if len(raw) > MAX_BODY:
-        raise InvalidInput("the request body is larger than 1 MiB",
-                           fix="Send at most 100 registrations per batch.")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the request body is not valid JSON ({exc})",
-                           fix="Send a JSON body with Content-Type: application/json.") from exc
-
-
 async def _accept(container: Any, org_id: str, batch: bool, raw: bytes,
                   headers: Mapping[str, str]) -> tuple[int, bytes]:
     """The registration itself, shared by the documented route and the fast path."""
     org = _org(org_id)
     items = (reg.parse_device_batch if batch else
-             lambda b: [reg.parse_device(b)])(_parse_json(raw))
+             lambda b: [reg.parse_device(b)])(text.loads(raw))
     tracked = (headers.get("x-ms-track-registration") or "").strip().lower() == "true"
     ids = await registration.accept_devices(
         writer=container.writer, api_tokens=container.api_tokens, clock=container.clock,
@@ -159,11 +145,15 @@ async def answer_fast(container: Any, scope: Scope, receive: Receive, send: Send
     if found is None:
         return False
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    limit = container.settings.max_body_bytes
     try:
-        raw = await _receive_body(receive, headers.get("content-length"))
+        raw = await bodies.read_body(receive, headers.get("content-length"), limit,
+                                     bodies.UNAUTHENTICATED)
         status, content = await _accept(container, found[1], found[2] is not None, raw, headers)
     except ClarionError as exc:
         status, content = status_for(exc), orjson.dumps({"error": exc.as_dict()})
+    except bodies.BodyTooLarge as exc:
+        status, content = 413, orjson.dumps({"error": exc.error()})
     except ClientDisconnect:
         return True  # nobody is listening any more
     out = [(b"content-length", str(len(content)).encode())]
@@ -174,39 +164,21 @@ async def answer_fast(container: Any, scope: Scope, receive: Receive, send: Send
     return True
 
 
-async def _receive_body(receive: Receive, length: str | None) -> bytes:
-    if length is not None and length.isdigit() and int(length) > MAX_BODY:
-        raise InvalidInput("the request body is larger than 1 MiB",
-                           fix="Send at most 100 registrations per batch.")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise InvalidInput("the request body is larger than 1 MiB",
-                               fix="Send at most 100 registrations per batch.")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-@router.post("/devices", status_code=202,
+@router.post("/devices", status_code=202, response_class=Response,
              openapi_extra=_with_headers(_body_doc(cij.DeviceRegistration)),
              responses={202: {"model": cij.Tracked, "description": "Accepted. Body only with "
-                              "x-ms-track-registration: true."}, **_errors_doc()})
+                              "x-ms-track-registration: true (otherwise empty, without "
+                              "Content-Type)."}})
 async def register_device(org_id: str, request: Request, container: ContainerDep) -> Response:
     """Register one device (asynchronous: check the outcome with the status endpoint)."""
     return await _register(request, container, org_id, False)
 
 
-@router.post("/devices/batch", status_code=202,
+@router.post("/devices/batch", status_code=202, response_class=Response,
              openapi_extra=_with_headers(_body_doc(cij.DeviceRegistration, array=True)),
-             responses={202: {"model": list[cij.Tracked], "description": "Accepted."},
-                        **_errors_doc()})
+             responses={202: {"model": list[cij.Tracked], "description": "Accepted. Body only "
+                              "with x-ms-track-registration: true (otherwise empty, without "
+                              "Content-Type)."}})
 async def register_devices(org_id: str, request: Request, container: ContainerDep) -> Response:
     """Register up to 100 devices."""
     return await _register(request, container, org_id, True)
@@ -224,7 +196,7 @@ async def _status(org_id: str, request: Request, container: Any) -> Response:
 
 _STATUS_DOC: dict[str, Any] = {
     "openapi_extra": _body_doc(cij.StatusQuery),
-    "responses": {200: {"model": list[cij.StatusEntry]}, **_errors_doc()},
+    "responses": {200: {"model": list[cij.StatusEntry]}},
 }
 
 
@@ -251,16 +223,17 @@ async def _cleanup(org_id: str, request: Request, container: Any, batch: bool) -
     return Response(status_code=202)
 
 
-@router.post("/devices/cleanup", status_code=202, openapi_extra=_body_doc(cij.DeviceCleanup),
-             responses={202: {"description": "Accepted."}, **_errors_doc()})
+@router.post("/devices/cleanup", status_code=202, response_class=Response,
+             openapi_extra=_body_doc(cij.DeviceCleanup),
+             responses={202: {"description": "Accepted (no body)."}})
 async def cleanup_device(org_id: str, request: Request, container: ContainerDep) -> Response:
     """Remove a user's device (or all their devices for the app when DeviceToken is absent)."""
     return await _cleanup(org_id, request, container, False)
 
 
-@router.post("/devices/cleanup/batch", status_code=202,
+@router.post("/devices/cleanup/batch", status_code=202, response_class=Response,
              openapi_extra=_body_doc(cij.DeviceCleanup, array=True),
-             responses={202: {"description": "Accepted."}, **_errors_doc()})
+             responses={202: {"description": "Accepted (no body)."}})
 async def cleanup_devices(org_id: str, request: Request, container: ContainerDep) -> Response:
     """Up to 100 cleanups (a single object is accepted too, as in CIJ's sample)."""
     return await _cleanup(org_id, request, container, True)

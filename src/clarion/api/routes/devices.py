@@ -9,9 +9,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from clarion.api.deps import AdminOrg, ContainerDep
+from clarion.api.intake import CheckedRoute
+from clarion.api.schemas.errors import ADMIN_ERRORS
 from clarion.services import devices
 
-router = APIRouter(prefix="/v1/orgs/{org_id}", tags=["devices"])
+router = APIRouter(prefix="/v1/orgs/{org_id}", tags=["devices"],
+                   route_class=CheckedRoute, responses=ADMIN_ERRORS)
 
 
 class DeviceRead(BaseModel):

@@ -9,9 +9,12 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from clarion.api.deps import AdminOrg, ContainerDep
+from clarion.api.intake import CheckedRoute
+from clarion.api.schemas.errors import ADMIN_ERRORS
 from clarion.services import orgs
 
-router = APIRouter(prefix="/v1/orgs", tags=["orgs"])
+router = APIRouter(prefix="/v1/orgs", tags=["orgs"],
+                   route_class=CheckedRoute, responses=ADMIN_ERRORS)
 
 
 class OrgRead(BaseModel):

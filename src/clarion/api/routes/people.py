@@ -7,10 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from clarion.api.deps import AdminOrg, ContainerDep
+from clarion.api.intake import CheckedRoute
+from clarion.api.schemas.errors import ADMIN_ERRORS
 from clarion.api.schemas.people import Kind, PersonCreate, PersonPage, PersonRead, PersonUpdate
 from clarion.services import people
 
-router = APIRouter(prefix="/v1/orgs/{org_id}/people", tags=["people"])
+router = APIRouter(prefix="/v1/orgs/{org_id}/people", tags=["people"],
+                   route_class=CheckedRoute, responses=ADMIN_ERRORS)
 
 
 @router.post("", status_code=201)

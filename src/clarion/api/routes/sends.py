@@ -10,9 +10,12 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field
 
 from clarion.api.deps import AdminOrg, ContainerDep
+from clarion.api.intake import CheckedRoute
+from clarion.api.schemas.errors import ADMIN_ERRORS
 from clarion.services import sending
 
-router = APIRouter(prefix="/v1/orgs/{org_id}/sends", tags=["sends"])
+router = APIRouter(prefix="/v1/orgs/{org_id}/sends", tags=["sends"],
+                   route_class=CheckedRoute, responses=ADMIN_ERRORS)
 
 
 class MessageCreate(BaseModel):

@@ -330,7 +330,10 @@ def test_emulator_token_uri_on_loopback(rsa_pem: str) -> None:
 def test_legacy_server_key_and_other_mistakes(rsa_pem: str) -> None:
     err = fails(validate_android, {"service_account": "AAAAbc123:APA91bHun4MxP5egoKMwt2K"})
     assert "legacy" in err.message
-    assert fails(validate_android, {"service_account": "{not json"}).message.endswith("not JSON")
+    not_json = fails(validate_android, {"service_account": "{not json"})
+    assert not_json.field == "android.service_account"
+    assert "is not valid JSON: " in not_json.message
+    assert not_json.message.endswith("at line 1, column 2")
     assert fails(validate_android, {}).message == "is required"
     assert fails(validate_android, {"service_account": [1]}).field == "android.service_account"
     err = fails(validate_android, {"service_account": service_account(rsa_pem),

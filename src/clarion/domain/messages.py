@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from clarion.domain.outcomes import Notification
+from clarion.domain.text import check_document
 from clarion.errors import InvalidInput
 
 MAX_TTL_SECONDS = 28 * 24 * 3600  # FCM's and Web Push services' ceiling: 4 weeks
@@ -79,6 +80,7 @@ def parse_message(raw: Any) -> Message:
     if not isinstance(raw, Mapping):
         raise InvalidInput("message must be an object", field="message",
                            fix='Send {"title": ..., "body": ...}.')
+    check_document(dict(raw), "message")  # what the CLI reads from a file too
     texts: dict[str, str] = {}
     for name, limit in _LIMITS.items():
         value = raw.get(name, "")

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from clarion.domain.text import check_document
 from clarion.errors import InvalidInput
 
 Kind = Literal["contact", "lead", "profile"]
@@ -213,6 +214,7 @@ def normalize_fields(data: Mapping[str, Any], *, default_region: str | None) -> 
     """Validate and normalise the person fields present in ``data`` (a create or a partial
     update); the result holds the same keys, ready for the ``people`` table. ``None`` or an empty
     string clears an optional field."""
+    check_document(dict(data))  # CSV rows and CLI input too, not only JSON bodies
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise InvalidInput(f"unknown field(s): {', '.join(unknown)}", field=unknown[0],

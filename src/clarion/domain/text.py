@@ -34,6 +34,7 @@ from clarion.errors import InvalidInput
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_BODY = "the request body"
 _JSON_FIX = "Send a JSON body with Content-Type: application/json."
 
 
@@ -106,21 +107,23 @@ def check_document(value: Any, where: str = "") -> None:
             stack.extend((child, _path(path, i)) for i, child in enumerate(item))
 
 
-def loads(raw: bytes | str, *, what: str = "the request body", fix: str = _JSON_FIX) -> Any:
+def loads(raw: bytes | str, *, what: str = _BODY, fix: str = _JSON_FIX) -> Any:
     """A JSON document that holds only storable text, or InvalidInput.
 
     A syntax error says where: "the request body is not valid JSON: unexpected character at
-    line 1, column 17"."""
+    line 1, column 17". ``what`` names a JSON document held in a string (a header, a field),
+    which is then the error's ``field``."""
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         if "surrogate" in exc.msg:
             _name_the_surrogate(raw, what)
         raise InvalidInput(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                           f"column {exc.colno}", fix=fix) from exc
+                           f"column {exc.colno}", fix=fix,
+                           field=None if what == _BODY else what) from exc
     escaped = "\\u" in raw if isinstance(raw, str) else b"\\u" in raw
     if escaped:  # JSON can carry a NUL (or a surrogate) only as a \u escape
-        check_document(document, "" if what == "the request body" else what)
+        check_document(document, "" if what == _BODY else what)
     return document
 
 
@@ -131,4 +134,4 @@ def _name_the_surrogate(raw: bytes | str, what: str) -> None:
         document = json.loads(raw)
     except (ValueError, RecursionError):
         return
-    check_document(document, "" if what == "the request body" else what)
+    check_document(document, "" if what == _BODY else what)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from clarion.clock import Clock
 from clarion.domain.messages import Message, parse_message
+from clarion.domain.text import controls
 from clarion.errors import InvalidInput, NotFound
 from clarion.services import people as people_service
 from clarion.store import tables as t
@@ -83,8 +84,9 @@ async def create_send(
 ) -> SendRead:
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 200:
         raise InvalidInput("the Idempotency-Key header must be 1 to 200 characters",
-                           fix="Use a UUID per logical send.")
+                           fix="Use a UUID per logical send.", field="Idempotency-Key")
     if idempotency_key:
+        controls(idempotency_key, "Idempotency-Key")  # stored, and compared in SQL
         earlier = await _by_key(db, org_id, idempotency_key, clock.now())
         if earlier is not None:
             found = await get_send(db=db, org_id=org_id, send_id=earlier, limit=1000)

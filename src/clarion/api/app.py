@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
 from clarion import __version__
-from clarion.api import errors
+from clarion.api import errors, openapi
 from clarion.api.responses import JSON
 from clarion.api.routes import (
     apps,
@@ -34,7 +33,8 @@ DESCRIPTION = """Self-hostable push notifications.
   Dynamics 365 Customer Insights – Journeys (the body carries `ApiToken` and `MobileAppId`).
 * `/api/data/v9.0/contacts|leads` — the OData subset CIJ backends use to map users.
 
-Errors are `{"error": {"code", "message", "fix", "field"?}}`.
+Errors are `{"error": {"code", "message", "fix"?, "field"?}}`. Bodies are bounded (413 beyond the
+limit the message states); admin tokens are checked before a body is read.
 """
 
 
@@ -63,14 +63,10 @@ def create_app(container: Container) -> FastAPI:
                    cij_interactions, links, reports):
         app.include_router(module.router)
 
-    def openapi() -> dict[str, Any]:
+    def openapi_schema() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version,
-                                 description=app.description, routes=app.routes)
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(cij_registration.openapi_components())
-            app.openapi_schema = schema
+            app.openapi_schema = openapi.document(app, cij_registration.openapi_components())
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi_schema  # type: ignore[method-assign]
     return app

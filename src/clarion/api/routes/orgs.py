@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from clarion.api.deps import AdminOrg, ContainerDep
 from clarion.api.intake import CheckedRoute
-from clarion.api.schemas.errors import ADMIN_ERRORS
+from clarion.api.schemas.errors import ADMIN_ERRORS, error
 from clarion.services import orgs
 
 router = APIRouter(prefix="/v1/orgs", tags=["orgs"],
@@ -73,8 +73,8 @@ async def create_admin_token(org_id: AdminOrg, body: AdminTokenCreate,
 
 @router.delete("/{org_id}/admin-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT,
                response_class=Response,
-               responses={404: {"description": "No such token in this org."},
-                          409: {"description": "The org's last active admin token."}})
+               responses={404: error("No such token in this org."),
+                          409: error("The org's last active admin token.")})
 async def revoke_admin_token(org_id: AdminOrg, token_id: str,
                              container: ContainerDep) -> Response:
     """Revoke an admin token at once. The last active one cannot be revoked over REST."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from clarion.api.deps import AdminOrg, ContainerDep
 from clarion.api.intake import CheckedRoute
-from clarion.api.schemas.errors import ADMIN_ERRORS
+from clarion.api.schemas.errors import ADMIN_ERRORS, error
 from clarion.api.schemas.people import Kind, PersonCreate, PersonPage, PersonRead, PersonUpdate
 from clarion.services import people
 
@@ -16,7 +16,8 @@ router = APIRouter(prefix="/v1/orgs/{org_id}/people", tags=["people"],
                    route_class=CheckedRoute, responses=ADMIN_ERRORS)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201,
+             responses={409: error("A person with that id already exists in the org.")})
 async def create_person(org_id: AdminOrg, container: ContainerDep,
                         body: PersonCreate) -> PersonRead:
     person = await people.create_person(

@@ -86,3 +86,11 @@ def test_controls_are_refused_in_protocol_text(value: str) -> None:
 
 def test_controls_pass_printable_text() -> None:
     assert text.controls("https://x.com/é?q=1 2", "u") == "https://x.com/é?q=1 2"
+
+
+@pytest.mark.parametrize(("char", "shown"), [
+    ("\x00", "U+0000 (NUL)"), ("\n", "U+000A (line feed)"),
+    ("\x85", "U+0085 (a control character)"), ("\x7f", "U+007F (DEL)"), ("é", "U+00E9 ('é')"),
+])
+def test_characters_are_described_for_a_person(char: str, shown: str) -> None:
+    assert text.describe(char) == shown

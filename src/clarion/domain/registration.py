@@ -258,8 +258,23 @@ _CALLBACK_HEADERS = "x-ms-callback-url-headers"
 _CALLBACK_HEADERS_FIX = 'Send a JSON object such as {"Authorization": "Bearer ..."}.'
 
 
+# The header fields the client that sends the callback owns. A caller's value would re-frame or
+# re-route the POST (request smuggling towards the callback's host) or be silently dropped:
+# Host (RFC 9112 §3.2), Content-Length (RFC 9110 §8.6), Transfer-Encoding (RFC 9112 §6.1), and
+# the hop-by-hop fields (RFC 9110 §7.6.1: Connection and the fields it names - Keep-Alive,
+# Proxy-Connection, TE, Trailer, Upgrade - and every Proxy-* field, meant for a proxy on the
+# way; HTTP2-Settings, RFC 9113 §3.2.1). Compared case-insensitively (RFC 9110 §5.1).
+_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
+                               "keep-alive", "te", "trailer", "upgrade", "http2-settings"})
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # token, RFC 9110 §5.6.2
+# RFC 9110 §5.5: visible characters, space and tab. obs-text (bytes over 0x7F) is refused too:
+# the callback client writes header values as ASCII.
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+
+
 def parse_callback_headers(raw: str | None) -> dict[str, str] | None:
-    """``x-ms-callback-url-headers``: a JSON object of string to string."""
+    """``x-ms-callback-url-headers``: a JSON object of header name to value, ordinary
+    end-to-end headers only (``Authorization``, ``X-Api-Key``, ...)."""
     if raw is None or not raw.strip():
         return None
     # orjson, nesting bounded: 1,000 nested arrays were a RecursionError (a 500) with json
@@ -268,14 +283,30 @@ def parse_callback_headers(raw: str | None) -> dict[str, str] | None:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise InvalidInput("x-ms-callback-url-headers must be a JSON object of strings",
-                           fix='Send a JSON object such as {"Authorization": "Bearer ..."}.')
+                           fix=_CALLBACK_HEADERS_FIX, field=_CALLBACK_HEADERS)
     if len(value) > 20 or any(len(k) > 256 or len(v) > 4096 for k, v in value.items()):
         raise InvalidInput("x-ms-callback-url-headers is too large (≤ 20 headers, values ≤ 4 KB)",
-                           fix="Send fewer or shorter callback headers.")
+                           fix="Send fewer or shorter callback headers.", field=_CALLBACK_HEADERS)
     for k, v in value.items():
-        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", k) or "\n" in v or "\r" in v:
-            raise InvalidInput(f"x-ms-callback-url-headers: {k!r} is not a valid header",
-                               fix="Use plain header names and single-line values.")
+        if not _HEADER_NAME.fullmatch(k):
+            raise InvalidInput(f"x-ms-callback-url-headers: {k!r} is not a valid header name",
+                               fix="Use plain header names such as X-Api-Key.",
+                               field=_CALLBACK_HEADERS)
+        lower = k.lower()
+        if lower in _RESERVED_HEADERS or lower.startswith("proxy-"):
+            raise InvalidInput(
+                f"x-ms-callback-url-headers may not set {k!r}: the callback's framing, host "
+                "and connection headers are Clarion's HTTP client's",
+                fix=f"Remove {k!r}; send only end-to-end headers such as Authorization.",
+                field=_CALLBACK_HEADERS)
+        bad = _HEADER_VALUE.fullmatch(v) is None
+        if bad:
+            at = next(i for i, c in enumerate(v) if not _HEADER_VALUE.fullmatch(c))
+            raise InvalidInput(
+                f"x-ms-callback-url-headers: the value of {k!r} contains "
+                f"{text.describe(v[at])} at character {at + 1}",
+                fix="Header values are single-line printable ASCII (RFC 9110 §5.5).",
+                field=_CALLBACK_HEADERS)
     return value
 
 

@@ -54,7 +54,9 @@ def describe(char: str) -> str:
     if code == 0x7F:
         return "U+007F (DEL)"
     names = {0x09: "tab", 0x0A: "line feed", 0x0D: "carriage return"}
-    return f"U+{code:04X} ({names.get(code, 'a control character')})"
+    if code < 0x20 or 0x80 <= code <= 0x9F:
+        return f"U+{code:04X} ({names.get(code, 'a control character')})"
+    return f"U+{code:04X} ({char!r})"
 
 
 def _refuse(field: str, what: str, value: str, at: int, fix: str) -> InvalidInput:

@@ -468,3 +468,9 @@ def test_switching_ios_auth_starts_from_scratch(p8: str, p12: str) -> None:
     assert cfg.public["auth"] == "certificate"
     err = fails(validate_ios, merge_for_update(Platform.IOS, stored, update), now=NOW)
     assert err.field == "ios.bundle_id"  # nothing carried over from the token config
+
+
+@pytest.mark.parametrize("subject", ["https://contoso.com/a\nb", "https://contoso.com/\tx",
+                                     "mailto:ops@contoso.com\x00", "https://contoso.com/\x85x"])
+def test_vapid_subjects_with_control_characters_are_refused(subject: str) -> None:
+    assert fails(validate_web, {"vapid_subject": subject}).field == "web.vapid_subject"

@@ -183,3 +183,13 @@ def test_apns_tokens_too_short_or_odd_are_invalid(token: str) -> None:
     found = reg.check_token(reg.TokenKind.APNS, token)
     assert found is not None
     assert found[0] is reg.FailureReason.INVALID_DEVICE_TOKEN
+
+
+@pytest.mark.parametrize("endpoint", ["https://push.example.net/a\nb", "https://push.example.net/\t",
+                                      "https://push.example.net/\x7f"])
+def test_web_push_endpoints_with_control_characters_are_refused(endpoint: str) -> None:
+    sub = {"endpoint": endpoint, "keys": {"p256dh": _b64u(65), "auth": _b64u(16)}}
+    with pytest.raises(InvalidInput) as caught:
+        reg.parse_device({"MobileAppId": APP, "UserId": USER, "ApiToken": "t",
+                          "WebPushSubscription": sub})
+    assert caught.value.field == "WebPushSubscription.endpoint"

@@ -157,6 +157,8 @@ def _vapid_subject(raw: Mapping[str, Any]) -> str:
     # RFC 8292 §2.1: "sub" is a mailto: or https: URI the push service can contact.
     fix = "Use mailto:you@example.com or an https:// URL where the push service can reach you."
     value = required_text(raw, "vapid_subject", "web.vapid_subject", fix)
+    # urlsplit drops tabs and line breaks silently: refuse every control character first
+    input_text.controls(value, "web.vapid_subject")
     if value.startswith("mailto:") and re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value[7:]):
         return value
     parts = urlsplit(value)

@@ -144,6 +144,9 @@ def _web_subscription(value: Any, where: str) -> tuple[str, dict[str, str]]:
         raise InvalidInput(f"{where}: WebPushSubscription.endpoint is missing",
                            fix="Send the browser's PushSubscription.toJSON() as is.",
                            field="WebPushSubscription.endpoint")
+    # the URL Clarion POSTs to: no control character (RFC 3986 §2)
+    text.controls(endpoint, "WebPushSubscription.endpoint",
+                  what=f"{where}: WebPushSubscription.endpoint")
     out: dict[str, str] = {}
     for name, size in (("p256dh", 65), ("auth", 16)):
         raw = keys.get(name)

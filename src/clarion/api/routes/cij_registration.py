@@ -81,6 +81,8 @@ def _callback(url: str | None, status_url: str | None,
     target = (url or status_url or "").strip()
     if not target:
         return None
+    text.controls(target, "x-ms-callback-url" if url and url.strip() else
+                  "x-ms-status-callback-url")
     return registration.Callback(url=target, headers=reg.parse_callback_headers(headers))
 
 

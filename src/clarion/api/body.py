@@ -91,10 +91,15 @@ async def read_body(receive: Receive, content_length: bytes | str | None, limit:
     ClientDisconnect if the client leaves first."""
     if declared_over(content_length, limit):
         raise BodyTooLarge(limit, bound)
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        whole: bytes = message.get("body", b"")  # the usual case: one message, no list, no join
+        if len(whole) > limit:
+            raise BodyTooLarge(limit, bound)
+        return whole
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect
         chunk: bytes = message.get("body", b"")
@@ -103,7 +108,8 @@ async def read_body(receive: Receive, content_length: bytes | str | None, limit:
             raise BodyTooLarge(limit, bound)
         chunks.append(chunk)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return b"".join(chunks)
+        message = await receive()
 
 
 def bounded(receive: Receive, limit: int, bound: Bound) -> Receive:

@@ -10,7 +10,7 @@ applied once, where input enters:
   (``android.service_account``, ``x-ms-callback-url-headers``) — is read by ``loads``: orjson
   (nesting limited to 1,024 levels, so no ``RecursionError``; an unpaired surrogate escape is a
   syntax error), then every key and value at any depth is checked. JSON can carry a NUL only as
-  a ``\\u`` escape, so the walk runs only for bodies that contain one: free for the others;
+  a ``\\u`` escape, so the walk runs only for bodies that hold a backslash: free for the others;
 * URL path and query parameters: by the API's request intake (``clarion.api.intake``);
 * text that arrives another way (CLI files, CSV rows, headers) and that a domain parser keeps:
   ``check_text``.
@@ -123,8 +123,10 @@ def loads(raw: bytes | str, *, what: str = _BODY, fix: str = _JSON_FIX) -> Any:
         raise InvalidInput(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, "
                            f"column {exc.colno}", fix=fix,
                            field=None if what == _BODY else what) from exc
-    escaped = "\\u" in raw if isinstance(raw, str) else b"\\u" in raw
-    if escaped:  # JSON can carry a NUL (or a surrogate) only as a \u escape
+    # JSON carries a NUL (or a surrogate) only as a \u escape: no backslash, nothing to walk.
+    # (92 in bytes is a memchr, ~20 ns for a typical body; b"\\u" in bytes costs ~15 times more.)
+    escaped = 92 in raw if isinstance(raw, bytes) else "\\" in raw
+    if escaped:
         check_document(document, "" if what == _BODY else what)
     return document
 

@@ -214,12 +214,12 @@ def normalize_fields(data: Mapping[str, Any], *, default_region: str | None) -> 
     """Validate and normalise the person fields present in ``data`` (a create or a partial
     update); the result holds the same keys, ready for the ``people`` table. ``None`` or an empty
     string clears an optional field."""
-    check_document(dict(data))  # CSV rows and CLI input too, not only JSON bodies
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise InvalidInput(f"unknown field(s): {', '.join(unknown)}", field=unknown[0],
                            fix=f"Known fields are {', '.join(FIELDS)}; put anything else in "
                            "attributes.")
+    check_document(dict(data))  # CSV rows and CLI input too, not only JSON bodies
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key == "id":

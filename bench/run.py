@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py --only ceiling,sqlite-single --duration 5
     .venv/bin/python bench/run.py --markdown      # also print/write the tables as Markdown
     .venv/bin/python bench/run.py --profile       # attach py-spy to the server (perturbs it)
+    .venv/bin/python bench/run.py --only sqlite-single,sqlite-single-sync-normal  # FULL's cost
 
 Sets everything up in a temporary directory (SQLite files; PostgreSQL databases created from a
 template and dropped at the end), installs wrk with apt-get if it is missing, runs each scenario
@@ -69,6 +70,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--nice", type=int, default=0,
                    help="run the server and the load generators under `nice -n N` (e.g. -5 on "
                         "a shared machine, as root, so other jobs steal less of their cores)")
+    p.add_argument("--sqlite-synchronous", choices=["normal", "full"], default=None,
+                   help="CLARION_SQLITE_SYNCHRONOUS for every SQLite scenario (default: "
+                        "Clarion's default, full); the *-sync-normal scenarios always run "
+                        "normal, beside the default, to show what full costs")
     p.add_argument("--markdown", action="store_true", help="print the tables as Markdown too")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     a = p.parse_args(argv)
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                    latency_rate=a.latency_rate, latency_seconds=a.latency_seconds,
                    poll_seconds=a.poll_ms / 1000, profile=a.profile or a.profile_native,
                    sql_stats=a.sql_stats, profile_native=a.profile_native,
-                   wait_quiet=a.wait_quiet)
+                   wait_quiet=a.wait_quiet, sqlite_synchronous=a.sqlite_synchronous)
     procs.NICE = a.nice
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

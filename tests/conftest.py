@@ -101,6 +101,10 @@ def make_settings(url: str, tmp_path: Path, **overrides: object) -> Settings:
         "var_dir": tmp_path / "var",
         "secret_key": TEST_SECRET,
         "webhook_allow_private": True,
+        "webpush_allow_private": True,  # the Web Push emulator listens on 127.0.0.1
+        # The origin of the test service accounts' token_uri (tests/factories.py, closed):
+        # only Google's or CLARION_FCM_URL's token endpoint is accepted.
+        "fcm_url": "http://127.0.0.1:9",
         "job_poll_seconds": 0.2,
     }
     values.update(overrides)

@@ -32,7 +32,8 @@ def service_account(project_id: str = "contoso-push") -> dict[str, Any]:
     return {
         "type": "service_account", "project_id": project_id, "private_key_id": "abc123",
         "private_key": pem, "client_email": f"push@{project_id}.iam.gserviceaccount.com",
-        # Never Google: a test must not reach outside 127.0.0.0/8 (port 9 is discard/closed).
+        # Never Google: a test must not reach outside 127.0.0.0/8 (port 9 is discard/closed);
+        # tests/conftest.py's settings name its origin as CLARION_FCM_URL, so it is allowed.
         "client_id": "1234567890", "token_uri": "http://127.0.0.1:9/token",
     }
 
@@ -76,7 +77,8 @@ class World:
 async def world(c: Container, *, people_count: int = 2, **settings: Any) -> World:
     org = await orgs.create_org(db=c.db, clock=c.clock, name="Contoso")
     created = await apps.create_app(db=c.db, box=c.box, clock=c.clock, org_id=org.id,
-                                    document=app_document(**settings))
+                                    document=app_document(**settings),
+                                    fcm_url=c.settings.fcm_url)
     ids = []
     for i in range(people_count):
         p = await people.create_person(db=c.db, clock=c.clock, settings=c.settings,

@@ -41,6 +41,11 @@ class Scenario:
     note: str = ""
 
 
+# Without a worker nothing is processed, so a long run could reach the default backlog cap
+# (CLARION_MAX_BACKLOG, 1,000,000 accepted requests) and measure refusals; a cap this high keeps
+# the same code path (the cap is still checked) without ever refusing.
+_UNCAPPED = {"CLARION_MAX_BACKLOG": "1000000000"}
+
 SCENARIOS: list[Scenario] = [
     Scenario("ceiling", "Framework ceiling: plain FastAPI 202, no work", None,
              note="bench/clarion_bench/hello_app.py under uvicorn (uvloop, httptools, 1 worker)"),
@@ -54,14 +59,21 @@ SCENARIOS: list[Scenario] = [
              env={"CLARION_GROUP_COMMIT_MAX_ROWS": "1"},
              note="baseline: one transaction per request"),
     Scenario("sqlite-single-api-only", "Single registration, SQLite, API only (diagnostic)",
-             "sqlite", serve_args=("--no-worker",),
+             "sqlite", serve_args=("--no-worker",), env=_UNCAPPED,
              note="clarion serve --no-worker: the accept path without the in-process worker"),
+    Scenario("sqlite-single-sync-normal", "Single registration, SQLite, synchronous=NORMAL",
+             "sqlite", env={"CLARION_SQLITE_SYNCHRONOUS": "normal"},
+             note="sqlite-single without a sync to disk per commit: the difference is what the "
+                  "default (FULL: a 202 survives a power loss) costs"),
     Scenario("sqlite-batch", "Batch of 100, SQLite, group commit ON", "sqlite", batch=100),
+    Scenario("sqlite-batch-sync-normal", "Batch of 100, SQLite, synchronous=NORMAL", "sqlite",
+             batch=100, env={"CLARION_SQLITE_SYNCHRONOUS": "normal"},
+             note="sqlite-batch without a sync to disk per commit (see sqlite-single-sync-normal)"),
     Scenario("sqlite-batch-share1", "Batch of 100, SQLite, worker never yields", "sqlite",
              batch=100, env={"CLARION_WORKER_SHARE_UNDER_LOAD": "1"},
              note="CLARION_WORKER_SHARE_UNDER_LOAD=1: processing keeps pace (sustained rate)"),
     Scenario("sqlite-batch-api-only", "Batch of 100, SQLite, API only (diagnostic)", "sqlite",
-             batch=100, serve_args=("--no-worker",),
+             batch=100, serve_args=("--no-worker",), env=_UNCAPPED,
              note="clarion serve --no-worker: the batch accept path without the worker"),
     Scenario("pg-single", "Single registration, PostgreSQL, group commit ON", "postgresql"),
     Scenario("pg-batch", "Batch of 100, PostgreSQL, group commit ON", "postgresql", batch=100),
@@ -87,6 +99,7 @@ class Options:
     profile_native: bool = False
     wait_quiet: float = 15.0
     log_level: str = "warning"
+    sqlite_synchronous: str | None = None  # CLARION_SQLITE_SYNCHRONOUS; None: Clarion's default
 
 
 def _python() -> str:
@@ -142,6 +155,9 @@ def run_scenario(
     results_dir: Path, say: Callable[[str], None],
 ) -> dict[str, Any]:
     """Run one scenario end to end; always stops the server it started."""
+    if (opts.sqlite_synchronous and sc.db == "sqlite"
+            and "CLARION_SQLITE_SYNCHRONOUS" not in sc.env):
+        sc = replace(sc, env={**sc.env, "CLARION_SQLITE_SYNCHRONOUS": opts.sqlite_synchronous})
     db: Db | None = None
     ids: Ids | None = None
     if sc.db is not None:

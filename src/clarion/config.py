@@ -43,6 +43,23 @@ class Settings(BaseSettings):
         description="Encrypts secrets at rest. Several keys separated by commas rotate: the "
         "first encrypts, all decrypt. Generated into var_dir on the first embedded run.",
     )
+    sqlite_synchronous: Literal["normal", "full"] = Field(
+        "full",
+        description="SQLite only. full: every commit is synced to disk before a 202, so "
+        "accepted requests survive a power loss or an OS crash. normal: synced at checkpoints "
+        "only; a crash of Clarion loses nothing, a power loss or an OS crash may lose the "
+        "last commits (the database stays consistent). See docs/deployment.md, Durability.")
+    db_write_timeout_seconds: float = Field(
+        5.0, gt=0, le=120,
+        description="The longest a request waits for the database (SQLite: the write lock, "
+        "in this process and from other processes; PostgreSQL: a pooled connection, a connect, "
+        "a row or table lock). Past it the request answers 503 with Retry-After, nothing "
+        "stored; `clarion serve` refuses to start.")
+    max_backlog: int = Field(
+        1_000_000, ge=0,
+        description="Accepted requests (registrations, cleanups, interaction reports) that may "
+        "wait to be processed, counted in the database across every process. At the cap the "
+        "accepting endpoints answer 503 with Retry-After until workers catch up; 0: no cap.")
     public_url: str = Field("http://127.0.0.1:8000", description="Base URL apps and people use.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -52,6 +69,9 @@ class Settings(BaseSettings):
         False, description="Allow registration callbacks to private or loopback addresses."
     )
     webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    webpush_allow_private: bool = Field(
+        False, description="Allow Web Push subscription endpoints at private or loopback "
+        "addresses (the Web Push emulator, an on-premises push service).")
     worker_concurrency: int = Field(4, ge=1, le=256)
     worker_batch_size: int = Field(100, ge=1, le=1000)
     job_lease_seconds: float = Field(60.0, gt=0)
@@ -147,6 +167,16 @@ class Settings(BaseSettings):
         if self.secret_key is not None and self.secret_key.get_secret_value().strip():
             return [k.strip() for k in self.secret_key.get_secret_value().split(",") if k.strip()]
         key_file = self.var_dir / "secret.key"
+        try:
+            return self._key_from_file(key_file)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot start: the secret key {key_file.resolve()} cannot be read or created "
+                f"by uid {os.getuid()} ({exc.strerror or exc}): make {self.var_dir.resolve()} "
+                "and the key readable and writable by that user, or set CLARION_SECRET_KEY."
+            ) from exc
+
+    def _key_from_file(self, key_file: Path) -> list[str]:
         if key_file.exists():
             return [key_file.read_text(encoding="utf-8").strip()]
         if not self.is_sqlite:
@@ -157,16 +187,18 @@ class Settings(BaseSettings):
                 "print(secrets.token_urlsafe(48))'` and set CLARION_SECRET_KEY to it in every "
                 "process's environment.",
             )
-        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.var_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # owner-only when new
         key = secrets.token_urlsafe(48)
-        key_file.write_text(key + "\n", encoding="utf-8")
-        key_file.chmod(0o600)
+        # Created 0600: never readable by others, not even between a write and a chmod.
+        fd = os.open(key_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(key + "\n")
         warnings.warn(
             f"CLARION_SECRET_KEY is not set: generated one into {key_file}. Keep that file: "
             "without it the stored provider credentials cannot be decrypted. For production set "
             "CLARION_SECRET_KEY explicitly.",
             InsecureDefaultWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         return [key]
 

@@ -8,7 +8,11 @@
     ├── Conflict                 409: it exists already / the state forbids it
     ├── Unauthorized             401: missing or unknown credentials
     ├── Forbidden                403: credentials valid but not for this
-    └── ConfigurationError       the installation is misconfigured (raised at start)
+    ├── ConfigurationError       the installation is misconfigured (raised at start)
+    ├── RetryLater               a job hit a passing condition (the worker retries it)
+    └── ServiceUnavailable       503 + Retry-After: nothing was stored, try again later
+        ├── DatabaseUnavailable  the database is locked, read-only or unreachable
+        └── Overloaded           the backlog of accepted work is at CLARION_MAX_BACKLOG
 
 Every error carries ``code`` (stable, machine-readable), ``message`` (what went wrong) and
 ``fix`` (what to do about it). ``field`` names the offending input field when there is one.
@@ -78,3 +82,35 @@ class RetryLater(ClarionError):
     def __init__(self, message: str, *, delay_seconds: float | None = None) -> None:
         super().__init__(message)
         self.delay_seconds = delay_seconds
+
+
+class ServiceUnavailable(ClarionError):
+    """Clarion cannot take the request now and stored nothing of it; the client should retry
+    after ``retry_after_seconds`` (HTTP 503 + ``Retry-After``)."""
+
+    code = "service_unavailable"
+
+    def __init__(self, message: str, *, fix: str = "", retry_after_seconds: int = 5,
+                 code: str | None = None) -> None:
+        super().__init__(message, fix=fix, code=code)
+        self.retry_after_seconds = max(1, retry_after_seconds)
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database could not be used: locked by another writer past
+    ``CLARION_DB_WRITE_TIMEOUT_SECONDS``, read-only, unreachable, out of space... ``reason``
+    names the class of problem (``clarion.store.availability``); ``message`` says it in words
+    safe to show a client (no path, no host)."""
+
+    code = "database_unavailable"
+
+    def __init__(self, message: str, *, reason: str, fix: str = "",
+                 retry_after_seconds: int = 5) -> None:
+        super().__init__(message, fix=fix, retry_after_seconds=retry_after_seconds)
+        self.reason = reason
+
+
+class Overloaded(ServiceUnavailable):
+    """More accepted work waits to be processed than ``CLARION_MAX_BACKLOG`` allows."""
+
+    code = "overloaded"

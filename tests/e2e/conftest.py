@@ -186,6 +186,7 @@ def service(tmp_path: Path, emulators: Emulators) -> Iterator[Service]:
     env.update({
         "CLARION_VAR_DIR": str(tmp_path / "var"),
         "CLARION_WEBHOOK_ALLOW_PRIVATE": "1",
+        "CLARION_WEBPUSH_ALLOW_PRIVATE": "1",  # the Web Push emulator is on 127.0.0.1
         "CLARION_JOB_POLL_SECONDS": "0.2",
         "PYTHONWARNINGS": "ignore",
         **emulators.env(),

@@ -71,7 +71,7 @@ async def _setup(c: Container, fcm: FcmEmulator, web: WebPushEmulator) -> dict[s
     created = await apps.create_app(db=c.db, box=c.box, clock=c.clock, org_id=org.id, document={
         "name": "Contoso", "android": {"service_account": fcm.new_service_account("contoso")},
         "web": {"vapid_subject": "mailto:ops@contoso.com"},
-        "settings": {"dry_run_on_register": False}})
+        "settings": {"dry_run_on_register": False}}, fcm_url=c.settings.fcm_url)
     vapid = created.app.platforms[Platform.WEB]["vapid_public_key"]
     person_ids, rows, valid, dead = [], [], set(), set()
     for i in range(PEOPLE):

@@ -495,3 +495,31 @@ def test_count_records_refuses_bad_files_before_anything_is_imported(tmp_path: P
         importing.count_records(tmp_path / "people.xlsx")
     with pytest.raises(InvalidInput, match="does not exist"):
         importing.count_records(tmp_path / "missing.jsonl")
+
+
+async def test_import_rejects_a_2mb_row_alone_and_keeps_unassigned_phones(
+        container: Container, tmp_path: Path) -> None:
+    """Issue 10, item 10: one huge cell costs its row (named by its real line), not the file;
+    a number libphonenumber parses but does not know is stored in E.164 with a warning."""
+    org = await new_org(container)
+    path = tmp_path / "people.csv"
+    path.write_text("email,phone,note\n"
+                    'a@x.com,+33612345678,"two\nlines"\n'      # lines 2-3
+                    f"b@x.com,,{'x' * 2_000_000}\n"            # line 4: too large
+                    "c@x.com,+1 555 555 0100,unassigned\n"     # line 5
+                    "d@x.com,,ok\n", encoding="utf-8")         # line 6
+    summary = await importing.import_people(
+        db=container.db, clock=container.clock, settings=container.settings, org_id=org.id,
+        rows=importing.iter_rows(path))
+    assert summary.imported == 3
+    [rejected] = summary.rejected
+    assert rejected.line == 4
+    assert "larger than" in rejected.reason
+    [warning] = summary.warnings
+    assert warning.line == 5
+    assert "+15555550100" in warning.message
+    page = await people.list_people(db=container.db, org_id=org.id, phone="+1 555 555 0100")
+    [kept] = page.items
+    assert (kept.email, kept.phone) == ("c@x.com", "+15555550100")
+    page = await people.list_people(db=container.db, org_id=org.id)
+    assert sorted(p.email or "" for p in page.items) == ["a@x.com", "c@x.com", "d@x.com"]

@@ -139,7 +139,8 @@ async def build_data(c: Container, client: httpx.AsyncClient) -> Data:
     w = await world(c, people_count=5, dry_run_on_register=False)
     p = w.person_ids
     a2 = await apps.create_app(db=c.db, box=c.box, clock=c.clock, org_id=w.org_id,
-                               document=app_document("Contoso two", dry_run_on_register=False))
+                               document=app_document("Contoso two", dry_run_on_register=False),
+                               fcm_url=c.settings.fcm_url)
     from clarion.services import people as people_service
 
     p5 = (await people_service.create_person(db=c.db, clock=c.clock, settings=c.settings,

@@ -65,7 +65,7 @@ async def emulator() -> AsyncIterator[WebPushEmulator]:
 
 @pytest.fixture
 async def sender() -> AsyncIterator[WebPushSender]:
-    s = WebPushSender(ProviderSettings(request_timeout_seconds=5.0))
+    s = WebPushSender(ProviderSettings(webpush_allow_private=True, request_timeout_seconds=5.0))
     try:
         yield s
     finally:
@@ -171,8 +171,9 @@ async def test_wrong_app_credentials_send_nothing(
 
 
 @pytest.mark.parametrize(("skew", "words"), [
-    (13 * 3600, "expiry"),  # the push service's clock is 13 h ahead: exp is in its past
-    (-13 * 3600, "too long"),  # 13 h behind: exp is more than 24 h away
+    # Clarion's words for the emulator's "Invalid VAPID expiry" / "... expiration is too long"
+    (13 * 3600, "clock"),  # the push service's clock is 13 h ahead: exp is in its past
+    (-13 * 3600, "clock"),  # 13 h behind: exp is more than 24 h away
 ])
 async def test_refused_jwt_is_a_credential_error(
         emulator: WebPushEmulator, sender: WebPushSender, creds: dict[str, Any],
@@ -200,7 +201,7 @@ async def test_throttling_is_retried_after_what_the_service_says(
 async def test_seeded_fault_rate_hits_a_share_of_sends(creds: dict[str, Any]) -> None:
     emu = WebPushEmulator(rate_503=0.3, seed=42)
     await emu.start()
-    sender = WebPushSender(ProviderSettings())
+    sender = WebPushSender(ProviderSettings(webpush_allow_private=True))
     try:
         subs = [emu.subscribe(creds["vapid_public_key"]) for _ in range(100)]
         outcomes = await sender.send(creds, [_send(str(i), s) for i, s in enumerate(subs)])
@@ -215,7 +216,8 @@ async def test_seeded_fault_rate_hits_a_share_of_sends(creds: dict[str, Any]) ->
 async def test_slow_answer_becomes_a_timeout_retry(
         emulator: WebPushEmulator, creds: dict[str, Any]) -> None:
     emulator.latency_ms = 2000
-    sender = WebPushSender(ProviderSettings(request_timeout_seconds=0.3))
+    sender = WebPushSender(ProviderSettings(webpush_allow_private=True,
+                                            request_timeout_seconds=0.3))
     try:
         sub = emulator.subscribe(creds["vapid_public_key"])
         [out] = await sender.send(creds, [_send("d", sub)])
@@ -255,8 +257,8 @@ async def test_tls_with_the_emulator_ca(tmp_path: Path, creds: dict[str, Any]) -
     pki = make_pki(tmp_path / "pki")
     emu = WebPushEmulator(ssl_context=pki.server_context())
     await emu.start()
-    trusting = WebPushSender(ProviderSettings(ca_file=pki.ca_file))
-    untrusting = WebPushSender(ProviderSettings())
+    trusting = WebPushSender(ProviderSettings(webpush_allow_private=True, ca_file=pki.ca_file))
+    untrusting = WebPushSender(ProviderSettings(webpush_allow_private=True))
     try:
         sub = emu.subscribe(creds["vapid_public_key"])
         assert sub["endpoint"].startswith("https://127.0.0.1:")
@@ -290,7 +292,7 @@ async def test_vapid_header_is_signed_once_and_reused(
 async def test_in_flight_requests_are_bounded_by_the_pool(
         emulator: WebPushEmulator, creds: dict[str, Any]) -> None:
     emulator.latency_ms = 30
-    sender = WebPushSender(ProviderSettings(webpush_connections=3))
+    sender = WebPushSender(ProviderSettings(webpush_allow_private=True, webpush_connections=3))
     try:
         subs = [emulator.subscribe(creds["vapid_public_key"]) for _ in range(12)]
         outcomes = await sender.send(creds, [_send(str(i), s) for i, s in enumerate(subs)])
@@ -355,7 +357,7 @@ async def test_command_runs_the_emulator(tmp_path: Path, creds: dict[str, Any],
             resp = await http.post(f"{origin}/_emulator/subscribe", ssl=ssl_ctx,
                                    json={"applicationServerKey": creds["vapid_public_key"]})
             sub = await resp.json()
-        tls_sender = WebPushSender(ProviderSettings(ca_file=ca))
+        tls_sender = WebPushSender(ProviderSettings(webpush_allow_private=True, ca_file=ca))
         try:
             [out] = await tls_sender.send(creds, [_send("d", sub)])
         finally:

@@ -16,8 +16,10 @@ from cryptography.x509.oid import NameOID
 
 from clarion.domain.apps import AppSettings, TokenOwnerPolicy, merge_settings, parse_document
 from clarion.domain.credentials import (
+    check_token_uri,
     merge_for_update,
     normalise_p8,
+    token_uri_refusal,
     validate_android,
     validate_ios,
     validate_web,
@@ -308,8 +310,8 @@ def test_google_services_json_is_recognised() -> None:
     ({"private_key": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"},
      "android.service_account.private_key"),
     ({"private_key": None}, "android.service_account.private_key"),
-    ({"token_uri": "http://oauth2.googleapis.com/token"}, "android.service_account.token_uri"),
     ({"token_uri": "ftp://x"}, "android.service_account.token_uri"),
+    ({"token_uri": "https://"}, "android.service_account.token_uri"),
 ])
 def test_service_account_fields(rsa_pem: str, change: dict[str, Any], field: str) -> None:
     err = fails(validate_android, {"service_account": service_account(rsa_pem, **change)})
@@ -319,6 +321,33 @@ def test_service_account_fields(rsa_pem: str, change: dict[str, Any], field: str
 def test_service_account_key_must_be_rsa(p8: str, rsa_pem: str) -> None:
     err = fails(validate_android, {"service_account": service_account(rsa_pem, private_key=p8)})
     assert "RSA" in err.message
+
+
+@pytest.mark.parametrize(("uri", "fcm_url", "ok"), [
+    ("https://oauth2.googleapis.com/token", None, True),
+    ("https://accounts.google.com/o/oauth2/token", None, True),
+    ("https://www.googleapis.com/oauth2/v4/token", "http://127.0.0.1:8082", True),
+    ("http://127.0.0.1:8082/token", "http://127.0.0.1:8082", True),
+    ("http://fcm-emulator:8082/token", "http://fcm-emulator:8082/", True),
+    ("http://oauth2.googleapis.com/token", None, False),  # not https
+    ("https://oauth2.googleapis.com:444/token", None, False),
+    ("https://oauth2.googleapis.com/token/x", None, False),
+    ("https://oauth2.googleapis.com.evil.example/token", None, False),
+    ("https://evil.example/token", "http://127.0.0.1:8082", False),
+    ("http://127.0.0.1:8083/token", "http://127.0.0.1:8082", False),
+    ("http://localhost:8082/token", "http://127.0.0.1:8082", False),
+    ("https://127.0.0.1:8082/token", "http://127.0.0.1:8082", False),
+    ("http://x@127.0.0.1:8082/token", "http://127.0.0.1:8082", False),
+    ("http://127.0.0.1:8082\\@evil.example/token", "http://127.0.0.1:8082", False),
+    ("http://127.0.0.1:8082/token", None, False),
+])
+def test_token_uri_only_google_or_the_operators_fcm_origin(
+        uri: str, fcm_url: str | None, ok: bool) -> None:
+    assert (token_uri_refusal(uri, fcm_url=fcm_url) is None) is ok
+    if not ok:
+        with pytest.raises(InvalidInput, match="CLARION_FCM_URL") as err:
+            check_token_uri(uri, fcm_url=fcm_url)
+        assert err.value.field == "android.service_account.token_uri"
 
 
 def test_emulator_token_uri_on_loopback(rsa_pem: str) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import google.auth.exceptions
 import orjson
 import pytest
 
 from clarion.domain.outcomes import OutcomeKind
-from clarion.providers.fcm.auth import _refused
+from clarion.providers.fcm.auth import token_failure
 from clarion.providers.fcm.errors import (
     FCM_ERROR_TYPE,
     classify,
@@ -59,7 +58,13 @@ def test_success_gives_the_message_name() -> None:
                "(TYPE_STRING), 1", "INVALID_ARGUMENT"),
      OutcomeKind.REJECTED, "INVALID_ARGUMENT", "message.data[0].value"),
     (400, _err(400, "INVALID_ARGUMENT", "Message is too big"),
-     OutcomeKind.REJECTED, "INVALID_ARGUMENT", "too big"),
+     OutcomeKind.REJECTED, "INVALID_ARGUMENT", "as too big: shorten"),
+    (400, _err(400, "INVALID_ARGUMENT", "Request contains an invalid argument.",
+               details=[{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                         "fieldViolations": [{"field": "message.android.ttl",
+                                              "description": "bad"},
+                                             {"field": "not a <path>", "description": "x"}]}]),
+     OutcomeKind.REJECTED, "INVALID_ARGUMENT", "(the field message.android.ttl)"),
     (403, _err(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH"),
      OutcomeKind.MISMATCH, "SENDER_ID_MISMATCH", "another Firebase project"),
     (401, _err(401, "UNAUTHENTICATED", "Auth error from APNS or Web Push Service",
@@ -73,7 +78,9 @@ def test_success_gives_the_message_name() -> None:
     (403, _err(403, "PERMISSION_DENIED", "Permission 'cloudmessaging.messages.create' "
                "denied"), OutcomeKind.CREDENTIAL_ERROR, "PERMISSION_DENIED", "project"),
     (409, _err(409, "ABORTED", "weird"), OutcomeKind.REJECTED, "ABORTED", "HTTP 409"),
-    (418, b"I am a teapot", OutcomeKind.REJECTED, "418", "I am a teapot"),
+    (418, b"I am a teapot", OutcomeKind.REJECTED, "418", "HTTP 418"),
+    (400, _err(400, "MADE_UP", "MADE_UP text", "ALSO_MADE_UP"), OutcomeKind.REJECTED, "400",
+     "HTTP 400"),
     (400, b"", OutcomeKind.REJECTED, "400", "empty body"),
 ])
 def test_errors_are_classified(status: int, body: bytes, kind: OutcomeKind, reason: str,
@@ -83,6 +90,12 @@ def test_errors_are_classified(status: int, body: bytes, kind: OutcomeKind, reas
     assert out.detail is not None
     assert words in out.detail
     assert out.retry_after_seconds is None
+    # FCM's free text picks the sentence; it is never copied into it.
+    error = orjson.loads(body).get("error", {}) if body.startswith(b"{") else {}
+    said = error.get("message") or body.decode()
+    if said:
+        assert said not in out.detail
+    assert "MADE_UP" not in out.detail
 
 
 @pytest.mark.parametrize(("status", "fcm", "grpc"), [
@@ -145,11 +158,8 @@ def test_no_answer_is_retry_later_and_says_which() -> None:
     assert "http://x:1" in refused.detail
 
 
-def _refresh_error(error: str, description: str, *, retryable: bool = False
-                   ) -> google.auth.exceptions.RefreshError:
-    return google.auth.exceptions.RefreshError(
-        f"{error}: {description}", {"error": error, "error_description": description},
-        retryable=retryable)
+def _oauth_error(error: str, description: str) -> bytes:
+    return orjson.dumps({"error": error, "error_description": description})
 
 
 @pytest.mark.parametrize(("error", "description", "reason", "words"), [
@@ -164,17 +174,44 @@ def _refresh_error(error: str, description: str, *, retryable: bool = False
      "scope"),
     ("unauthorized_client", "Client is unauthorized", "unauthorized_client", "disabled"),
     ("invalid_request", "something else", "invalid_request", "Generate new private key"),
+    ("made_up_code", "MARKER-7f3a", "TokenRefused", "Generate new private key"),
 ])
 def test_a_refused_service_account_is_a_credential_error_naming_the_fix(
         error: str, description: str, reason: str, words: str) -> None:
-    failure = _refused(_refresh_error(error, description), "https://oauth2.googleapis.com/token")
+    failure = token_failure(400, _oauth_error(error, description),
+                            "https://oauth2.googleapis.com/token")
     assert (failure.kind, failure.reason) == (OutcomeKind.CREDENTIAL_ERROR, reason)
     assert words in failure.detail
-    assert description in failure.detail
+    assert failure.detail.startswith("the OAuth token endpoint oauth2.googleapis.com answered "
+                                     "400")
+    # The endpoint's own words choose the explanation; they never reach the tenant.
+    assert description not in failure.detail
+    assert "made_up_code" not in failure.detail
 
 
-def test_an_unavailable_token_endpoint_is_retry_later() -> None:
-    failure = _refused(_refresh_error("server_error", "busy", retryable=True), "https://t/token")
+@pytest.mark.parametrize(("status", "body"), [
+    (503, _oauth_error("server_error", "MARKER busy")), (429, b"MARKER"), (500, b""),
+    (400, _oauth_error("temporarily_unavailable", "MARKER")),
+])
+def test_an_unavailable_token_endpoint_is_retry_later(status: int, body: bytes) -> None:
+    failure = token_failure(status, body, "https://t:8443/token")
     assert (failure.kind, failure.reason) == (OutcomeKind.RETRY_LATER,
                                               "TokenEndpointUnavailable")
-    assert "https://t/token" in failure.detail
+    assert "t:8443" in failure.detail
+    assert str(status) in failure.detail
+    assert "MARKER" not in failure.detail
+
+
+def test_a_redirect_from_the_token_endpoint_is_a_failure_not_followed() -> None:
+    failure = token_failure(307, b"", "https://oauth2.googleapis.com/token")
+    assert failure.kind is OutcomeKind.RETRY_LATER
+    assert "307" in failure.detail
+    assert "does not follow" in failure.detail
+
+
+def test_a_non_json_refusal_is_described_without_its_body() -> None:
+    failure = token_failure(403, b"<html>MARKER proxy says no</html>",
+                            "https://oauth2.googleapis.com/token")
+    assert (failure.kind, failure.reason) == (OutcomeKind.CREDENTIAL_ERROR, "TokenRefused")
+    assert "403" in failure.detail
+    assert "MARKER" not in failure.detail

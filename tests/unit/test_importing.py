@@ -96,3 +96,54 @@ def test_disagreeing_aliases_and_empty_rows_are_refused() -> None:
             row_to_data(empty)
     assert row_to_data({"id": GUID}) == {"id": GUID, "attributes": {}}  # known only by id
     assert row_to_data({"city": "Paris"}) == {"attributes": {"city": "Paris"}}
+
+
+# --- robustness: a huge cell, a quote never closed (issue 10, item 10) ------------------------
+
+BIG = "x" * 2_000_000  # larger than csv.field_size_limit() (131,072 by default)
+
+
+def test_a_2mb_cell_rejects_only_its_row_with_its_real_line() -> None:
+    text = ("email,note\n"
+            "a@x.com,ok\n"                      # line 2
+            f"b@x.com,{BIG}\n"                  # line 3: too large
+            "c@x.com,ok\n")                     # line 4
+    rows = list(iter_csv(io.StringIO(text)))
+    assert [line for line, _ in rows] == [2, 3, 4]
+    assert rows[0][1] == {"email": "a@x.com", "note": "ok"}
+    assert isinstance(rows[1][1], UnreadableRow)
+    assert "larger than" in rows[1][1].reason
+    assert rows[2][1] == {"email": "c@x.com", "note": "ok"}
+
+
+def test_a_2mb_quoted_multiline_cell_counts_its_newlines() -> None:
+    text = ("email,note\n"
+            'a@x.com,"two\nlines"\n'            # lines 2-3
+            f'b@x.com,"three\n{BIG}\nlines"\n'  # lines 4-6: too large
+            'c@x.com,"say ""hi"",\nok"\n'        # lines 7-8: an escaped quote, a comma
+            "d@x.com,plain\n")                  # line 9
+    rows = list(iter_csv(io.StringIO(text)))
+    assert [line for line, _ in rows] == [3, 6, 8, 9]
+    assert rows[0][1]["note"] == "two\nlines"
+    assert isinstance(rows[1][1], UnreadableRow)
+    assert "lines 4-6" in rows[1][1].reason
+    assert rows[2][1] == {"email": "c@x.com", "note": 'say "hi",\nok'}
+    assert rows[3][1] == {"email": "d@x.com", "note": "plain"}
+
+
+def test_a_quote_inside_an_unquoted_cell_is_a_plain_character() -> None:
+    """As the csv module reads it (excel dialect): only a quote opening a cell quotes."""
+    text = 'name,size\nscreen,5" wide\nb,2\n'
+    assert list(iter_csv(io.StringIO(text))) == [
+        (2, {"name": "screen", "size": '5" wide'}), (3, {"name": "b", "size": "2"})]
+
+
+def test_a_quote_never_closed_is_one_rejected_row_not_an_aborted_import() -> None:
+    text = "email,note\na@x.com,ok\n" + 'b@x.com,"never closed\n' + "c@x.com,x\n" * 5 + BIG
+    rows = list(iter_csv(io.StringIO(text)))
+    assert rows[0] == (2, {"email": "a@x.com", "note": "ok"})
+    [(line, bad)] = rows[1:]
+    assert isinstance(bad, UnreadableRow)
+    assert line == 9
+    assert "never closed" in bad.reason
+    assert "line 3" in bad.reason

@@ -149,3 +149,39 @@ def test_fields_are_checked_and_empty_text_clears() -> None:
         normalize_fields({"email": 42}, default_region=None)
     with pytest.raises(InvalidInput, match="longer than 200"):
         normalize_fields({"first_name": "x" * 201}, default_region=None)
+
+
+# --- import: numbers libphonenumber parses but does not know (issue 10, item 10) --------------
+
+@pytest.mark.parametrize(("raw", "stored"), [
+    ("+1 555 555 0100", "+15555550100"),     # a 555 number: not assigned
+    ("+1 (200) 555-0100", "+12005550100"),   # area code 200: not assigned
+    ("+33 7 00 00 00 00", "+33700000000"),   # a French mobile range not in use
+])
+def test_an_unassigned_number_is_kept_in_e164_with_a_warning_when_asked(raw: str,
+                                                                          stored: str) -> None:
+    with pytest.raises(InvalidInput):  # the API stays strict
+        normalize_phone(raw, default_region=None)
+    warnings: list[str] = []
+    values = new_person_values({"phone": raw}, default_region=None, phone_warnings=warnings)
+    assert values["phone"] == stored
+    [warning] = warnings
+    assert raw in warning
+    assert stored in warning
+
+
+@pytest.mark.parametrize("raw", ["hello", "+999 123456789", "+1 650 253 0000 ext 5",
+                                 "+1 2015550123456789"])  # the last: 17 digits, not E.164
+def test_what_cannot_be_an_e164_number_is_still_refused_on_import(raw: str) -> None:
+    warnings: list[str] = []
+    with pytest.raises(InvalidInput) as err:
+        new_person_values({"phone": raw}, default_region=None, phone_warnings=warnings)
+    assert err.value.field == "phone"
+    assert warnings == []
+
+
+def test_a_valid_number_gives_no_warning() -> None:
+    warnings: list[str] = []
+    values = new_person_values({"phone": "+33 6 12 34 56 78"}, default_region=None,
+                               phone_warnings=warnings)
+    assert (values["phone"], warnings) == ("+33612345678", [])

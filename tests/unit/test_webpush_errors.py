@@ -77,10 +77,11 @@ def test_server_trouble_is_retried_later(status: int) -> None:
     assert out.reason == str(status)
 
 
-def test_plain_400_is_rejected_with_the_body() -> None:
+def test_plain_400_is_rejected_with_its_documented_errno() -> None:
     out = classify("d", 400, body=_mozilla(400, "Missing TTL header", 111))
     assert out.kind is OutcomeKind.REJECTED
-    assert "Missing TTL header" in (out.detail or "")
+    assert "autopush errno 111" in (out.detail or "")
+    assert "Missing TTL header" not in (out.detail or "")
 
 
 @pytest.mark.parametrize(("status", "body"), [
@@ -129,11 +130,23 @@ def test_apple_reason_is_the_outcome_reason() -> None:
 
 
 @pytest.mark.parametrize("status", [301, 405, 415, 418])
-def test_unknown_answers_are_permanent_and_keep_the_raw_answer(status: int) -> None:
+def test_unknown_answers_are_permanent_and_say_the_status_not_the_body(status: int) -> None:
     out = classify("d", status, body="teapot says no")
     assert out.kind is OutcomeKind.REJECTED
     assert str(status) in (out.detail or "")
-    assert "teapot says no" in (out.detail or "")
+    assert "teapot says no" not in (out.detail or "")
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (400, '{"reason": "MARKERReason"}'), (400, '{"message": "MARKER", "errno": 4242}'),
+    (410, "MARKER"), (413, "MARKER"), (429, "MARKER"), (503, '{"reason": "MARKER"}'),
+    (401, '{"message": "MARKER Invalid VAPID token"}'),
+    (403, '{"message": "MARKER do not correspond to the credentials used to create"}'),
+])
+def test_no_remote_text_reaches_the_outcome(status: int, body: str) -> None:
+    out = classify("d", status, body=body)
+    assert "MARKER" not in (out.detail or "")
+    assert "MARKER" not in (out.reason or "")
 
 
 def test_long_bodies_are_cut_in_the_detail() -> None:
@@ -155,7 +168,7 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     ("TLSError", "CLARION_CA_FILE"),
 ])
 def test_connection_failures_are_retried_with_their_reason(reason: str, words: str) -> None:
-    out = connection_failure("d", reason, OSError("boom"))
+    out = connection_failure("d", reason, "boom")
     assert (out.kind, out.reason) == (OutcomeKind.RETRY_LATER, reason)
     assert words in (out.detail or "")
     assert "boom" in (out.detail or "")

@@ -1,17 +1,27 @@
-"""Map the error tree to HTTP. The only place that knows status codes for ClarionError."""
+"""Map the error tree to HTTP. The only place that knows status codes for ClarionError.
+
+Besides the tree: a database that is locked, read-only or unreachable (a driver error that
+escaped ``Database.read()/write()``) is a JSON 503 with ``Retry-After``, and any other
+unhandled exception a JSON 500 that names nothing of it (the traceback goes to the log).
+``error_answer`` gives the same answers to the raw-ASGI fast paths, which run outside
+FastAPI's exception handling."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clarion import errors
 from clarion.api.body import BodyTooLarge
 from clarion.api.responses import JSON as ORJSONResponse
+from clarion.store.availability import unavailability, unavailable_error
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +32,10 @@ STATUS: dict[type[errors.ClarionError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.RetryLater: 503,
+    errors.ServiceUnavailable: 503,
     errors.ConfigurationError: 500,
 }
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 def status_for(exc: errors.ClarionError) -> int:
@@ -37,6 +49,48 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
+def headers_for(exc: errors.ClarionError) -> dict[str, str] | None:
+    if isinstance(exc, errors.ServiceUnavailable):
+        return {"retry-after": str(exc.retry_after_seconds)}
+    return None
+
+
+def _internal() -> dict[str, Any]:
+    return error_body("internal_error", "the server failed to answer this request",
+                      fix="Retry later; if it keeps failing, tell the operator (the server "
+                          "log has the details).")
+
+
+def as_clarion_error(exc: BaseException) -> errors.ClarionError | None:
+    """``exc`` as a ClarionError: itself, a DatabaseUnavailable for a driver error meaning
+    the database is unavailable, or None (an unexpected error)."""
+    if isinstance(exc, errors.ClarionError):
+        return exc
+    if isinstance(exc, DBAPIError | PoolTimeout):
+        problem = unavailability(exc)
+        if problem is not None:
+            log.warning("database unavailable (%s): %s", problem.reason, problem.detail)
+            return unavailable_error(problem)
+    return None
+
+
+def error_answer(exc: BaseException) -> Answer:
+    """(status, headers, body) for ``exc`` on a raw-ASGI path; logs what it does not show."""
+    known = as_clarion_error(exc)
+    if known is None:
+        log.error("unhandled error", exc_info=exc)
+        status, body = 500, _internal()
+        extra: dict[str, str] = {}
+    else:
+        status, body = status_for(known), {"error": known.as_dict()}
+        if status >= 500 and not isinstance(known, errors.ServiceUnavailable):
+            log.error("server-side error: %s", known)
+        extra = headers_for(known) or {}
+    headers = [(b"content-type", b"application/json"),
+               *((k.encode(), v.encode()) for k, v in extra.items())]
+    return status, headers, orjson.dumps(body)
+
+
 def _describe(err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
     return f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg", "invalid"))
@@ -46,9 +100,25 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(errors.ClarionError)
     async def _clarion(_req: Request, exc: errors.ClarionError) -> ORJSONResponse:
         status = status_for(exc)
-        if status >= 500:
+        if status >= 500 and not isinstance(exc, errors.ServiceUnavailable):
             log.error("server-side error: %s", exc)
-        return ORJSONResponse({"error": exc.as_dict()}, status_code=status)
+        return ORJSONResponse({"error": exc.as_dict()}, status_code=status,
+                              headers=headers_for(exc))
+
+    async def _database(_req: Request, exc: Exception) -> ORJSONResponse:
+        status, headers, body = error_answer(exc)
+        return ORJSONResponse(orjson.loads(body), status_code=status,
+                              headers={k.decode(): v.decode() for k, v in headers
+                                       if k != b"content-type"})
+
+    app.add_exception_handler(DBAPIError, _database)
+    app.add_exception_handler(PoolTimeout, _database)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_req: Request, exc: Exception) -> ORJSONResponse:
+        # Starlette's ServerErrorMiddleware calls this, sends the answer and re-raises, so
+        # the server still logs the traceback.
+        return ORJSONResponse(_internal(), status_code=500)
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(_req: Request, exc: BodyTooLarge) -> ORJSONResponse:

@@ -95,7 +95,7 @@ def create(org: Org, config: Config, as_json: AsJson = False) -> None:
     async def _do(c: Container) -> AppCreated:
         document = _read_config(config)
         return await svc.create_app(db=c.db, box=c.box, clock=c.clock, org_id=org,
-                                    document=document)
+                                    document=document, fcm_url=c.settings.fcm_url)
 
     created = run(_do)
     if as_json:
@@ -150,7 +150,8 @@ def update(org: Org, app_id: AppId, config: Config, as_json: AsJson = False) -> 
     async def _do(c: Container) -> AppRead:
         document = _read_config(config)
         return await svc.update_app(db=c.db, box=c.box, clock=c.clock, org_id=org,
-                                    app_id=app_id, document=document)
+                                    app_id=app_id, document=document,
+                                    fcm_url=c.settings.fcm_url)
 
     a = run(_do)
     if as_json:

@@ -105,8 +105,13 @@ def collect(cfg: Settings) -> list[Finding]:
     findings.append(Finding(
         "CLARION_WEBHOOK_ALLOW_PRIVATE", str(cfg.webhook_allow_private),
         "warn" if cfg.webhook_allow_private else "ok",
-        "callbacks and Web Push endpoints may target private/loopback addresses"
+        "callbacks may target private/loopback addresses"
         if cfg.webhook_allow_private else "callbacks to private addresses are refused"))
+    findings.append(Finding(
+        "CLARION_WEBPUSH_ALLOW_PRIVATE", str(cfg.webpush_allow_private),
+        "warn" if cfg.webpush_allow_private else "ok",
+        "Web Push endpoints may target private/loopback addresses"
+        if cfg.webpush_allow_private else "Web Push endpoints at private addresses are refused"))
     findings.append(Finding("CLARION_WORKER_CONCURRENCY", str(cfg.worker_concurrency), "ok", ""))
     env_file = Path(os.environ.get("CLARION_ENV_FILE", "clarion.env"))
     findings.append(Finding("settings file", str(env_file),

@@ -44,7 +44,8 @@ def import_(
     A `type` column picks contact, lead or profile (default contact). Known columns: id,
     email, phone, first_name, last_name, time_zone, locale, and CIJ's contactid, leadid,
     emailaddress1, mobilephone, firstname, lastname. Other columns become attributes.
-    Bad rows are skipped and listed with their line and the reason."""
+    Bad rows are skipped and listed with their line and the reason; a phone number that
+    libphonenumber does not know is imported in E.164 form and listed as a warning."""
 
     async def _do(c: Container) -> importing.ImportSummary:
         total = importing.count_records(file)  # refuses a missing or non-UTF-8 file up front
@@ -64,7 +65,8 @@ def import_(
             writer.writerows([r.line, r.reason] for r in summary.rejected)
     if as_json:
         emit_json({"imported": summary.imported, "by_kind": summary.by_kind,
-                   "rejected": [asdict(r) for r in summary.rejected]})
+                   "rejected": [asdict(r) for r in summary.rejected],
+                   "warnings": [asdict(w) for w in summary.warnings]})
         return
     totals = Table("imported", "rejected", *sorted(summary.by_kind), title="Import")
     totals.add_row(str(summary.imported), str(len(summary.rejected)),
@@ -78,6 +80,14 @@ def import_(
         console.print(table)
         if rejected_out is None and len(summary.rejected) > SHOWN_REJECTIONS:
             console.print("Use --rejected-out FILE to get every rejected row.")
+    if summary.warnings:
+        shown = summary.warnings[:SHOWN_REJECTIONS]
+        table = Table("line", "warning (imported as shown)",
+                      title=f"Warnings (first {len(shown)} of {len(summary.warnings)})"
+                      if len(summary.warnings) > len(shown) else "Warnings")
+        for w in shown:
+            table.add_row(str(w.line), w.message)
+        console.print(table)
 
 
 @app.command("list")

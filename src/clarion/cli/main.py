@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -18,9 +17,11 @@ from clarion.bootstrap import build
 from clarion.cli import apps, contacts, devices, emulator, jobs, orgs, reports, send
 from clarion.cli.check import check_config
 from clarion.cli.gc_policy import tune_for_service
-from clarion.cli.runtime import console, settings
+from clarion.cli.logging_policy import configure_logging
+from clarion.cli.runtime import console, fail, settings
 from clarion.errors import ClarionError
-from clarion.store.migrate import upgrade_async
+from clarion.store.db import Database
+from clarion.store.preflight import prepare_database
 from clarion.worker.handlers import PURGE_JOB, build_handlers
 from clarion.worker.loop import Worker
 from clarion.worker.scheduler import run_scheduler
@@ -54,20 +55,18 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(coro)
     except ClarionError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-
-
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        fail(exc)
 
 
 async def _serve(*, with_api: bool, with_worker: bool, host: str, port: int) -> None:
     cfg = settings()
     container = build(cfg)  # validates the configuration before anything touches the database
-    if cfg.auto_migrate:
-        await upgrade_async(cfg.resolved_database_url)
+    try:
+        # A database this process cannot write stops it here, with one sentence.
+        await prepare_database(container.db, migrate=cfg.auto_migrate)
+    except BaseException:
+        await container.close()
+        raise
     await container.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -115,7 +114,7 @@ def serve(
 ) -> None:
     """Run the API (and, by default, a worker) in one process."""
     cfg = settings()
-    _logging(cfg.log_level)
+    configure_logging(cfg.log_level)
     _run(_serve(with_api=True, with_worker=worker, host=host or cfg.host,
                 port=port or cfg.port))
 
@@ -124,7 +123,7 @@ def serve(
 def worker_cmd() -> None:
     """Run a worker only (scale out: run as many as you like against PostgreSQL)."""
     cfg = settings()
-    _logging(cfg.log_level)
+    configure_logging(cfg.log_level)
     _run(_serve(with_api=False, with_worker=True, host=cfg.host, port=cfg.port))
 
 
@@ -132,7 +131,16 @@ def worker_cmd() -> None:
 def migrate() -> None:
     """Apply database migrations (serve does this at start unless CLARION_AUTO_MIGRATE=0)."""
     cfg = settings()
-    asyncio.run(upgrade_async(cfg.resolved_database_url))
+    configure_logging(cfg.log_level)
+
+    async def _migrate() -> None:
+        db = Database(cfg.resolved_database_url, write_timeout=cfg.db_write_timeout_seconds)
+        try:
+            await prepare_database(db, migrate=True)
+        finally:
+            await db.dispose()
+
+    _run(_migrate())
     console.print(f"database at {cfg.resolved_database_url.split('@')[-1]} is up to date")
 
 

@@ -6,16 +6,17 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from clarion.bootstrap import Container, build
 from clarion.config import Settings, load_settings
 from clarion.errors import ClarionError
-from clarion.store.migrate import upgrade_async
+from clarion.store.preflight import prepare_database
 
 T = TypeVar("T")
 console = Console(stderr=True)
@@ -40,10 +41,11 @@ def run(fn: Callable[[Container], Awaitable[T]], *, migrate: bool = True) -> T:
     async def _main() -> T:
         cfg = settings()
         container = build(cfg)  # validates the configuration first
-        if migrate and cfg.auto_migrate:
-            await upgrade_async(cfg.resolved_database_url)
-        await container.start()
         try:
+            # Admin commands may only read: a read-only database is refused when written to.
+            await prepare_database(container.db, migrate=migrate and cfg.auto_migrate,
+                                   check_write=False)
+            await container.start()
             return await fn(container)
         finally:
             await container.close()
@@ -51,8 +53,13 @@ def run(fn: Callable[[Container], Awaitable[T]], *, migrate: bool = True) -> T:
     try:
         return asyncio.run(_main())
     except ClarionError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        fail(exc)
+
+
+def fail(exc: ClarionError) -> NoReturn:
+    """Print ``exc`` as one line (never wrapped, no markup read into it) and exit with 1."""
+    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+    raise typer.Exit(1) from exc
 
 
 def emit_json(value: Any) -> None:

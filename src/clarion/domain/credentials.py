@@ -47,12 +47,15 @@ from clarion.domain.ios_credentials import (
 from clarion.domain.outcomes import Platform
 
 __all__ = [
+    "GOOGLE_TOKEN_URIS",
     "INPUT_FIELDS",
     "IOS_AUTH_MODES",
     "IOS_ENVIRONMENTS",
     "PlatformConfig",
+    "check_token_uri",
     "merge_for_update",
     "normalise_p8",
+    "token_uri_refusal",
     "validate_android",
     "validate_ios",
     "validate_platform",
@@ -61,7 +64,6 @@ __all__ = [
 ]
 
 _PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,99}")
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 # --- Android (FCM HTTP v1) -----------------------------------------------------------------
@@ -96,14 +98,68 @@ def _service_account(value: Any) -> Mapping[str, Any]:
 
 
 def _token_uri(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme == "https" and parts.hostname:
+    """Its form only: which token endpoints Clarion posts to is ``check_token_uri``'s rule
+    (it needs the operator's CLARION_FCM_URL)."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme in ("https", "http") and parts.hostname:
         return value
-    if parts.scheme == "http" and parts.hostname in _LOOPBACK:
-        return value  # a local FCM emulator
-    raise bad("android.service_account.token_uri", f"{value[:100]!r} is not an https URL",
-              "Keep the token_uri of the downloaded key (https://oauth2.googleapis.com/token); "
-              "plain http is only allowed to 127.0.0.1/localhost for an emulator.")
+    raise bad("android.service_account.token_uri", f"{value[:100]!r} is not an http(s) URL",
+              _TOKEN_URI_FIX)
+
+
+# Google's OAuth 2.0 token endpoints for service accounts: the one in every key Google hands out
+# today, and the two older ones that keys generated years ago still name.
+GOOGLE_TOKEN_URIS = frozenset({
+    "https://oauth2.googleapis.com/token",
+    "https://accounts.google.com/o/oauth2/token",
+    "https://www.googleapis.com/oauth2/v4/token",
+})
+_TOKEN_URI_FIX = ("Keep the token_uri of the key Google generated "
+                  "(https://oauth2.googleapis.com/token). An emulator's token endpoint must be "
+                  "on the origin of CLARION_FCM_URL, which the operator sets.")
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.lower().rstrip("."), port or (
+        443 if parts.scheme == "https" else 80)
+
+
+def token_uri_refusal(token_uri: str, *, fcm_url: str | None) -> str | None:
+    """Why Clarion will not post a service account's assertion to ``token_uri``, or None.
+
+    The token endpoint is a URL inside a tenant's upload, and Clarion POSTs to it: only
+    Google's token endpoints (exactly) or the origin of the operator's ``CLARION_FCM_URL`` (an
+    emulator) are accepted, so the upload cannot aim Clarion at anything else."""
+    text = token_uri.strip()
+    if text in GOOGLE_TOKEN_URIS:
+        return None
+    unusual = any(c.isspace() or c in "\\@" or not c.isprintable() or not c.isascii()
+                  for c in text)
+    mine = _origin(text)
+    if fcm_url and not unusual and mine is not None and mine == _origin(fcm_url):
+        return None
+    shown = f"{text[:100]!r}"
+    if fcm_url:
+        return (f"{shown} is neither Google's token endpoint nor on the origin of "
+                f"CLARION_FCM_URL")
+    return f"{shown} is not Google's token endpoint (and CLARION_FCM_URL is not set)"
+
+
+def check_token_uri(token_uri: str, *, fcm_url: str | None) -> None:
+    """``token_uri_refusal`` as a 400 naming the field."""
+    refusal = token_uri_refusal(token_uri, fcm_url=fcm_url)
+    if refusal is not None:
+        raise bad("android.service_account.token_uri", refusal, _TOKEN_URI_FIX)
 
 
 def validate_android(raw: Any) -> PlatformConfig:

@@ -108,8 +108,28 @@ def normalize_email(value: str) -> str:
     return result.normalized.lower()
 
 
-def normalize_phone(value: str, *, default_region: str | None) -> str:
-    """E.164 form of ``value``; without ``+country`` it is read in ``default_region``."""
+def normalize_phone(value: str, *, default_region: str | None,
+                    warnings: list[str] | None = None) -> str:
+    """E.164 form of ``value``; without ``+country`` it is read in ``default_region``.
+
+    A number libphonenumber parses but does not consider valid (not assigned in its numbering
+    plan, or of an unusual length there) is refused, unless ``warnings`` is given (imports):
+    then it is kept in E.164 form and a warning is appended. libphonenumber's metadata lags
+    behind the numbering plans, and an import must not lose a person for it."""
+    number = _parse_phone(value, default_region=default_region)
+    e164 = str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    if phonenumbers.is_valid_number(number):
+        return e164
+    # ITU-T E.164 §6.1: at most 15 digits, country code included.
+    if warnings is None or len(e164) - 1 > 15:
+        raise InvalidInput(f"phone {value!r} is not a valid number", field="phone",
+                           fix="Check the digits and the country code, e.g. +33612345678.")
+    warnings.append(f"phone {value!r} is not a number in use according to libphonenumber "
+                    f"(unassigned, or an unusual length for its country); stored as {e164}")
+    return e164
+
+
+def _parse_phone(value: str, *, default_region: str | None) -> phonenumbers.PhoneNumber:
     text = value.strip()
     international = text.startswith(("+", "00"))
     if not international and not default_region:
@@ -133,10 +153,7 @@ def normalize_phone(value: str, *, default_region: str | None) -> str:
     if number.extension:
         raise InvalidInput(f"phone {value!r} has an extension", field="phone",
                            fix="Push needs a person's own number: drop the extension.")
-    if not phonenumbers.is_valid_number(number):
-        raise InvalidInput(f"phone {value!r} is not a valid number", field="phone",
-                           fix="Check the digits and the country code, e.g. +33612345678.")
-    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return number
 
 
 def normalize_time_zone(value: str) -> str:
@@ -210,10 +227,11 @@ def _text(value: object, field: str) -> str | None:
     return value.strip() or None
 
 
-def normalize_fields(data: Mapping[str, Any], *, default_region: str | None) -> dict[str, Any]:
+def normalize_fields(data: Mapping[str, Any], *, default_region: str | None,
+                     phone_warnings: list[str] | None = None) -> dict[str, Any]:
     """Validate and normalise the person fields present in ``data`` (a create or a partial
     update); the result holds the same keys, ready for the ``people`` table. ``None`` or an empty
-    string clears an optional field."""
+    string clears an optional field. ``phone_warnings``: see ``normalize_phone``."""
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise InvalidInput(f"unknown field(s): {', '.join(unknown)}", field=unknown[0],
@@ -237,7 +255,8 @@ def normalize_fields(data: Mapping[str, Any], *, default_region: str | None) -> 
             elif key == "email":
                 out[key] = normalize_email(text)
             elif key == "phone":
-                out[key] = normalize_phone(text, default_region=default_region)
+                out[key] = normalize_phone(text, default_region=default_region,
+                                           warnings=phone_warnings)
             elif key == "time_zone":
                 out[key] = normalize_time_zone(text)
             else:
@@ -245,9 +264,11 @@ def normalize_fields(data: Mapping[str, Any], *, default_region: str | None) -> 
     return out
 
 
-def new_person_values(data: Mapping[str, Any], *, default_region: str | None) -> dict[str, Any]:
+def new_person_values(data: Mapping[str, Any], *, default_region: str | None,
+                      phone_warnings: list[str] | None = None) -> dict[str, Any]:
     """Every column of a new person except org and timestamps (id generated when absent)."""
-    values = normalize_fields(data, default_region=default_region)
+    values = normalize_fields(data, default_region=default_region,
+                              phone_warnings=phone_warnings)
     if values.get("id") is None:
         values["id"] = str(uuid.uuid4())
     values.setdefault("kind", "contact")

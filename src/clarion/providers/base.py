@@ -8,11 +8,25 @@ its connections and token caches by the app's credentials.
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from clarion.domain.netguard import IPAddress, is_public_address
 from clarion.domain.outcomes import Sender
+
+# (host, port) -> the (address, port) pairs to connect to: ``getaddrinfo`` by default.
+Resolve = Callable[[str, int], Awaitable[Sequence[tuple[str, int]]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """What tests replace about the network: name resolution (a fake DNS) and which
+    addresses count as public (to deem one loopback address "public" in a rebinding test)."""
+
+    resolve: Resolve | None = None  # None: the system resolver
+    is_public: Callable[[IPAddress], bool] = field(default=is_public_address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +38,8 @@ class ProviderSettings:
     apns_connections: int = 2  # HTTP/2 connections per APNs credential + host
     fcm_connections: int = 100  # pooled HTTP/1.1 connections per FCM project
     webpush_connections: int = 100
+    webpush_allow_private: bool = False  # CLARION_WEBPUSH_ALLOW_PRIVATE
+    network: Network = field(default_factory=Network)
 
 
 class ClosableSender(Sender, Protocol):

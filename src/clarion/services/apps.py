@@ -29,6 +29,7 @@ from clarion.domain.apps import AppSettings as AppSettings
 from clarion.domain.apps import CredentialState, endpoints_for, example_registration, parse_document
 from clarion.domain.apps import CredentialStatus as CredentialStatus
 from clarion.domain.apps import DeveloperInfo as DeveloperInfo
+from clarion.domain.credentials import check_token_uri
 from clarion.domain.outcomes import Platform
 from clarion.errors import NotFound
 from clarion.services.api_tokens import SHOWN_PREFIX_LENGTH, TOKEN_PREFIX, aware
@@ -82,12 +83,22 @@ async def _read_app(conn: AsyncConnection, org_id: str | None, app_id: str) -> A
     return _to_read(row)
 
 
+def _check_outbound(changes: Any, fcm_url: str | None) -> None:
+    """The URLs inside credentials that Clarion will connect to (FCM's ``token_uri``)."""
+    android = changes.platforms.get(Platform.ANDROID)
+    if android is not None:
+        check_token_uri(str(android.public.get("token_uri", "")), fcm_url=fcm_url)
+
+
 async def create_app(
-    *, db: Database, box: SecretBox, clock: Clock, org_id: str, document: Mapping[str, Any]
+    *, db: Database, box: SecretBox, clock: Clock, org_id: str, document: Mapping[str, Any],
+    fcm_url: str | None = None,
 ) -> AppCreated:
-    """Validate and store a new app with its first API token (returned once)."""
+    """Validate and store a new app with its first API token (returned once). ``fcm_url`` is
+    the operator's CLARION_FCM_URL: a service account's token_uri may be on its origin."""
     now = clock.now()
     changes = parse_document(document, now=now)
+    _check_outbound(changes, fcm_url)
     assert changes.name is not None
     assert changes.settings is not None
     configs = {p: cfg for p, cfg in changes.platforms.items() if cfg is not None}
@@ -120,10 +131,11 @@ def _public(configs: Mapping[Platform, Any], platform: Platform) -> dict[str, An
 
 async def update_app(
     *, db: Database, box: SecretBox, clock: Clock, org_id: str, app_id: str,
-    document: Mapping[str, Any],
+    document: Mapping[str, Any], fcm_url: str | None = None,
 ) -> AppRead:
     """Apply a partial document: named platforms are merged over the stored ones (write-only
-    secrets left out are kept) or added, ``"ios": null`` removes iOS, settings are merged."""
+    secrets left out are kept) or added, ``"ios": null`` removes iOS, settings are merged.
+    ``fcm_url``: as for ``create_app``."""
     now = clock.now()
     async with db.write() as conn:
         row = (await conn.execute(
@@ -136,6 +148,7 @@ async def update_app(
                    for p in Platform if row._mapping[p.value] is not None}
         changes = parse_document(document, now=now, current=current,
                                  current_settings=AppSettings.from_stored(row.settings))
+        _check_outbound(changes, fcm_url)
         values: dict[str, Any] = {"updated_at": now}
         status = dict(row.credential_status or {})
         for platform, cfg in changes.platforms.items():

@@ -347,8 +347,10 @@ async def _send_live(deps: Deps, app_id: str, platform: Platform, live: list[Any
             got = await sender.send(creds, batch)
         except Exception as exc:  # an adapter bug must not lose the deliveries
             log.exception("the %s sender raised", platform.value)
-            got = [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER,
-                           reason=type(exc).__name__, detail=str(exc)) for s in batch]
+            # The class only: an exception's text may quote what a remote server sent.
+            got = [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER, reason="InternalError",
+                           detail=f"Clarion failed while sending ({type(exc).__name__}); the "
+                                  "send is retried later") for s in batch]
     del batch
     for o in got:
         outcomes[o.delivery_id] = o

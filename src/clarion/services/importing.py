@@ -4,12 +4,13 @@ A file is read as a stream of ``(line, row)`` pairs; each row is mapped to perso
 column names are understood too), validated with the same rules as the API, and inserted in
 chunks: one write transaction and one ``executemany`` per chunk, which on SQLite costs about
 8 µs a row instead of a millisecond per transaction (see the performance notes). A bad row never
-stops the import: it is reported with its line and the reason, and the rest goes in.
+stops the import: it is reported with its line and the reason, and the rest goes in. A phone
+number libphonenumber parses but does not know (unassigned) is imported in E.164 form with a
+warning naming the line, rather than losing the person.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from clarion.clock import Clock
 from clarion.config import Settings
 from clarion.domain.people import new_person_values
 from clarion.errors import InvalidInput
+from clarion.services.csv_records import records
 from clarion.services.people import IN_CHUNK, ensure_org
 from clarion.store import tables as t
 from clarion.store.db import Database
@@ -58,11 +60,20 @@ class RejectedRow:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class RowWarning:
+    """An imported row with a value kept as given that deserves a look (an unknown number)."""
+
+    line: int
+    message: str
+
+
 @dataclass(slots=True)
 class ImportSummary:
     imported: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
     by_kind: dict[str, int] = field(default_factory=dict)
+    warnings: list[RowWarning] = field(default_factory=list)
 
 
 def _file_error(path: Path, message: str, fix: str) -> InvalidInput:
@@ -99,10 +110,23 @@ def count_records(path: Path) -> int | None:
     return None if first.startswith(b"[") else lines
 
 
-def iter_csv(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Rows of a CSV with a header line; empty cells are dropped (an absent value)."""
-    reader = csv.DictReader(stream)
-    header = reader.fieldnames or []
+def iter_csv(stream: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows of a CSV with a header line; empty cells are dropped (an absent value).
+
+    A row's line is the physical line it ends on (a quoted cell may hold newlines). A record
+    the csv module cannot read (a cell over its size limit, a quote never closed) is yielded
+    as an ``UnreadableRow`` and the rest is read (``clarion.services.csv_records``)."""
+    found = records(stream)
+    header: list[str] = []
+    for record in found:
+        try:
+            parsed = record.rows()
+        except ValueError as exc:
+            raise InvalidInput(f"the header cannot be read: {exc}", field="file",
+                               fix="Give the file a header line naming its columns.") from exc
+        if parsed and parsed[0]:
+            header = parsed[0]
+            break
     seen: set[str] = set()
     for name in header:
         key = name.strip().lower()
@@ -110,22 +134,26 @@ def iter_csv(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
             raise InvalidInput(f"the header names the column {name!r} twice", field="file",
                                fix="Give every column a different name.")
         seen.add(key)
-    try:
-        for record in reader:
-            line = reader.line_num
-            extra = [c for c in record.pop(None, None) or () if c and c.strip()]
-            if extra:
-                yield line, UnreadableRow(f"the row has {len(extra)} more cell(s) than the "
-                                          "header has columns")
-                continue
-            row = {k.strip(): v for k, v in record.items() if v is not None and v.strip()}
-            if "" in row:
-                yield line, UnreadableRow("the row has a value in a column without a name")
-                continue
-            yield line, row
-    except csv.Error as exc:
-        raise InvalidInput(f"the CSV cannot be read at line {reader.line_num}: {exc}",
-                           field="file", fix="Fix the quoting on that line.") from exc
+    for record in found:
+        try:
+            parsed = record.rows()
+        except ValueError as exc:
+            yield record.last, UnreadableRow(str(exc))
+            continue
+        for cells in parsed:
+            if cells:  # blank lines are skipped, as csv.DictReader does
+                yield record.last, _csv_row(header, cells)
+
+
+def _csv_row(header: list[str], cells: list[str]) -> dict[str, Any]:
+    extra = [c for c in cells[len(header):] if c and c.strip()]
+    if extra:
+        return UnreadableRow(f"the row has {len(extra)} more cell(s) than the header has "
+                             "columns")
+    row = {k.strip(): v for k, v in zip(header, cells, strict=False) if v.strip()}
+    if "" in row:
+        return UnreadableRow("the row has a value in a column without a name")
+    return row
 
 
 def iter_jsonl(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -219,28 +247,31 @@ async def _existing(conn: AsyncConnection, org_id: str, ids: list[str]) -> set[s
     return found
 
 
-async def _flush(db: Database, clock: Clock, org_id: str,
-                 pending: list[tuple[int, dict[str, Any], bool]], summary: ImportSummary) -> None:
+Pending = list[tuple[int, dict[str, Any], bool, list[str]]]  # line, values, explicit id, warnings
+
+
+async def _flush(db: Database, clock: Clock, org_id: str, pending: Pending,
+                 summary: ImportSummary) -> None:
     now = clock.now()
     taken = "a person with id {} already exists in this organization"
     try:
         async with db.write() as conn:
-            given = [values["id"] for _, values, explicit in pending if explicit]
+            given = [values["id"] for _, values, explicit, _ in pending if explicit]
             existing = await _existing(conn, org_id, given) if given else set()
             keep = []
-            for line, values, _ in pending:
+            for line, values, _, notes in pending:
                 if values["id"] in existing:
                     summary.rejected.append(RejectedRow(line, taken.format(values["id"])))
                 else:
                     keep.append((line, {**values, "org_id": org_id, "created_at": now,
-                                        "updated_at": now}))
+                                        "updated_at": now}, notes))
             if keep:
-                await conn.execute(insert(t.people), [row for _, row in keep])
+                await conn.execute(insert(t.people), [row for _, row, _ in keep])
     except IntegrityError:
         # Someone created one of these ids meanwhile: row by row, each in a savepoint.
         keep = []
         async with db.write() as conn:
-            for line, values, _ in pending:
+            for line, values, _, notes in pending:
                 row = {**values, "org_id": org_id, "created_at": now, "updated_at": now}
                 try:
                     async with conn.begin_nested():
@@ -248,10 +279,11 @@ async def _flush(db: Database, clock: Clock, org_id: str,
                 except IntegrityError:
                     summary.rejected.append(RejectedRow(line, taken.format(values["id"])))
                 else:
-                    keep.append((line, row))
-    for _, row in keep:
+                    keep.append((line, row, notes))
+    for line, row, notes in keep:
         summary.imported += 1
         summary.by_kind[row["kind"]] = summary.by_kind.get(row["kind"], 0) + 1
+        summary.warnings.extend(RowWarning(line, note) for note in notes)
 
 
 async def import_people(
@@ -261,14 +293,14 @@ async def import_people(
 ) -> ImportSummary:
     """Import ``rows`` (mappings, numbered from 1, or ``(line, mapping)`` pairs as ``iter_rows``
     yields) into the org. ``on_progress(n)`` is called after each chunk with the number of rows
-    just handled (imported or rejected). Rejected rows come back sorted by line."""
+    just handled (imported or rejected). Rejected rows and warnings come back sorted by line."""
     if chunk_size < 1:
         raise InvalidInput("chunk_size must be at least 1", fix="Use the default, 1000.")
     async with db.read() as conn:
         await ensure_org(conn, org_id)
     summary = ImportSummary()
     first_line: dict[str, int] = {}
-    pending: list[tuple[int, dict[str, Any], bool]] = []
+    pending: Pending = []
     handled = 0
     for number, item in enumerate(rows, start=1):
         line, row = item if isinstance(item, tuple) else (number, item)
@@ -276,10 +308,12 @@ async def import_people(
         if isinstance(row, UnreadableRow):
             summary.rejected.append(RejectedRow(line, row.reason))
         else:
+            notes: list[str] = []
             try:
                 data = row_to_data(row)
                 explicit = "id" in data
-                values = new_person_values(data, default_region=settings.default_phone_region)
+                values = new_person_values(data, default_region=settings.default_phone_region,
+                                           phone_warnings=notes)
             except InvalidInput as exc:
                 summary.rejected.append(RejectedRow(line, _reason(exc)))
             else:
@@ -288,7 +322,7 @@ async def import_people(
                     summary.rejected.append(RejectedRow(
                         line, f"id {values['id']} already appears on line {earlier}"))
                 else:
-                    pending.append((line, values, explicit))
+                    pending.append((line, values, explicit, notes))
         if len(pending) >= chunk_size:
             await _flush(db, clock, org_id, pending, summary)
             pending = []
@@ -301,4 +335,5 @@ async def import_people(
     if on_progress is not None and handled:
         on_progress(handled)
     summary.rejected.sort(key=lambda r: r.line)
+    summary.warnings.sort(key=lambda w: w.line)
     return summary

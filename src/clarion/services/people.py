@@ -146,6 +146,12 @@ def lookup_email(value: str) -> str:
         return value.strip().lower()
 
 
+def lookup_phone(value: str, region: str | None) -> str:
+    """The stored form of a phone number to look up. A number libphonenumber does not know
+    is accepted here: imports store such numbers (in E.164) and they must be found."""
+    return normalize_phone(value, default_region=region, warnings=[])
+
+
 async def list_people(*, db: Database, org_id: str, settings: Settings | None = None,
                       kind: str | None = None, email: str | None = None,
                       phone: str | None = None, limit: int = 100,
@@ -163,7 +169,7 @@ async def list_people(*, db: Database, org_id: str, settings: Settings | None = 
         query = query.where(_P.email == lookup_email(email))
     if phone is not None:
         region = settings.default_phone_region if settings is not None else None
-        query = query.where(_P.phone == normalize_phone(phone, default_region=region))
+        query = query.where(_P.phone == lookup_phone(phone, region))
     if cursor is not None:
         after = canonical_guid(cursor)
         if after is None:
@@ -222,7 +228,7 @@ def _odata_condition(node: odata.Node, region: str | None) -> ColumnElement[bool
         return column == lookup_email(node.value)
     if node.field == "mobilephone":
         try:
-            return column == normalize_phone(node.value, default_region=region)
+            return column == lookup_phone(node.value, region)
         except InvalidInput:
             return column == node.value.strip()  # not a number we could store: finds nobody
     # Dataverse compares text case-insensitively (its collation); lower() both sides in SQL so

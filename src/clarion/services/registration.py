@@ -127,7 +127,7 @@ async def accept_devices(
     tracked: bool,
     callback: Callback | None,
 ) -> list[str]:
-    """Record registration requests durably and return their ids (in request order)."""
+    """Commit registration requests (group commit) and return their ids (in request order)."""
     tokens = await _verify(api_tokens, org_id, ((r.mobile_app_id, r.api_token) for r in requests))
     if callback is not None:
         check_url(callback.url, allow_private=settings.webhook_allow_private)
@@ -373,8 +373,8 @@ async def _check_registers(
         bad = check_token(kind, w.row.token)
         if bad is None and kind is TokenKind.WEBPUSH:
             try:
-                check_url(w.row.token, allow_private=deps.settings.webhook_allow_private,
-                          what="Web Push endpoint")
+                check_url(w.row.token, allow_private=deps.settings.webpush_allow_private,
+                          what="Web Push endpoint", setting="CLARION_WEBPUSH_ALLOW_PRIVATE")
             except InvalidInput as exc:
                 bad = (FailureReason.INVALID_DEVICE_TOKEN, str(exc))
         if bad is not None:
@@ -450,8 +450,10 @@ async def _dry_run(
             outcomes = await sender.send(platform_creds, batch)
         except Exception as exc:  # a broken adapter must not lose the requests
             log.exception("dry run through the %s sender failed", platform.value)
-            outcomes = [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER, reason=type(exc).__name__,
-                                detail=str(exc), retry_after_seconds=5.0) for s in batch]
+            outcomes = [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER, reason="InternalError",
+                                detail=f"Clarion failed during the dry run "
+                                f"({type(exc).__name__}); it is retried", retry_after_seconds=5.0)
+                        for s in batch]
         await _apply_dry_run(deps, app_id, platform, items, outcomes, attempt)
 
 

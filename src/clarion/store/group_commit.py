@@ -4,12 +4,15 @@ The hot accept paths (device registration, later interaction events) must not pa
 transaction per request (~1 ms through SQLAlchemy async on SQLite, and the single writer would
 serialise them). Requests hand their rows to ``GroupCommitWriter.submit`` and wait; one task
 drains whatever is waiting (up to ``max_rows`` rows), inserts it with one ``executemany`` per
-table inside one transaction and wakes every waiter once the commit is durable. A request is
-answered only after its rows are committed, so an accepted request is never lost.
+table inside one transaction and wakes every waiter once the transaction has committed. A
+request is answered only after its rows are committed, so an accepted request is never lost
+(on SQLite, to a power loss too with the default ``CLARION_SQLITE_SYNCHRONOUS=full``).
 
 A submission may name a *batch job*: instead of one job per request, each commit enqueues one
 job per kind carrying the items of every submission in it (``{"ids": [...]}``, in submission
-order), so the worker also processes them in batches. An item is usually the id of a row of
+order, their number in ``jobs.items``), so the worker also processes them in batches. Such a
+submission is refused with ``Overloaded`` while the backlog of waiting items is at
+``CLARION_MAX_BACKLOG`` (``clarion.store.backlog``). An item is usually the id of a row of
 the same commit; it may be any JSON value (a request small enough to ride in the job itself:
 untracked registrations, interaction reports), and a submission may then have no rows at all:
 its items weigh against ``max_rows``.
@@ -18,6 +21,12 @@ If a batch fails on its data (a constraint, a bad value), it is split in halves 
 retried, down to single submissions, so one bad request fails alone and costs about
 ``2 * log2(batch)`` extra transactions instead of one per submission. A lost database fails the
 whole batch at once: retrying halves against a dead server would only multiply the wait.
+
+A request waits at most the database's write timeout (``CLARION_DB_WRITE_TIMEOUT_SECONDS``)
+from its submission: a commit may wait for the database only as long as its oldest submission
+has left, and a submission whose time ran out while it queued behind a blocked commit fails
+with ``DatabaseUnavailable`` before it is tried. Either way it was not committed, so its 503
+is true.
 """
 
 from __future__ import annotations
@@ -32,6 +41,9 @@ from typing import Any
 from sqlalchemy import Table, insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from clarion.errors import DatabaseUnavailable
+from clarion.store.availability import Unavailability, unavailable_error
+from clarion.store.backlog import Backlog
 from clarion.store.db import Database
 from clarion.store.jobs import JobQueue, NewJob
 
@@ -44,6 +56,7 @@ class _Submission:
     rows: Sequence[tuple[Table, Sequence[dict[str, Any]]]]
     batch_job: tuple[str, Sequence[Any]] | None
     future: asyncio.Future[None] = field(repr=False)
+    deadline: float = 0.0  # time.monotonic() by which it must be committed or refused
 
     @property
     def size(self) -> int:
@@ -52,9 +65,11 @@ class _Submission:
 
 
 class GroupCommitWriter:
-    def __init__(self, db: Database, queue: JobQueue, *, max_rows: int = 512) -> None:
+    def __init__(self, db: Database, queue: JobQueue, *, max_rows: int = 512,
+                 backlog: Backlog | None = None) -> None:
         self._db = db
         self._queue = queue
+        self._backlog = backlog
         self._max_rows = max_rows
         self._pending: asyncio.Queue[_Submission | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -113,12 +128,16 @@ class GroupCommitWriter:
         *,
         batch_job: tuple[str, Sequence[Any]] | None = None,
     ) -> None:
-        """Insert ``rows`` (table, row dicts) and return once they are committed."""
+        """Insert ``rows`` (table, row dicts) and return once they are committed. Raises
+        ``Overloaded`` when a batch job would pass the backlog cap."""
         if self._task is None or self._closing:
             raise RuntimeError("GroupCommitWriter is not running (start() not called, or closed)")
+        if batch_job is not None and self._backlog is not None:
+            self._backlog.check()  # Overloaded at CLARION_MAX_BACKLOG: refused, nothing stored
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
-        self._pending.put_nowait(_Submission(rows, batch_job, fut))  # unbounded
+        self._pending.put_nowait(_Submission(  # unbounded; the backlog cap bounds the jobs
+            rows, batch_job, fut, time.monotonic() + self._db.write_timeout))
         await fut
 
     async def _run(self) -> None:
@@ -136,12 +155,27 @@ class GroupCommitWriter:
                     break
                 batch.append(item)
                 size += item.size
+            batch = self._refuse_expired(batch)
+            if not batch:
+                continue
             self._note_commit(size)
             try:
                 await self._commit_isolating(batch)
             except BaseException as exc:  # cancelled: nobody may wait forever
                 _resolve(batch, RuntimeError(f"the group-commit writer stopped: {exc!r}"))
                 raise
+
+    def _refuse_expired(self, batch: list[_Submission]) -> list[_Submission]:
+        """Fail the submissions whose time ran out while they queued (never tried: nothing of
+        them is committed); keep the others."""
+        now = time.monotonic()
+        expired = [sub for sub in batch if sub.deadline <= now]
+        if not expired:
+            return batch
+        problem = Unavailability(
+            "locked", f"{len(expired)} submission(s) queued past the write timeout")
+        _resolve(expired, unavailable_error(problem, write_timeout=self._db.write_timeout))
+        return [sub for sub in batch if sub.deadline > now]
 
     async def _commit_isolating(self, batch: list[_Submission]) -> None:
         try:
@@ -170,13 +204,18 @@ class GroupCommitWriter:
             if sub.batch_job is not None:
                 kind, ids = sub.batch_job
                 jobs.setdefault(kind, []).extend(ids)
-        async with self._db.write() as conn:
+        # The oldest submission's time left bounds the wait (not less than 50 ms: its time may
+        # have run out between the check and here, and a free database answers at once).
+        left = max(0.05, min(sub.deadline for sub in batch) - time.monotonic())
+        async with self._db.write(max_wait=left) as conn:
             for (table, _), rows in sorted(groups.items(), key=lambda g: _dependency_rank(g[0][0])):
                 await conn.execute(insert(table), rows)
             if jobs:
-                await self._queue.enqueue(
-                    conn, [NewJob(kind=kind, payload={"ids": ids}) for kind, ids in jobs.items()]
-                )
+                await self._queue.enqueue(conn, [
+                    NewJob(kind=kind, payload={"ids": ids}, items=len(ids))
+                    for kind, ids in jobs.items()])
+        if jobs and self._backlog is not None:
+            self._backlog.committed(sum(len(ids) for ids in jobs.values()))
 
 
 def _dependency_rank(table: Table) -> int:
@@ -188,7 +227,7 @@ def _dependency_rank(table: Table) -> int:
 
 
 def _is_connection_problem(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError | OSError):
+    if isinstance(exc, DatabaseUnavailable | OperationalError | InterfaceError | OSError):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 

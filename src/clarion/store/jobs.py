@@ -77,6 +77,7 @@ class NewJob:
     unique_key: str | None = None  # enqueue is a no-op if a job with this key exists (any state)
     run_at_ms: int | None = None  # default: now
     max_attempts: int | None = None  # default: the queue's
+    items: int = 0  # accepted client requests it carries (counted by the backlog cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +208,7 @@ class JobQueue:
             "last_error": None,
             "created_at": now,
             "updated_at": now,
+            "items": job.items,
         }
 
     async def _announce(self, conn: AsyncConnection, kinds: Collection[str]) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from clarion.store.sqlite_files import secure_sqlite_files
+
 _HERE = Path(__file__).parent / "migrations"
 
 
@@ -20,10 +22,7 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the schema to ``revision``. Safe to call at every start."""
-    if url.startswith("sqlite"):
-        db_path = url.split("///", 1)[-1]
-        if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+    secure_sqlite_files(url)  # before SQLite creates the file 0644 (and its WAL with it)
     command.upgrade(alembic_config(url), revision)
 
 

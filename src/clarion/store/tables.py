@@ -206,13 +206,17 @@ jobs = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Accepted client requests the job carries (group-commit jobs), 0 for the others: the
+    # backlog cap sums it over the waiting jobs (clarion.store.backlog).
+    Column("items", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_jobs_state_run_at", "state", "run_at"),
     # The claim query's index: due jobs in run_at order, so `ORDER BY run_at LIMIT n` reads n
     # entries even with a million rows waiting. A running job's run_at is its lease expiry
     # (see clarion.store.jobs), so one range scan also finds expired leases. The predicate
     # is literal SQL that the claim query repeats verbatim: SQLite and PostgreSQL only use a
-    # partial index when the query's WHERE visibly implies it.
-    Index("ix_jobs_due", "run_at", sqlite_where=text(JOBS_DUE_SQL),
+    # partial index when the query's WHERE visibly implies it. ``items`` rides along so that
+    # the backlog's sum reads this index alone.
+    Index("ix_jobs_due", "run_at", "items", sqlite_where=text(JOBS_DUE_SQL),
           postgresql_where=text(JOBS_DUE_SQL)),
 )
 

@@ -57,9 +57,12 @@ def build_handlers(c: Container, *, with_api: bool = False) -> dict[str, Handler
 
     async def callback(jobs: Sequence[Job]) -> None:
         # Concurrently: one slow receiver must not hold up the others (each is tried once).
-        await asyncio.gather(*(webhooks.deliver_callback(
-            http=c.http, allow_private=c.settings.webhook_allow_private, payload=job.payload)
-            for job in jobs))
+        # A callback fails alone: deliver_callback never raises, and nothing it could raise is
+        # let out (a raise would dead-letter the batch, delivered callbacks included, and a
+        # `clarion jobs retry` would send those twice).
+        await asyncio.gather(*(webhooks.deliver_callback(client=c.callbacks,
+                                                         payload=job.payload)
+                               for job in jobs), return_exceptions=True)
 
     async def purge(_jobs: Sequence[Job]) -> None:
         await registration.purge_finished(

@@ -14,7 +14,8 @@ the handler ...                             the batch's jobs ...
 returns                                     are completed
 raises ``clarion.errors.RetryLater``        are retried after ``delay_seconds`` (or a
                                             jittered backoff when it is None)
-loses the database connection (SQLAlchemy   are retried after a jittered backoff
+loses the database (``DatabaseUnavailable``: are retried after a jittered backoff
+locked, read-only, unreachable; SQLAlchemy
 ``OperationalError``, an invalidated
 connection, ``OSError``)
 raises anything else                        are dead-lettered with the traceback summary;
@@ -44,7 +45,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from clarion.domain.backoff import backoff_seconds
-from clarion.errors import RetryLater
+from clarion.errors import DatabaseUnavailable, RetryLater
 from clarion.store.jobs import Job, JobQueue
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def default_worker_id() -> str:
 
 def is_connection_lost(exc: BaseException) -> bool:
     """A passing infrastructure failure (worth a retry), not a fault of the job itself."""
-    if isinstance(exc, OperationalError | OSError):
+    if isinstance(exc, DatabaseUnavailable | OperationalError | OSError):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 

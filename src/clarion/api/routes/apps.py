@@ -32,7 +32,8 @@ async def create_app(org_id: AdminOrg, body: AppCreate, container: ContainerDep)
     """Create an app configuration (iOS, Android and/or Web). The answer holds the app's first
     API token, shown once. Secrets are write-only: no answer ever contains them."""
     created = await apps.create_app(db=container.db, box=container.box, clock=container.clock,
-                                    org_id=org_id, document=body.document())
+                                    org_id=org_id, document=body.document(),
+                                    fcm_url=container.settings.fcm_url)
     return AppCreatedRead(id=created.app.id, app=AppRead.of(created.app),
                           api_token=created.api_token)
 
@@ -54,7 +55,8 @@ async def update_app(
     """Partial update: a platform object is merged over the stored one (secrets you leave out
     are kept), `null` removes a platform, settings are merged."""
     app = await apps.update_app(db=container.db, box=container.box, clock=container.clock,
-                                org_id=org_id, app_id=app_id, document=body.document())
+                                org_id=org_id, app_id=app_id, document=body.document(),
+                                fcm_url=container.settings.fcm_url)
     return AppRead.of(app)
 
 

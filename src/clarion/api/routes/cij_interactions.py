@@ -37,12 +37,13 @@ from starlette.requests import ClientDisconnect
 
 from clarion.api import body as bodies
 from clarion.api.deps import ContainerDep
+from clarion.api.errors import error_answer
 from clarion.api.intake import EventsRoute
-from clarion.api.schemas.errors import error
+from clarion.api.schemas.errors import RETRY_AFTER, UNAVAILABLE, error
 from clarion.bootstrap import Container
 from clarion.domain import text
 from clarion.domain.interactions import Source, parse_events, parse_legacy_event
-from clarion.errors import ClarionError, InvalidInput
+from clarion.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ async def handle(container: Container, *, org_id: str, tracking_id: str | None, 
                  client: str) -> Answer:
     """Answer one report: (status, headers, body). ``tracking_id`` is set for the legacy path.
 
-    Never raises for bad input; a database failure answers 503 with Retry-After."""
+    Never raises: bad input answers 400; an unavailable database or a backlog at its cap 503
+    with Retry-After (nothing recorded); anything else a JSON 500."""
     limiter = container.interactions.limiter
     if limiter is not None:
         wait = limiter.check(client, time.monotonic())
@@ -95,14 +97,8 @@ async def handle(container: Container, *, org_id: str, tracking_id: str | None, 
         await container.interactions.ingest_many(org_id=org, reports=reports, source=source)
     except InvalidInput as exc:
         return 400, list(_JSON_HEADERS), orjson.dumps({"error": exc.as_dict()})
-    except ClarionError as exc:  # pragma: no cover - ingest raises only InvalidInput
-        return 400, list(_JSON_HEADERS), orjson.dumps({"error": exc.as_dict()})
-    except Exception:
-        log.exception("could not record an interaction report")
-        status, headers, content = _error(
-            503, "unavailable", "the interaction could not be recorded right now",
-            "Retry after a few seconds; nothing was recorded.")
-        return status, [*headers, (b"retry-after", b"5")], content
+    except Exception as exc:  # DatabaseUnavailable, Overloaded: 503 + Retry-After
+        return error_answer(exc)
     return _ACCEPTED
 
 
@@ -210,8 +206,6 @@ _LEGACY_SCHEMA: dict[str, Any] = {
     **_REPORT_SCHEMA, "required": ["DeviceToken", "PushNotificationStatus"],
     "properties": {k: v for k, v in _REPORT_SCHEMA["properties"].items() if k != "TrackingId"},
 }
-_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.",
-                                 "schema": {"type": "integer"}}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"description": "Accepted (no body): committed, recorded in reports within about a "
                          "second (later under a burst; nothing accepted is lost)."},
@@ -219,9 +213,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
                "this organization (code UnknownTrackingId)."),
     413: error("Body larger than CLARION_EVENTS_MAX_BODY_BYTES."),
     429: {**error("Too many reports from this client; see Retry-After."),
-          "headers": _RETRY_AFTER},
-    503: {**error("The report could not be recorded right now; nothing was recorded."),
-          "headers": _RETRY_AFTER},
+          "headers": RETRY_AFTER},
+    503: UNAVAILABLE,
 }
 
 

@@ -21,14 +21,14 @@ from starlette.types import Receive, Scope, Send
 
 from clarion.api import body as bodies
 from clarion.api.deps import ContainerDep
-from clarion.api.errors import status_for
+from clarion.api.errors import error_answer
 from clarion.api.intake import CheckedRoute
 from clarion.api.responses import JSON
 from clarion.api.schemas import cij
 from clarion.api.schemas.errors import CIJ_ERRORS
 from clarion.domain import registration as reg
 from clarion.domain import text
-from clarion.errors import ClarionError, InvalidInput
+from clarion.errors import InvalidInput
 from clarion.ids import canonical_guid
 from clarion.services import registration
 
@@ -148,17 +148,19 @@ async def answer_fast(container: Any, scope: Scope, receive: Receive, send: Send
         return False
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     limit = container.settings.max_body_bytes
+    extra: list[tuple[bytes, bytes]] = []
     try:
         raw = await bodies.read_body(receive, headers.get("content-length"), limit,
                                      bodies.UNAUTHENTICATED)
         status, content = await _accept(container, found[1], found[2] is not None, raw, headers)
-    except ClarionError as exc:
-        status, content = status_for(exc), orjson.dumps({"error": exc.as_dict()})
     except bodies.BodyTooLarge as exc:
         status, content = 413, orjson.dumps({"error": exc.error()})
     except ClientDisconnect:
         return True  # nobody is listening any more
-    out = [(b"content-length", str(len(content)).encode())]
+    except Exception as exc:  # outside FastAPI: the same answers as its exception handlers
+        status, answer_headers, content = error_answer(exc)
+        extra = [h for h in answer_headers if h[0] != b"content-type"]
+    out = [(b"content-length", str(len(content)).encode()), *extra]
     if content:
         out.append((b"content-type", b"application/json"))
     await send({"type": "http.response.start", "status": status, "headers": out})

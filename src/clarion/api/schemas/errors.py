@@ -31,6 +31,12 @@ def error(description: str) -> dict[str, Any]:
     return {"model": ErrorBody, "description": description}
 
 
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.",
+                                "schema": {"type": "integer"}}}
+UNAVAILABLE = {**error("The database is unavailable (locked, read-only, unreachable), or the "
+                       "backlog of accepted requests is at CLARION_MAX_BACKLOG (code "
+                       "overloaded): nothing was stored; retry after Retry-After seconds."),
+               "headers": RETRY_AFTER}
 TOO_LARGE = error("The body is larger than the limit the message states "
                   "(CLARION_MAX_BODY_BYTES, CLARION_ADMIN_MAX_BODY_BYTES, "
                   "CLARION_EVENTS_MAX_BODY_BYTES).")
@@ -42,6 +48,7 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     404: error("No such thing in your organization (or the path's org is not your token's)."),
     413: TOO_LARGE,
     422: error("The JSON does not fit the schema; `problems` lists every problem."),
+    503: UNAVAILABLE,
 }
 
 ODATA_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -49,10 +56,12 @@ ODATA_ERRORS: dict[int | str, dict[str, Any]] = {
                "parameter holds NUL."),
     401: ADMIN_ERRORS[401],
     413: TOO_LARGE,
+    503: UNAVAILABLE,
 }
 
 CIJ_ERRORS: dict[int | str, dict[str, Any]] = {
     400: error("Malformed request, or ApiToken not valid for MobileAppId (code "
                "ApiTokenNotValid). Nothing is stored."),
     413: TOO_LARGE,
+    503: UNAVAILABLE,
 }

@@ -67,7 +67,8 @@ async def _serve(emulator: WebPushEmulator) -> None:
     await emulator.start()
     typer.echo(f"Web Push emulator on {emulator.origin} — subscribe with POST "
                f"{emulator.origin}/_emulator/subscribe; messages at GET "
-               f"{emulator.origin}/_emulator/received. Ctrl-C stops it.")
+               f"{emulator.origin}/_emulator/received. Clarion sends to it with "
+               "CLARION_WEBPUSH_ALLOW_PRIVATE=1 (it is a private address). Ctrl-C stops it.")
     try:
         await asyncio.Event().wait()
     finally:

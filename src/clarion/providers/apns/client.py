@@ -54,6 +54,7 @@ from jh2.events import (
 )
 from jh2.exceptions import H2Error, NoAvailableStreamIDError
 
+from clarion.providers.apns.errors import known_reasons
 from clarion.providers.apns.framing import CountingH2, StreamState, client_config
 from clarion.providers.apns.transport import Response, TransportError, tls_error
 
@@ -289,11 +290,14 @@ class ApnsConnection(asyncio.Protocol):
         last = event.last_stream_id or 0
         reason = ""
         if event.additional_data:
+            # APNs puts {"reason": "Shutdown"} there; only a documented reason is repeated
+            # (it reaches outcomes), never other text.
             try:
                 parsed = orjson.loads(event.additional_data)
-                reason = str(parsed.get("reason", "")) if isinstance(parsed, dict) else ""
+                said = parsed.get("reason") if isinstance(parsed, dict) else None
+                reason = said if isinstance(said, str) and said in known_reasons() else ""
             except orjson.JSONDecodeError:
-                reason = event.additional_data[:100].decode("utf-8", "replace")
+                reason = ""
         self.goaway = (last, reason or getattr(event.error_code, "name", "GOAWAY"))
         for sid in [s for s in self._streams if s > last]:
             st = self._streams.pop(sid)

@@ -6,18 +6,23 @@ with the kind it means for Clarion and a sentence naming the cause and the fix.
 
 Unknown answers: a 5xx or 429 without a known reason is treated as passing (HTTP semantics:
 a proxy or load balancer in front of APNs answers like that and the send has not happened);
-anything else unknown is a permanent rejection of that one send, with the raw status and body
-kept in ``detail`` so a person can look it up.
+anything else unknown is a permanent rejection of that one send. What reaches the tenant is the
+status and, when it is one Apple documents, the ``reason``: an unknown reason or body is logged
+for the operator (a warning) and never copied into the outcome (a server can write anything
+there).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from email.utils import parsedate_to_datetime
 
 import orjson
 
 from clarion.domain.outcomes import Outcome, OutcomeKind
+
+log = logging.getLogger(__name__)
 
 INVALID = OutcomeKind.INVALID_TOKEN
 MISMATCH = OutcomeKind.MISMATCH
@@ -181,16 +186,17 @@ def classify(
     row = _TABLE.get(reason) if reason else None
     wait = parse_retry_after(retry_after)
     if row is None:
-        raw = body[:300].decode("utf-8", "replace")
-        shown = reason or str(status)
+        if body:
+            log.warning("APNs answered HTTP %d with an unknown reason %r (apns-id %s)", status,
+                        (reason or body[:200].decode("utf-8", "replace"))[:200], apns_id)
         if status >= 500 or status == 429:
-            return Outcome(delivery_id, RETRY, reason=shown, provider_id=apns_id,
-                           detail=f"APNs answered HTTP {status} {raw!r}: retrying later",
+            return Outcome(delivery_id, RETRY, reason=str(status), provider_id=apns_id,
+                           detail=f"APNs answered HTTP {status}: retrying later",
                            retry_after_seconds=wait if wait is not None else 5.0)
-        return Outcome(delivery_id, REJECTED, reason=shown, provider_id=apns_id,
-                       detail=f"APNs answered HTTP {status} with an answer Clarion does not "
-                       f"know: {raw!r}; look the reason up in Apple's 'Handling notification "
-                       "responses from APNs'")
+        return Outcome(delivery_id, REJECTED, reason=str(status), provider_id=apns_id,
+                       detail=f"APNs answered HTTP {status} with a reason Clarion does not "
+                       "know (the operator's log has it; look it up in Apple's 'Handling "
+                       "notification responses from APNs'); this send is not retried")
     kind, text = row
     env = environment if environment in _OTHER else "production"
     sentence = text.format(env=env, other=_OTHER[env], topic=topic or "(none)")

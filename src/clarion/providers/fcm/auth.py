@@ -1,14 +1,25 @@
 """OAuth2 access tokens for FCM, one cache entry per service account key.
 
 FCM HTTP v1 wants ``Authorization: Bearer <access token>`` obtained with the OAuth 2.0
-JWT-bearer grant (RFC 7523 §2.1) at the service account's ``token_uri``, the assertion signed
-RS256 with the account's key, scope ``https://www.googleapis.com/auth/firebase.messaging``.
-Tokens last one hour.
+JWT-bearer grant (RFC 7523 §2.1; developers.google.com/identity/protocols/oauth2/service-account
+"Preparing to make an authorized API call"): ``POST token_uri`` with the form
+``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<JWT>``, the JWT signed RS256
+with the account's key (``kid`` = its ``private_key_id``) and claiming ``iss`` = the account's
+email, ``scope`` = ``https://www.googleapis.com/auth/firebase.messaging``, ``aud``, ``iat`` and
+``exp`` = ``iat`` + 3600. Google answers ``{"access_token", "expires_in", "token_type"}``, or an
+RFC 6749 §5.2 error ``{"error", "error_description"}``. Tokens last one hour.
 
-``google-auth`` does the grant (it builds and signs the assertion exactly as Google expects and
-posts it to whatever ``token_uri`` the key names, ``http://127.0.0.1`` emulators included). It
-is synchronous, so a refresh runs in a worker thread: once an hour per service account, never
-on the per-send path. What is ours:
+Why hand-written (it replaced google-auth + requests): the grant is one signed JWT and one POST,
+and it must go through ``providers.outbound`` like every connection a tenant can aim (the
+``token_uri`` comes from the tenant's upload): the URI is accepted only if it is Google's token
+endpoint or on the operator's ``CLARION_FCM_URL`` origin (``domain.credentials``), Google's name
+is resolved once and only public addresses are connected to, no redirect is followed; and the
+refresh no longer needs a thread. ``aud``: Google documents it as always
+``https://oauth2.googleapis.com/token`` (google-auth sends that whatever the key's ``token_uri``
+says), so that is the audience for Google's endpoints, and the ``token_uri`` itself for an
+emulator (the FCM emulator accepts both).
+
+What the cache does:
 
 - the cache key is (client_email, token_uri, private_key_id): a key rotated under the same
   email gets its own entry;
@@ -18,34 +29,52 @@ on the per-send path. What is ours:
 - after FCM refused a token (401), ``refresh(stale=...)`` replaces it once, unless another send
   already did;
 - failures become ``TokenError`` with the outcome they mean for the whole batch (a refused key
-  is a credential error naming the fix; an unreachable endpoint is retry-later).
+  is a credential error naming the fix; an unreachable endpoint is retry-later). Their words are
+  Clarion's: the status, the endpoint's host and a recognised OAuth error code, never the text
+  the endpoint chose (``error_description`` is read to pick the explanation, never echoed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import ssl
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-import google.auth.exceptions
-import requests
-import requests.adapters
-from google.auth.transport.requests import Request
-from google.oauth2 import service_account
+import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from clarion.domain.credentials import GOOGLE_TOKEN_URIS, token_uri_refusal
+from clarion.domain.netguard import OutboundPolicy
 from clarion.domain.outcomes import OutcomeKind
-from clarion.providers.base import ProviderSettings, client_ssl_context
+from clarion.providers.base import ProviderSettings
+from clarion.providers.outbound import (
+    AddressRefused,
+    OutboundClient,
+    Unreachable,
+    json_object,
+    trusted_origins,
+)
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GOOGLE_AUDIENCE = "https://oauth2.googleapis.com/token"
+ASSERTION_LIFETIME = 3600  # Google's maximum ("a short-lived token (60 minutes)")
 REFRESH_MARGIN_SECONDS = 300.0
 _EXPIRY_SAFETY_SECONDS = 10.0  # never hand out a token this close to its expiry
 _KEY_FIX = ("In the Firebase console open Project settings → Service accounts → Generate new "
             "private key, and upload that JSON as the app's android.service_account")
+# RFC 6749 §5.2 (and §4.1.2.1's access_denied): the only error codes shown as they are.
+OAUTH_ERRORS = frozenset({"invalid_request", "invalid_client", "invalid_grant",
+                          "unauthorized_client", "unsupported_grant_type", "invalid_scope",
+                          "access_denied"})
+_RETRYABLE_ERRORS = frozenset({"temporarily_unavailable", "server_error", "internal_failure"})
 
 
 class TokenError(Exception):
@@ -60,66 +89,101 @@ class TokenError(Exception):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True, slots=True)
+class _Account:
+    client_email: str
+    token_uri: str
+    key_id: str | None
+    key: rsa.RSAPrivateKey
+
+
 @dataclass(slots=True)
 class _Entry:
-    credentials: service_account.Credentials
+    account: _Account
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     token: str | None = None
     refresh_at: float = 0.0
     expires_at: float = 0.0
 
 
-class _SSLAdapter(requests.adapters.HTTPAdapter):
-    """Lets the token request trust what provider connections trust (system CAs plus
-    ``CLARION_CA_FILE``): requests alone would use certifi only."""
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self._context = context
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = self._context
-        super().init_poolmanager(*args, **kwargs)
+def _invalid(reason: str) -> TokenError:
+    return TokenError(OutcomeKind.CREDENTIAL_ERROR, "InvalidServiceAccount",
+                      f"the app's service account JSON cannot be used ({reason}): " + _KEY_FIX)
 
 
-class _TimedRequest:
-    """google-auth's transport with our timeout (its default is 120 s)."""
+def _account(info: Mapping[str, Any]) -> _Account:
+    fields: dict[str, str] = {}
+    for name in ("client_email", "token_uri", "private_key"):
+        value = info.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise _invalid(f"it has no {name}")
+        fields[name] = value
+    email, token_uri, pem = fields["client_email"], fields["token_uri"], fields["private_key"]
+    try:
+        key = serialization.load_pem_private_key(pem.replace("\\n", "\n").encode("utf-8"),
+                                                 password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise _invalid("its private_key is not a PEM private key") from exc
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise _invalid("its private_key is not an RSA key")
+    kid = info.get("private_key_id")
+    return _Account(email, token_uri.strip(), kid if isinstance(kid, str) and kid else None,
+                    key)
 
-    def __init__(self, session: requests.Session, timeout: float) -> None:
-        self._request = Request(session)
-        self._timeout = timeout
 
-    def __call__(self, url: str, method: str = "GET", body: Any = None,
-                 headers: Mapping[str, str] | None = None, timeout: float | None = None,
-                 **kwargs: Any) -> Any:
-        return self._request(url, method=method, body=body, headers=headers,
-                             timeout=self._timeout, **kwargs)
+def endpoint_name(token_uri: str) -> str:
+    """How messages name the token endpoint: its host (and port when not the default)."""
+    try:
+        netloc = urlsplit(token_uri).netloc
+    except ValueError:
+        return "(not a URL)"
+    return netloc.rsplit("@", 1)[-1] or "(no host)"
 
 
-def _refused(exc: google.auth.exceptions.RefreshError, token_uri: str) -> TokenError:
-    data = exc.args[1] if len(exc.args) > 1 else None
-    code = str(data.get("error") or "") if isinstance(data, Mapping) else ""
-    text = str(exc.args[0]) if exc.args else str(exc)
-    if exc.retryable:
-        return TokenError(OutcomeKind.RETRY_LATER, "TokenEndpointUnavailable",
-                          f"the OAuth token endpoint {token_uri} is unavailable ({text}); "
-                          "the sends are retried later")
-    lowered = text.lower()
-    if "signature" in lowered:
-        hint = ("the service account key was deleted or disabled in Google Cloud: generate a "
+def _explanation(code: str | None, description: str) -> str:
+    """Clarion's explanation of a refused grant, chosen by what Google is known to say."""
+    said = description.lower()
+    if "signature" in said:
+        return ("the service account key was deleted or disabled in Google Cloud: generate a "
                 "new key and update the app")
-    elif "not found" in lowered or "disabled" in lowered or code == "unauthorized_client":
-        hint = ("the service account was deleted or disabled in Google Cloud: "
+    if "not found" in said or "disabled" in said or code == "unauthorized_client":
+        return ("the service account was deleted or disabled in Google Cloud: "
                 f"{_KEY_FIX[0].lower()}{_KEY_FIX[1:]}")
-    elif "short-lived" in lowered or "timeframe" in lowered:
-        hint = ("the token request was refused as badly timed: check this server's clock "
+    if "short-lived" in said or "timeframe" in said:
+        return ("the token request was refused as badly timed: check this server's clock "
                 "(NTP); Google allows little skew")
-    elif code == "invalid_scope":
-        hint = "the FCM scope was refused for this service account: " + _KEY_FIX
-    else:
-        hint = "the token endpoint refused the service account: " + _KEY_FIX
-    return TokenError(OutcomeKind.CREDENTIAL_ERROR, code or "invalid_grant",
-                      f"{hint} (Google said: {text})")
+    if code == "invalid_scope":
+        return "the FCM scope was refused for this service account: " + _KEY_FIX
+    return "the token endpoint refused the service account: " + _KEY_FIX
+
+
+def token_failure(status: int, body: bytes, token_uri: str) -> TokenError:
+    """A token endpoint's non-200 answer → the batch's outcome, in Clarion's words."""
+    where = f"the OAuth token endpoint {endpoint_name(token_uri)}"
+    error = json_object(body) or {}
+    raw_code = error.get("error")
+    code = raw_code if isinstance(raw_code, str) and raw_code in OAUTH_ERRORS else None
+    description = error.get("error_description")
+    description = description if isinstance(description, str) else ""
+    if 300 <= status < 400:
+        return TokenError(OutcomeKind.RETRY_LATER, "TokenEndpointUnavailable",
+                          f"{where} answered {status}, a redirect, which Clarion does not "
+                          "follow; the sends are retried later")
+    if status in (408, 429) or status >= 500 or raw_code in _RETRYABLE_ERRORS:
+        return TokenError(OutcomeKind.RETRY_LATER, "TokenEndpointUnavailable",
+                          f"{where} is unavailable (it answered {status}); the sends are "
+                          "retried later")
+    named = f" {code}" if code else ""
+    return TokenError(OutcomeKind.CREDENTIAL_ERROR, code or "TokenRefused",
+                      f"{where} answered {status}{named}: {_explanation(code, description)}")
+
+
+def fcm_policy(settings: ProviderSettings) -> OutboundPolicy:
+    """Public addresses only, but the operator's ``CLARION_FCM_URL`` origin (an emulator)
+    connects wherever it resolves."""
+    return OutboundPolicy(what="OAuth token endpoint", setting=None,
+                          trusted=trusted_origins(settings.fcm_url),
+                          is_public=settings.network.is_public)
 
 
 class AccessTokens:
@@ -130,15 +194,8 @@ class AccessTokens:
         self._settings = settings
         self._now = monotonic
         self._entries: dict[tuple[str, str, str], _Entry] = {}
-        self._session: requests.Session | None = None
+        self._client = OutboundClient(fcm_policy(settings), settings, limit_per_host=4)
         self.refreshes = 0  # how many grants were made (observable in tests)
-
-    def _http(self) -> _TimedRequest:
-        if self._session is None:
-            session = requests.Session()
-            session.mount("https://", _SSLAdapter(client_ssl_context(self._settings)))
-            self._session = session
-        return _TimedRequest(self._session, self._settings.request_timeout_seconds)
 
     def _entry(self, info: Mapping[str, Any]) -> _Entry:
         key = (str(info.get("client_email", "")), str(info.get("token_uri", "")),
@@ -146,14 +203,13 @@ class AccessTokens:
                    str(info.get("private_key", "")).encode("utf-8")).hexdigest()))
         entry = self._entries.get(key)
         if entry is None:
-            try:
-                make = service_account.Credentials.from_service_account_info
-                creds = make(dict(info), scopes=[SCOPE])  # type: ignore[no-untyped-call]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise TokenError(OutcomeKind.CREDENTIAL_ERROR, "InvalidServiceAccount",
-                                 f"the app's service account JSON cannot be used ({exc}): "
-                                 + _KEY_FIX) from exc
-            entry = self._entries[key] = _Entry(creds)
+            account = _account(info)
+            refusal = token_uri_refusal(account.token_uri, fcm_url=self._settings.fcm_url)
+            if refusal is not None:
+                raise TokenError(OutcomeKind.CREDENTIAL_ERROR, "TokenUriNotAllowed",
+                                 f"the service account's token_uri {refusal}, so Clarion does "
+                                 f"not post to it: {_KEY_FIX} (its token_uri is Google's)")
+            entry = self._entries[key] = _Entry(account)
         return entry
 
     async def get(self, info: Mapping[str, Any]) -> str:
@@ -178,38 +234,49 @@ class AccessTokens:
                 return entry.token
             return await self._grant(entry)
 
+    def _assertion(self, account: _Account) -> str:
+        issued = int(time.time())
+        audience = (GOOGLE_AUDIENCE if account.token_uri in GOOGLE_TOKEN_URIS
+                    else account.token_uri)
+        claims = {"iss": account.client_email, "scope": SCOPE, "aud": audience,
+                  "iat": issued, "exp": issued + ASSERTION_LIFETIME}
+        headers = {"kid": account.key_id} if account.key_id else None
+        return jwt.encode(claims, account.key, algorithm="RS256", headers=headers)
+
     async def _grant(self, entry: _Entry) -> str:
-        creds = entry.credentials
-        token_uri = str(getattr(creds, "_token_uri", "") or "the token_uri")
+        account = entry.account
+        where = f"the OAuth token endpoint {endpoint_name(account.token_uri)}"
+        form = urlencode({"grant_type": GRANT_TYPE, "assertion": self._assertion(account)})
         try:
-            await asyncio.to_thread(creds.refresh, self._http())
-        except google.auth.exceptions.RefreshError as exc:
-            raise _refused(exc, token_uri) from exc
-        except google.auth.exceptions.TransportError as exc:
+            answer = await self._client.post(
+                account.token_uri, data=form.encode("ascii"),
+                headers={"Content-Type": "application/x-www-form-urlencoded"})
+        except AddressRefused as exc:
+            raise TokenError(OutcomeKind.RETRY_LATER, "AddressRefused",
+                             f"{exc.message}; nothing was sent and the sends are retried "
+                             "later") from exc
+        except Unreachable as exc:
             raise TokenError(OutcomeKind.RETRY_LATER, "ConnectionError",
-                             f"could not reach the OAuth token endpoint {token_uri} ({exc}); "
-                             "the sends are retried later") from exc
-        except (google.auth.exceptions.GoogleAuthError, ValueError) as exc:
-            raise TokenError(OutcomeKind.CREDENTIAL_ERROR, "InvalidServiceAccount",
-                             f"the service account could not get an access token ({exc}): "
-                             + _KEY_FIX) from exc
-        token = creds.token
+                             f"could not reach {where} ({exc.message}); the sends are retried "
+                             "later") from exc
+        if answer.status != 200:
+            raise token_failure(answer.status, answer.body, account.token_uri)
+        granted = json_object(answer.body) or {}
+        token = granted.get("access_token")
         if not isinstance(token, str) or not token:
             raise TokenError(OutcomeKind.RETRY_LATER, "TokenEndpointUnavailable",
-                             f"the OAuth token endpoint {token_uri} answered without a token; "
-                             "the sends are retried later")
+                             f"{where} answered without an access token; the sends are retried "
+                             "later")
+        expires_in = granted.get("expires_in", 3600)
+        lifetime = (float(expires_in) if isinstance(expires_in, int | float)
+                    and math.isfinite(expires_in) else 3600.0)
+        lifetime = min(max(lifetime, 0.0), 86_400.0)
         self.refreshes += 1
         now = self._now()
-        lifetime = 3600.0
-        if creds.expiry is not None:
-            utcnow = datetime.now(UTC).replace(tzinfo=None)
-            lifetime = max(0.0, (creds.expiry - utcnow).total_seconds())
         entry.token = token
         entry.expires_at = now + lifetime
         entry.refresh_at = now + max(lifetime - REFRESH_MARGIN_SECONDS, lifetime / 2)
         return token
 
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+    async def aclose(self) -> None:
+        await self._client.aclose()

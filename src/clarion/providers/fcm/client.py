@@ -8,6 +8,10 @@ concurrency: up to ``fcm_connections`` requests are in flight, one per pooled co
 in-flight bound is a semaphore of the same size, so a request never waits for a connection
 inside its own timeout (a client-side timeout must never decide an outcome silently).
 
+The pooled session comes from ``providers.outbound`` (the one client stack): the FCM origin is
+the operator's (``CLARION_FCM_URL``, trusted) or Google's (resolved once, public addresses
+only). The OAuth grant (``auth``) uses the same stack with the same policy.
+
 Per send: the body is built and size-checked before anything goes out (``payload``); the answer
 is classified by ``errors.classify``. A 401 about the access token refreshes it once and resends
 that one message; a second 401 is a credential error. A refused service account (at the token
@@ -27,10 +31,11 @@ import aiohttp
 from yarl import URL
 
 from clarion.domain.outcomes import DeviceSend, Outcome, OutcomeKind
-from clarion.providers.base import ProviderSettings, client_ssl_context
-from clarion.providers.fcm.auth import AccessTokens, TokenError
+from clarion.providers.base import ProviderSettings
+from clarion.providers.fcm.auth import AccessTokens, TokenError, fcm_policy
 from clarion.providers.fcm.errors import classify, connection_outcome, needs_token_refresh
 from clarion.providers.fcm.payload import BuiltMessage, PayloadError, build_message
+from clarion.providers.outbound import AddressRefused, OutboundClient, Unreachable, describe
 
 DEFAULT_FCM_URL = "https://fcm.googleapis.com"
 _CONTENT_TYPE = "application/json; charset=UTF-8"
@@ -63,23 +68,10 @@ class FcmSender:
         self._limit = max(1, settings.fcm_connections)
         self._slots = asyncio.Semaphore(self._limit)
         self._tokens = tokens or AccessTokens(settings)
-        self._session: aiohttp.ClientSession | None = None
-        self._urls: dict[str, URL] = {}  # parsed once per project, not per send
-
-    def _client(self) -> aiohttp.ClientSession:
         # Created on first use: aiohttp sessions belong to the running event loop.
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._limit, limit_per_host=self._limit,
-                ssl=client_ssl_context(self._settings) if self._base.startswith("https") else
-                False,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self._settings.request_timeout_seconds),
-                raise_for_status=False,
-            )
-        return self._session
+        self._http = OutboundClient(fcm_policy(settings), settings, limit=self._limit,
+                                    limit_per_host=self._limit)
+        self._urls: dict[str, URL] = {}  # parsed once per project, not per send
 
     def _url(self, project_id: str) -> URL:
         url = self._urls.get(project_id)
@@ -120,7 +112,8 @@ class FcmSender:
 
     async def _post(self, url: URL, token: str, body: bytes) -> tuple[int, bytes, str | None]:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": _CONTENT_TYPE}
-        async with self._client().post(url, data=body, headers=headers) as resp:
+        async with self._http.session().post(url, data=body, headers=headers,
+                                             allow_redirects=False) as resp:
             return resp.status, await resp.read(), resp.headers.get("Retry-After")
 
     async def _send_one(self, url: URL, info: Mapping[str, Any], token: str, item: DeviceSend,
@@ -137,9 +130,13 @@ class FcmSender:
                     status, body, retry_after = await self._post(url, token, built.body)
         except TimeoutError:
             return connection_outcome(item.delivery_id, timeout=True, error="timeout")
-        except aiohttp.ClientError as exc:
-            return connection_outcome(item.delivery_id, timeout=False,
-                                      error=f"{type(exc).__name__}: {exc}", host=self._base)
+        except AddressRefused as exc:
+            return connection_outcome(item.delivery_id, timeout=False, error=exc.message,
+                                      host=self._base)
+        except (aiohttp.ClientError, Unreachable) as exc:
+            failure = describe(exc, timeout=self._http.timeout)
+            return connection_outcome(item.delivery_id, timeout=failure.reason == "Timeout",
+                                      error=failure.message, host=self._base)
         outcome = classify(item.delivery_id, status, body, retry_after=retry_after,
                            now=datetime.now(UTC))
         if built.note is not None and outcome.kind is OutcomeKind.ACCEPTED:
@@ -147,10 +144,8 @@ class FcmSender:
         return outcome
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        self._tokens.close()
+        await self._http.aclose()
+        await self._tokens.aclose()
 
 
 def _from_token_error(delivery_id: str, exc: TokenError) -> Outcome:

@@ -21,8 +21,14 @@ QUOTA_EXCEEDED (429),           RETRY_LATER         honour ``Retry-After`` (seco
 THIRD_PARTY_AUTH_ERROR (401)    CREDENTIAL_ERROR    APNs credentials in Firebase are wrong
 UNAUTHENTICATED (401)           CREDENTIAL_ERROR    (after one token refresh, see client.py)
 PERMISSION_DENIED (403)         CREDENTIAL_ERROR    service account not allowed for project
-anything else                   REJECTED            raw status and body recorded
+anything else                   REJECTED            the status (and a known code) recorded
 ==============================  ==================  ========================================
+
+What reaches the tenant (an outcome's ``reason`` and ``detail``) is Clarion's sentence plus
+vocabulary read from documented fields: a known FCM ``errorCode`` or ``google.rpc.Code`` name,
+and the field path of an INVALID_ARGUMENT (``message.android.ttl``). ``error.message`` and
+other free text are read to choose the sentence (a bad token, a message too big) and never
+copied: a server can write anything there.
 """
 
 from __future__ import annotations
@@ -46,7 +52,17 @@ BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 _BAD_TOKEN_TEXT = re.compile(r"registration[ _]token.*(not a valid|invalid)|"
                              r"invalid.*registration[ _]token", re.IGNORECASE)
 _RETRYABLE_HTTP = frozenset({429, 500, 502, 503, 504})
-_RAW_LIMIT = 300  # characters of an unexpected body kept in the detail
+# The codes shown as they are: FCM's ErrorCode enum and google.rpc.Code names.
+KNOWN_CODES = frozenset({
+    "UNSPECIFIED_ERROR", "INVALID_ARGUMENT", "UNREGISTERED", "SENDER_ID_MISMATCH",
+    "QUOTA_EXCEEDED", "UNAVAILABLE", "INTERNAL", "THIRD_PARTY_AUTH_ERROR", "APNS_AUTH_ERROR",
+    "CANCELLED", "UNKNOWN", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+    "UNIMPLEMENTED", "DATA_LOSS", "UNAUTHENTICATED"})
+# A field path of the FCM message (message.data[0].value): vocabulary, shown when well formed.
+_FIELD_PATH = re.compile(r"message(\.[A-Za-z_][A-Za-z0-9_]{0,63}|\[\d{1,4}\]){0,8}")
+_INVALID_VALUE_AT = re.compile(r"Invalid value at '([^']{1,120})'")
+_TOO_BIG = re.compile(r"too (big|large)", re.IGNORECASE)
 
 _DETAILS: Mapping[str, tuple[OutcomeKind, str]] = {
     "UNREGISTERED": (OutcomeKind.INVALID_TOKEN,
@@ -121,6 +137,24 @@ def _fcm_code(error: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _known(code: Any) -> str | None:
+    return code if isinstance(code, str) and code in KNOWN_CODES else None
+
+
+def _field_paths(error: Mapping[str, Any], message: str) -> list[str]:
+    """The message fields an INVALID_ARGUMENT names (BadRequest fieldViolations, or Google's
+    "Invalid value at '<path>'"), kept only when they are well-formed paths."""
+    found: list[str] = []
+    details = error.get("details")
+    for item in details if isinstance(details, list) else ():
+        if isinstance(item, dict) and item.get("@type") == BAD_REQUEST_TYPE:
+            for v in item.get("fieldViolations") or ():
+                if isinstance(v, dict) and isinstance(v.get("field"), str):
+                    found.append(v["field"])
+    found += _INVALID_VALUE_AT.findall(message)
+    return [f for f in dict.fromkeys(found) if _FIELD_PATH.fullmatch(f)][:3]
+
+
 def _token_violation(error: Mapping[str, Any]) -> bool:
     details = error.get("details")
     for item in details if isinstance(details, list) else ():
@@ -136,11 +170,7 @@ def error_code(status: int, body: bytes) -> str | None:
     error = _error_dict(body)
     if error is None:
         return None
-    code = _fcm_code(error)
-    if code is None:
-        raw = error.get("status")
-        code = raw if isinstance(raw, str) and raw else None
-    return code
+    return _known(_fcm_code(error)) or _known(error.get("status"))
 
 
 def needs_token_refresh(status: int, body: bytes) -> bool:
@@ -151,11 +181,9 @@ def needs_token_refresh(status: int, body: bytes) -> bool:
     return error_code(status, body) not in ("THIRD_PARTY_AUTH_ERROR", "APNS_AUTH_ERROR")
 
 
-def _raw(status: int, body: bytes) -> str:
-    text = body.decode("utf-8", "replace").strip()
-    if len(text) > _RAW_LIMIT:
-        text = text[:_RAW_LIMIT] + "…"
-    return f"HTTP {status}: {text}" if text else f"HTTP {status} with an empty body"
+def _answer(status: int, body: bytes) -> str:
+    """An unexpected answer in Clarion's words: its status, never its text."""
+    return f"HTTP {status}" + ("" if body.strip() else " with an empty body")
 
 
 def classify(delivery_id: str, status: int, body: bytes, *, retry_after: str | None,
@@ -175,33 +203,35 @@ def classify(delivery_id: str, status: int, body: bytes, *, retry_after: str | N
     if error is not None:
         raw_message = error.get("message")
         message = raw_message if isinstance(raw_message, str) else ""
-        code = _fcm_code(error)
-        if code is None:
-            raw_status = error.get("status")
-            code = raw_status if isinstance(raw_status, str) and raw_status else None
+        code = _known(_fcm_code(error)) or _known(error.get("status"))
     if code is None and status == 401:
         code = "UNAUTHENTICATED"  # a bare 401 (no Google error body): still our credentials
     if code == "INVALID_ARGUMENT":
         if _BAD_TOKEN_TEXT.search(message) or (error is not None and _token_violation(error)):
             return Outcome(delivery_id, OutcomeKind.INVALID_TOKEN, reason="INVALID_ARGUMENT",
-                           detail=f"FCM answered INVALID_ARGUMENT ({message}): the stored token "
-                                  "is not an FCM registration token; the device is removed")
+                           detail="FCM answered INVALID_ARGUMENT about the registration token: "
+                                  "the stored token is not an FCM registration token; the "
+                                  "device is removed")
+        fields = _field_paths(error or {}, message)
+        what = (f" (the field{'s' if len(fields) > 1 else ''} {', '.join(fields)})"
+                if fields else "")
+        if _TOO_BIG.search(message):
+            what = " as too big: shorten the title, body or custom data"
         return Outcome(delivery_id, OutcomeKind.REJECTED, reason="INVALID_ARGUMENT",
-                       detail=f"FCM refused the message as invalid: {message or _raw(status, body)}"
-                              "; fix the message content (it is not retried)")
+                       detail=f"FCM answered {status} INVALID_ARGUMENT: it refused the message "
+                              f"as invalid{what}; fix the message content (it is not retried)")
     if code is not None and code in _DETAILS:
         kind, detail = _DETAILS[code]
         wait = parse_retry_after(retry_after, now) if kind is OutcomeKind.RETRY_LATER else None
-        if message and kind is not OutcomeKind.RETRY_LATER:
-            detail = f"{detail} (FCM said: {message})"
         return Outcome(delivery_id, kind, reason=code, detail=detail, retry_after_seconds=wait)
     if status in _RETRYABLE_HTTP:
         return Outcome(delivery_id, OutcomeKind.RETRY_LATER, reason=code or str(status),
-                       detail=f"FCM is unavailable ({_raw(status, body)}); retried later",
+                       detail=f"FCM is unavailable ({_answer(status, body)}"
+                              f"{' ' + code if code else ''}); retried later",
                        retry_after_seconds=parse_retry_after(retry_after, now))
     return Outcome(delivery_id, OutcomeKind.REJECTED, reason=code or str(status),
-                   detail=f"FCM gave an unexpected answer ({_raw(status, body)}); this send is "
-                          "not retried")
+                   detail=f"FCM gave an unexpected answer ({_answer(status, body)}"
+                          f"{' ' + code if code else ''}); this send is not retried")
 
 
 def connection_outcome(delivery_id: str, *, timeout: bool, error: str,

@@ -15,6 +15,12 @@ Status alone is ambiguous for authentication failures, so the body is read too:
 other              REJECTED with the raw answer
 =================  ==========================================================================
 
+Only Clarion's sentences reach the tenant (an outcome's ``reason`` and ``detail``), with the
+vocabulary a service documents: Apple's ``reason`` when it is one Apple documents, Mozilla
+autopush's numeric ``errno``. The body's free text is read to tell a key mismatch from a refused
+JWT (below) and never copied: a push service is chosen by whoever made the subscription, so it
+can write anything there.
+
 Why 401/403 are split like this: a push service binds each subscription to the
 ``applicationServerKey`` it was made with (RFC 8292 §3.2). When the JWT itself is refused (bad
 signature, audience, expiry, subject) every send of the app fails: that is the app's
@@ -39,7 +45,16 @@ from datetime import UTC, datetime
 
 from clarion.domain.outcomes import Outcome, OutcomeKind
 
-_BODY_EXCERPT = 300
+# Apple's documented web push reasons ("Sending web push notifications in web apps and
+# browsers", response codes): shown as the outcome's reason.
+APPLE_REASONS = frozenset({
+    "BadDeviceToken", "BadExpirationDate", "BadJwtToken", "BadMessageId", "BadPriority",
+    "BadSubject", "BadWebPushTopic", "ExpiredJwtToken", "ExpiredToken", "InternalServerError",
+    "MissingTopic", "PayloadTooLarge", "ServiceUnavailable", "TooManyRequests", "Unregistered",
+    "VapidPkHashMismatch"})
+# Mozilla autopush's documented errno values (autopush "Error Codes").
+AUTOPUSH_ERRNOS = frozenset({102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114,
+                             115, 124, 201, 202, 203, 999})
 _MISMATCH_WORDS = (
     "vapid public key mismatch",  # Mozilla autopush (401, errno 109)
     "do not correspond to the credentials used to create",  # FCM (403)
@@ -61,8 +76,12 @@ _VAPID_FIX = (
     "Check the app's Web Push credentials: vapid_subject must be a real mailto: address or "
     "https: URL, and the VAPID key pair must be the one the site gives browsers as "
     "applicationServerKey.")
+_CLOCK_WORDS = ("expir", "too long")  # Mozilla: "Invalid VAPID expiry", "... too long"
+_CLOCK_HINT = ("the push service judged the JWT's expiry wrong: check this server's clock "
+               "(NTP) against real time. ")
 _MISMATCH_DETAIL = (
-    "the push service refused the VAPID key for this subscription: the browser subscribed with "
+    "the push service refused the VAPID key for this subscription (a key mismatch): the "
+    "browser subscribed with "
     "another applicationServerKey than this app's VAPID public key (an older key, or another "
     "app's). The subscription keeps failing until the site subscribes it again with this app's "
     "public key.")
@@ -88,21 +107,22 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, seconds)
 
 
-def _reason_and_text(status: int, body: str) -> tuple[str, str]:
-    """The provider's reason string (Apple's ``reason``, else the status) and a body excerpt."""
-    text = body.strip()[:_BODY_EXCERPT]
+def _reason_and_said(status: int, body: str) -> tuple[str, str]:
+    """The outcome's reason (a documented Apple reason, else the status) and what may be said
+    of the body: its documented vocabulary only, never its text."""
     try:
         parsed = json.loads(body) if body.strip().startswith("{") else None
     except ValueError:
         parsed = None
-    if isinstance(parsed, dict):
-        reason = parsed.get("reason")
-        if isinstance(reason, str) and reason:
-            return reason, text
-        message = parsed.get("message")
-        if isinstance(message, str) and message:
-            text = message[:_BODY_EXCERPT]
-    return str(status), text
+    if not isinstance(parsed, dict):
+        return str(status), ""
+    reason = parsed.get("reason")
+    if isinstance(reason, str) and reason in APPLE_REASONS:
+        return reason, f" ({reason})"
+    errno = parsed.get("errno")
+    if isinstance(errno, int) and not isinstance(errno, bool) and errno in AUTOPUSH_ERRNOS:
+        return str(status), f" (autopush errno {errno})"
+    return str(status), ""
 
 
 def _has(words: tuple[str, ...], body: str) -> bool:
@@ -116,8 +136,7 @@ def classify(delivery_id: str, status: int, *, body: str = "",
     headers = headers or {}
     if status in (200, 201, 202):
         return Outcome(delivery_id, OutcomeKind.ACCEPTED, provider_id=headers.get("Location"))
-    reason, text = _reason_and_text(status, body)
-    said = f" ({text})" if text else ""
+    reason, said = _reason_and_said(status, body)
     if status in (404, 410):
         return Outcome(delivery_id, OutcomeKind.INVALID_TOKEN, reason=reason, detail=(
             f"the push service answered {status}: the subscription expired or the browser "
@@ -126,7 +145,8 @@ def classify(delivery_id: str, status: int, *, body: str = "",
     if status == 413:
         return Outcome(delivery_id, OutcomeKind.REJECTED, reason="PayloadTooLarge", detail=(
             f"the push service answered 413: the encrypted message is larger than it takes"
-            f"{said}. Shorten the title, body or custom data."))
+            f"{said} (push services guarantee 4096 bytes). Shorten the title, body or custom "
+            "data."))
     if status == 429 or status == 408 or 500 <= status <= 599:
         retry = parse_retry_after(headers.get("Retry-After"), now=now)
         what = ("is rate limiting this app" if status == 429
@@ -141,20 +161,26 @@ def classify(delivery_id: str, status: int, *, body: str = "",
         return Outcome(delivery_id, OutcomeKind.MISMATCH, reason=reason,
                        detail=f"{_MISMATCH_DETAIL}{said}")
     if status == 401 or (status in (400, 403) and refused_jwt):
+        hint = _CLOCK_HINT if _has(_CLOCK_WORDS, body) else ""
         return Outcome(delivery_id, OutcomeKind.CREDENTIAL_ERROR, reason=reason, detail=(
-            f"the push service refused the VAPID signature ({status}){said}. {_VAPID_FIX}"))
+            f"the push service refused the VAPID signature ({status}){said}. {hint}"
+            f"{_VAPID_FIX}"))
     if status == 403:
         return Outcome(delivery_id, OutcomeKind.MISMATCH, reason=reason,
                        detail=f"{_MISMATCH_DETAIL}{said}")
+    if 300 <= status < 400:
+        return Outcome(delivery_id, OutcomeKind.REJECTED, reason=reason, detail=(
+            f"the push service answered {status}, a redirect, which Clarion does not follow; "
+            "the message is not retried."))
     return Outcome(delivery_id, OutcomeKind.REJECTED, reason=reason, detail=(
         f"the push service refused this message with {status}{said}; it is not retried."))
 
 
-def connection_failure(delivery_id: str, reason: str, error: BaseException) -> Outcome:
-    """No answer was read: retry later (the service may or may not have taken the message)."""
+def connection_failure(delivery_id: str, reason: str, message: str) -> Outcome:
+    """No answer was read: retry later (the service may or may not have taken the message).
+    ``message`` says what happened in Clarion's words (``providers.outbound.describe``)."""
     what = {"Timeout": "no answer came in time",
             "TLSError": "the TLS handshake failed (set CLARION_CA_FILE if the push service "
                         "uses a private CA)"}.get(reason, "the connection failed")
-    text = str(error)[:_BODY_EXCERPT] or type(error).__name__
     return Outcome(delivery_id, OutcomeKind.RETRY_LATER, reason=reason,
-                   detail=f"{what} ({text}); the send is retried later.")
+                   detail=f"{what}: {message}; the send is retried later.")

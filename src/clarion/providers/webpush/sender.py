@@ -12,25 +12,29 @@ service host; ``settings.webpush_connections`` per host) and a matching per-orig
 no request waits for a pooled connection inside its own time-out. TLS trusts the system store
 plus ``CLARION_CA_FILE`` (``client_ssl_context``).
 
-SSRF: endpoints are URLs that browsers (so API callers) choose. Clarion refuses non-public
-endpoints when a subscription is registered (``clarion.domain.netguard``) unless the operator
-allows private ones; this sender sends to whatever endpoint it is given.
+SSRF: endpoints are URLs that browsers (so API callers) choose. Every POST goes through
+``providers.outbound`` under the Web Push policy: the endpoint's name is resolved once, refused
+if any address is not public, and the connection goes to the checked address; literal hosts in
+any notation are checked before the request; redirects are not followed. A refused endpoint is
+REJECTED ``AddressRefused`` (nothing sent) unless the operator allows private endpoints
+(``CLARION_WEBPUSH_ALLOW_PRIVATE``, e.g. for the emulator).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
+from yarl import URL
 
 from clarion.clock import Clock, SystemClock
+from clarion.domain.netguard import OutboundPolicy
 from clarion.domain.outcomes import DeviceSend, Outcome, OutcomeKind
-from clarion.providers.base import ProviderSettings, client_ssl_context
+from clarion.providers.base import ProviderSettings
+from clarion.providers.outbound import AddressRefused, OutboundClient, Unreachable
 from clarion.providers.webpush import payload as wp_payload
 from clarion.providers.webpush.crypto import InvalidSubscription, encrypt, parse_subscription_keys
 from clarion.providers.webpush.errors import classify, connection_failure
@@ -41,6 +45,7 @@ log = logging.getLogger(__name__)
 
 _ERROR_BODY_LIMIT = 65_536
 _KEY_CACHE_LIMIT = 1024
+WEBPUSH_ALLOW_PRIVATE = "CLARION_WEBPUSH_ALLOW_PRIVATE"
 _CREDENTIALS_FIX = ("Set the app's Web Push credentials again (vapid_subject and the VAPID key "
                     "pair; omit the private key to have one generated).")
 
@@ -54,8 +59,9 @@ class WebPushSender:
         self._vapid = VapidHeaders(clock=self._clock)
         self._keys: dict[tuple[str, str | None], VapidKey] = {}
         self._gates: dict[str, asyncio.Semaphore] = {}
-        self._session: aiohttp.ClientSession | None = None
-        self._ssl: ssl.SSLContext | None = None
+        self._client = OutboundClient(
+            webpush_policy(settings), settings, limit_per_host=settings.webpush_connections,
+            dns_cache_seconds=300, keepalive_seconds=60, auto_decompress=False)
 
     @property
     def vapid_signatures(self) -> int:
@@ -72,14 +78,11 @@ class WebPushSender:
             return [Outcome(item.delivery_id, OutcomeKind.CREDENTIAL_ERROR,
                             reason="InvalidVapidKey", detail=f"{exc}. {_CREDENTIALS_FIX}")
                     for item in batch]
-        session = self._open_session()
         return list(await asyncio.gather(
-            *(self._send_one(session, key, subject, item) for item in batch)))
+            *(self._send_one(key, subject, item) for item in batch)))
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.aclose()
 
     # --- internals -----------------------------------------------------------------------
 
@@ -103,43 +106,31 @@ class WebPushSender:
             self._keys[cache_key] = key
         return key, subject
 
-    def _open_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            if self._ssl is None:
-                self._ssl = client_ssl_context(self._settings)
-            connector = aiohttp.TCPConnector(
-                limit=0, limit_per_host=self._settings.webpush_connections, ssl=self._ssl,
-                ttl_dns_cache=300, keepalive_timeout=60)
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False,
-                timeout=aiohttp.ClientTimeout(total=self._settings.request_timeout_seconds))
-            self._gates.clear()
-        return self._session
-
     def _gate(self, origin: str) -> asyncio.Semaphore:
         gate = self._gates.get(origin)
         if gate is None:
             gate = self._gates[origin] = asyncio.Semaphore(self._settings.webpush_connections)
         return gate
 
-    async def _send_one(self, session: aiohttp.ClientSession, key: VapidKey, subject: str,
-                        item: DeviceSend) -> Outcome:
+    async def _send_one(self, key: VapidKey, subject: str, item: DeviceSend) -> Outcome:
         try:
-            return await self._attempt(session, key, subject, item)
+            return await self._attempt(key, subject, item)
+        except AddressRefused as exc:
+            return _refused(item.delivery_id, exc)
         except Exception as exc:  # a bug must not lose the other sends of the batch
             log.exception("web push send %s failed unexpectedly", item.delivery_id)
             return Outcome(item.delivery_id, OutcomeKind.RETRY_LATER, reason="InternalError",
-                           detail=f"Clarion failed while sending ({type(exc).__name__}: {exc}); "
-                                  "the send is retried later.")
+                           detail=f"Clarion failed while sending ({type(exc).__name__}); the "
+                                  "send is retried later.")
 
-    async def _attempt(self, session: aiohttp.ClientSession, key: VapidKey, subject: str,
-                       item: DeviceSend) -> Outcome:
+    async def _attempt(self, key: VapidKey, subject: str, item: DeviceSend) -> Outcome:
         endpoint = item.device.token
         origin = _endpoint_origin(endpoint)
         if origin is None:
             return Outcome(item.delivery_id, OutcomeKind.INVALID_TOKEN, reason="InvalidEndpoint",
                            detail=f"the subscription endpoint {endpoint[:200]!r} is not an "
                                   "http(s) URL; the browser must subscribe again.")
+        target = self._client.check(endpoint)  # literal hosts; names when resolved
         try:
             keys = parse_subscription_keys(item.device.web_keys)
         except InvalidSubscription as exc:
@@ -169,25 +160,31 @@ class WebPushSender:
             headers["Topic"] = topic
         body = encrypt(plaintext, keys)
         async with self._gate(origin):
-            return await self._post(session, endpoint, body, headers, item.delivery_id)
+            return await self._post(target, body, headers, item.delivery_id)
 
-    async def _post(self, session: aiohttp.ClientSession, endpoint: str, body: bytes,
-                    headers: dict[str, str], delivery_id: str) -> Outcome:
+    async def _post(self, target: URL, body: bytes, headers: dict[str, str],
+                    delivery_id: str) -> Outcome:
         try:
-            async with session.post(endpoint, data=body, headers=headers,
-                                    allow_redirects=False) as resp:
-                # read the (usually empty) body so the connection goes back to the pool
-                raw = await resp.content.read(_ERROR_BODY_LIMIT)
-                text = "" if resp.status in (200, 201, 202) else raw.decode("utf-8", "replace")
-                return classify(delivery_id, resp.status, body=text, headers=resp.headers,
-                                now=self._clock.now())
-        except TimeoutError as exc:
-            return connection_failure(delivery_id, "Timeout", exc)
-        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError,
-                ssl.SSLError) as exc:
-            return connection_failure(delivery_id, "TLSError", exc)
-        except (aiohttp.ClientError, OSError) as exc:
-            return connection_failure(delivery_id, "ConnectionError", exc)
+            # the (usually empty) body is read so the connection goes back to the pool
+            answer = await self._client.post(target, data=body, headers=headers,
+                                             read_limit=_ERROR_BODY_LIMIT)
+        except Unreachable as exc:
+            return connection_failure(delivery_id, exc.reason, exc.message)
+        text = "" if answer.status in (200, 201, 202) else answer.body.decode("utf-8", "replace")
+        return classify(delivery_id, answer.status, body=text, headers=answer.headers,
+                        now=self._clock.now())
+
+
+def webpush_policy(settings: ProviderSettings) -> OutboundPolicy:
+    """Endpoints are tenant-chosen: public addresses only, unless the operator opts out."""
+    return OutboundPolicy(what="Web Push endpoint", setting=WEBPUSH_ALLOW_PRIVATE,
+                          allow_private=settings.webpush_allow_private,
+                          is_public=settings.network.is_public)
+
+
+def _refused(delivery_id: str, exc: AddressRefused) -> Outcome:
+    return Outcome(delivery_id, OutcomeKind.REJECTED, reason="AddressRefused",
+                   detail=f"{exc.message}. Nothing was sent.")
 
 
 def _endpoint_origin(endpoint: str) -> str | None:

@@ -56,7 +56,7 @@ def _migrate(connection: Connection) -> None:
 async def _online() -> None:
     url = config.get_main_option("sqlalchemy.url")
     assert url
-    engine = create_async_engine(url)
+    engine = create_async_engine(url, hide_parameters=True)  # see clarion.store.db
     async with engine.connect() as conn:
         await conn.run_sync(_run)
     await engine.dispose()

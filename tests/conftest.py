@@ -9,6 +9,7 @@ and the fake sender for every platform.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -40,9 +41,10 @@ async def _pg_admin(sql: str) -> None:
         await conn.close()
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database; dropped after the test."""
+@contextlib.contextmanager
+def pg_database() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database on the local server, dropped on exit (also
+    used by module-scoped fixtures, which cannot take the function-scoped ``pg_url``)."""
     name = f"clarion_test_{uuid.uuid4().hex[:12]}"
     asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
     base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
@@ -50,6 +52,13 @@ def pg_url() -> Iterator[str]:
         yield f"{base}/{name}"
     finally:
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database; dropped after the test."""
+    with pg_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

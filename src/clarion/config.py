@@ -116,6 +116,17 @@ class Settings(BaseSettings):
         None, description="ISO 3166 region (e.g. FR) for phone numbers written without +country."
     )
 
+    # -- request bodies (413 beyond; see clarion.api.body) ---------------------------------------
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, le=64 * 1_048_576,
+        description="Largest request body read before anyone is authenticated: the CIJ "
+        "device-registration endpoints, whose credentials travel in the body (larger: 413). "
+        "1 MiB fits a batch of 100 registrations with the longest tokens.")
+    admin_max_body_bytes: int = Field(
+        8 * 1_048_576, ge=1024, le=256 * 1_048_576,
+        description="Largest body of a request with an admin token (/v1, OData), read only "
+        "after the token is checked (larger: 413). 8 MiB fits a send to 100,000 user_ids.")
+
     # -- interaction API (CIJ pushdatareceiver / pushchannel events) and tracked links --------
     events_rate_per_client: float = Field(
         200.0, ge=0,

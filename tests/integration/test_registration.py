@@ -404,3 +404,32 @@ async def test_a_huge_backlog_is_processed_in_bounded_statements(pg_url: str, tm
         assert devices == 1000  # the cap per person: the oldest were evicted
     finally:
         await c.close()
+
+
+async def test_callback_headers_that_would_reframe_the_callback_are_refused(
+    container: Container, client: httpx.AsyncClient
+) -> None:
+    w = await world(container)
+    for name in ("Host", "content-length", "Transfer-Encoding", "Connection", "Upgrade"):
+        r = await client.post(f"{base(w)}/devices",
+                              json=body(w, w.person_ids[0], FcmDeviceToken="fcm-1"), headers={
+                                  **TRACK, "x-ms-callback-url": "https://backend.contoso.com/h",
+                                  "x-ms-callback-url-headers": json.dumps({name: "x"})})
+        assert r.status_code == 400, (name, r.text)
+        error = r.json()["error"]
+        assert error["field"] == "x-ms-callback-url-headers"
+        assert repr(name) in error["message"]
+    assert await count(container, t.registration_requests) == 0
+
+
+async def test_a_callback_url_with_a_control_character_is_refused(
+    container: Container, client: httpx.AsyncClient
+) -> None:
+    w = await world(container)
+    for header in ("x-ms-callback-url", "x-ms-status-callback-url"):
+        r = await client.post(f"{base(w)}/devices",
+                              json=body(w, w.person_ids[0], FcmDeviceToken="fcm-1"),
+                              headers={**TRACK, header: "https://backend.contoso.com/h\x01"})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["field"] == header
+    assert await count(container, t.registration_requests) == 0

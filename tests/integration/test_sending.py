@@ -232,3 +232,17 @@ async def test_bad_sends_are_refused_and_queue_nothing(
     r = await client.post(f"/v1/orgs/{w.org_id}/sends", json=body, headers=admin(w))
     assert r.status_code in (400, 422), r.text
     assert await container.queue.counts() == dict.fromkeys(await container.queue.counts(), 0)
+
+
+async def test_a_link_with_control_characters_is_a_400_at_send_time(
+    container: Container, client: httpx.AsyncClient
+) -> None:
+    w = await world(container)
+    for link in ("https://contoso.com/offer\r\nSet-Cookie: a=b", "https://contoso.com/\x00",
+                 "contoso://orders/4\t2"):
+        r = await client.post(f"/v1/orgs/{w.org_id}/sends", json={
+            "app_id": w.app_id, "user_id": w.person_ids[0],
+            "message": {"title": "Hi", "link": link}},
+            headers={"authorization": f"Bearer {w.admin_token}"})
+        assert r.status_code == 400, (link, r.text)
+        assert r.json()["error"]["field"] == "message.link"

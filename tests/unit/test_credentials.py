@@ -359,7 +359,10 @@ def test_emulator_token_uri_on_loopback(rsa_pem: str) -> None:
 def test_legacy_server_key_and_other_mistakes(rsa_pem: str) -> None:
     err = fails(validate_android, {"service_account": "AAAAbc123:APA91bHun4MxP5egoKMwt2K"})
     assert "legacy" in err.message
-    assert fails(validate_android, {"service_account": "{not json"}).message.endswith("not JSON")
+    not_json = fails(validate_android, {"service_account": "{not json"})
+    assert not_json.field == "android.service_account"
+    assert "is not valid JSON: " in not_json.message
+    assert not_json.message.endswith("at line 1, column 2")
     assert fails(validate_android, {}).message == "is required"
     assert fails(validate_android, {"service_account": [1]}).field == "android.service_account"
     err = fails(validate_android, {"service_account": service_account(rsa_pem),
@@ -494,3 +497,9 @@ def test_switching_ios_auth_starts_from_scratch(p8: str, p12: str) -> None:
     assert cfg.public["auth"] == "certificate"
     err = fails(validate_ios, merge_for_update(Platform.IOS, stored, update), now=NOW)
     assert err.field == "ios.bundle_id"  # nothing carried over from the token config
+
+
+@pytest.mark.parametrize("subject", ["https://contoso.com/a\nb", "https://contoso.com/\tx",
+                                     "mailto:ops@contoso.com\x00", "https://contoso.com/\x85x"])
+def test_vapid_subjects_with_control_characters_are_refused(subject: str) -> None:
+    assert fails(validate_web, {"vapid_subject": subject}).field == "web.vapid_subject"

@@ -39,3 +39,16 @@ def test_message_rules(doc: dict[str, object], field: str) -> None:
     with pytest.raises(InvalidInput) as err:
         parse_message(doc)
     assert err.value.field == field
+
+
+@pytest.mark.parametrize("name", ["link", "image_url"])
+@pytest.mark.parametrize("junk", ["\r\nSet-Cookie: a=b", "\n", "\x00", "\t", "\x1b", "\x7f",
+                                  "\x85", "\u009f"])
+def test_urls_with_control_characters_are_refused(name: str, junk: str) -> None:
+    """A control character (C0, DEL, C1) anywhere: Python's urlsplit drops tabs and line breaks
+    silently, so such a link passed, and was refused later by the tracked-link redirect."""
+    for url in (f"https://contoso.com/offer{junk}x", f"https://contoso.com/{junk}",
+                f"{junk}https://contoso.com/"):
+        with pytest.raises(InvalidInput) as caught:
+            parse_message({"title": "t", name: url})
+        assert caught.value.field == f"message.{name}", url

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 
 import pytest
@@ -117,6 +118,33 @@ def test_callback_headers_must_be_a_json_object_of_strings() -> None:
             reg.parse_callback_headers(bad)
 
 
+@pytest.mark.parametrize("name", [
+    "Host", "host", "Content-Length", "Transfer-Encoding", "CONNECTION", "Keep-Alive",
+    "Proxy-Connection", "TE", "Trailer", "Upgrade", "Proxy-Authorization",
+    "Proxy-Authenticate", "HTTP2-Settings",
+])
+def test_callback_headers_may_not_set_framing_or_hop_by_hop_headers(name: str) -> None:
+    # RFC 9110 §7.6.1 (Connection and the hop-by-hop fields), §8.6 (Content-Length), RFC 9112
+    # §6.1 (Transfer-Encoding), §7.2 (Host): the client that sends the callback owns these.
+    with pytest.raises(InvalidInput) as caught:
+        reg.parse_callback_headers(json.dumps({"Authorization": "Bearer x", name: "v"}))
+    assert caught.value.field == "x-ms-callback-url-headers"
+    assert repr(name) in caught.value.message
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "a\tb\x01", "a\x7f", "caf\u00e9", "\u20ac"])
+def test_callback_header_values_are_visible_ascii(value: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        reg.parse_callback_headers(json.dumps({"X-Key": value}))
+    assert caught.value.field in ("x-ms-callback-url-headers", "x-ms-callback-url-headers.X-Key")
+
+
+def test_ordinary_callback_headers_pass() -> None:
+    headers = {"Authorization": "Bearer abc.def", "X-Api-Key": "k-1", "Content-Type":
+               "application/json", "X-Trace": "a b\tc"}
+    assert reg.parse_callback_headers(json.dumps(headers)) == headers
+
+
 @pytest.mark.parametrize("url", [
     "http://127.0.0.1/x", "http://localhost:8080/x", "http://10.1.2.3/", "http://[::1]/",
     "http://169.254.169.254/latest", "http://192.168.0.1/", "http://foo.localhost/",
@@ -155,3 +183,13 @@ def test_apns_tokens_too_short_or_odd_are_invalid(token: str) -> None:
     found = reg.check_token(reg.TokenKind.APNS, token)
     assert found is not None
     assert found[0] is reg.FailureReason.INVALID_DEVICE_TOKEN
+
+
+@pytest.mark.parametrize("endpoint", ["https://push.example.net/a\nb", "https://push.example.net/\t",
+                                      "https://push.example.net/\x7f"])
+def test_web_push_endpoints_with_control_characters_are_refused(endpoint: str) -> None:
+    sub = {"endpoint": endpoint, "keys": {"p256dh": _b64u(65), "auth": _b64u(16)}}
+    with pytest.raises(InvalidInput) as caught:
+        reg.parse_device({"MobileAppId": APP, "UserId": USER, "ApiToken": "t",
+                          "WebPushSubscription": sub})
+    assert caught.value.field == "WebPushSubscription.endpoint"

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
 from clarion import __version__
-from clarion.api import errors
+from clarion.api import errors, fast, openapi
 from clarion.api.responses import JSON
 from clarion.api.routes import (
     apps,
@@ -34,23 +33,25 @@ DESCRIPTION = """Self-hostable push notifications.
   Dynamics 365 Customer Insights – Journeys (the body carries `ApiToken` and `MobileAppId`).
 * `/api/data/v9.0/contacts|leads` — the OData subset CIJ backends use to map users.
 
-Errors are `{"error": {"code", "message", "fix", "field"?}}`.
+Errors are `{"error": {"code", "message", "fix"?, "field"?}}`. Bodies are bounded (413 beyond the
+limit the message states); admin tokens are checked before a body is read.
 """
 
 
 class ClarionAPI(FastAPI):
-    """FastAPI, except that the two hottest paths — interaction reports and device
-    registrations — are answered before FastAPI's middleware stack and routing (see
-    ``answer_fast`` in ``clarion.api.routes.cij_interactions`` and ``cij_registration``)."""
+    """FastAPI, except that the two hottest endpoint families — interaction reports and
+    device registrations — are answered before FastAPI's middleware stack and routing
+    (``clarion.api.fast``)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         container: Container | None = getattr(self.state, "container", None)
-        if container is not None and (
-                await cij_interactions.answer_fast(container.interactions, container.settings,
-                                                   scope, receive, send)
-                or await cij_registration.answer_fast(container, scope, receive, send)):
+        if container is not None and await fast.answer(FAST_ROUTES, container, scope, receive,
+                                                       send):
             return
         await super().__call__(scope, receive, send)
+
+
+FAST_ROUTES = (cij_interactions.REPORTS, cij_registration.REGISTRATION)
 
 
 def create_app(container: Container) -> FastAPI:
@@ -64,14 +65,10 @@ def create_app(container: Container) -> FastAPI:
                    cij_interactions, links, reports):
         app.include_router(module.router)
 
-    def openapi() -> dict[str, Any]:
+    def openapi_schema() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version,
-                                 description=app.description, routes=app.routes)
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(cij_registration.openapi_components())
-            app.openapi_schema = schema
+            app.openapi_schema = openapi.document(app, cij_registration.openapi_components())
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi_schema  # type: ignore[method-assign]
     return app

@@ -1,9 +1,14 @@
 """Dependencies of the routes: the services of the container the app was built with, as
 ``Annotated`` aliases (``PeopleDep``, ``SendsDep``, …), and the org of the admin token
-(``AdminOrg``).
+(``AdminOrg``, ``TokenOrg``).
 
 The aliases are async functions on purpose: a plain ``def`` dependency hops to the thread
 pool on every request.
+
+Admin-token routes are authenticated by ``clarion.api.intake`` *before* the body is read (a
+client without a token gets its 401 without sending its body); the dependencies here take that
+answer from the request scope, and check the token themselves only for a route that did not go
+through the intake.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from clarion.bootstrap import Container
 from clarion.config import Settings
@@ -28,7 +34,9 @@ from clarion.services.reports import Reports
 from clarion.services.sending import Sends
 
 T = TypeVar("T")
+# Documents the scheme in OpenAPI; the token itself is read by ``authenticate``.
 _bearer = HTTPBearer(auto_error=False, description="An admin token from `clarion orgs create`.")
+AUTHENTICATED_ORG = "clarion.admin_org"  # request scope key: the org of the checked token
 
 
 def container_of(request: Request) -> Container:
@@ -57,34 +65,44 @@ ReportsDep = Annotated[Reports, Depends(_part(lambda c: c.reports))]
 HealthDep = Annotated[Health, Depends(_part(lambda c: c.health))]
 
 
-def _no_token() -> Unauthorized:
-    return Unauthorized("this endpoint needs an admin token",
-                        fix="Send `Authorization: Bearer <admin token>` (from "
-                        "`clarion orgs create`).")
+async def authenticate(request: Request, orgs: Orgs, org_id: str | None) -> str:
+    """The org of the request's admin bearer token; with ``org_id`` (the path's), that org or
+    NotFound — a token of another org gets 404, as if the org did not exist: no org can even
+    learn that another one exists. Remembered in the request scope (one check per request)."""
+    known: str | None = request.scope.get(AUTHENTICATED_ORG)
+    if known is None:
+        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("this endpoint needs an admin token",
+                               fix="Send `Authorization: Bearer <admin token>` (from "
+                               "`clarion orgs create`).")
+        known = await orgs.authenticate_admin(token)
+        request.scope[AUTHENTICATED_ORG] = known
+    if org_id is not None and known != org_id:
+        raise NotFound(f"organization {org_id} does not exist or is not yours",
+                       fix="Use the org id your admin token was issued for.")
+    return known
+
+
+async def admin_org(
+    org_id: str,
+    request: Request,
+    orgs: OrgsDep,
+    _creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The path's ``org_id``, after checking the bearer token is an admin token of that org."""
+    return await authenticate(request, orgs, org_id)
 
 
 async def token_org(
+    request: Request,
     orgs: OrgsDep,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """The org of the admin bearer token."""
-    if creds is None or not creds.credentials:
-        raise _no_token()
-    return await orgs.authenticate_admin(creds.credentials)
-
-
-TokenOrg = Annotated[str, Depends(token_org)]
-
-
-async def admin_org(org_id: str, token_org: TokenOrg) -> str:
-    """The path's ``org_id``, after checking the bearer token is an admin token of that org.
-
-    A token of another org gets 404, as if the org did not exist: no org can even learn that
-    another one exists."""
-    if token_org != org_id:
-        raise NotFound(f"organization {org_id} does not exist or is not yours",
-                       fix="Use the org id your admin token was issued for.")
-    return org_id
+    """The org of the admin bearer token (OData: Dataverse reads the org from the host name,
+    so the path carries none)."""
+    return await authenticate(request, orgs, None)
 
 
 AdminOrg = Annotated[str, Depends(admin_org)]
+TokenOrg = Annotated[str, Depends(token_org)]

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clarion import errors
+from clarion.api.body import BodyTooLarge
 from clarion.api.responses import JSON as ORJSONResponse
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,10 @@ def install(app: FastAPI) -> None:
         # Starlette's ServerErrorMiddleware calls this, sends the answer and re-raises, so
         # the server still logs the traceback.
         return ORJSONResponse(_internal(), status_code=500)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_req: Request, exc: BodyTooLarge) -> ORJSONResponse:
+        return ORJSONResponse({"error": exc.error()}, status_code=413)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(req: Request, exc: RequestValidationError) -> ORJSONResponse:

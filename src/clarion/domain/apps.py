@@ -17,6 +17,7 @@ from typing import Any
 from clarion.domain.credential_input import PlatformConfig, iso
 from clarion.domain.credentials import merge_for_update, validate_platform
 from clarion.domain.outcomes import Platform
+from clarion.domain.text import check_document
 from clarion.errors import InvalidInput
 
 DOCUMENT_FIELDS = ("name", "ios", "android", "web", "settings")
@@ -138,6 +139,7 @@ def parse_document(
                            f"{type(document).__name__}",
                            fix='Send e.g. {"name": "Contoso", "web": {"vapid_subject": '
                            '"mailto:ops@contoso.com"}}.')
+    check_document(dict(document))  # a CLI --config file too, not only JSON bodies
     unknown = sorted(set(document) - set(DOCUMENT_FIELDS))
     if unknown:
         raise InvalidInput(f"unknown field {unknown[0]!r}", field=unknown[0],

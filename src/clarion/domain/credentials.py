@@ -16,7 +16,6 @@ iOS lives in ``ios_credentials`` (re-exported here); shared helpers in ``credent
 from __future__ import annotations
 
 import binascii
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -27,6 +26,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from clarion.domain import text as input_text
 from clarion.domain.credential_input import (
     INPUT_FIELDS,
     PlatformConfig,
@@ -79,10 +79,8 @@ def _service_account(value: Any) -> Mapping[str, Any]:
         if text.startswith(("AAAA", "AIza")) and "{" not in text:
             raise bad(field, "this is a legacy FCM server key or API key; Google shut the "
                       "legacy FCM API down and FCM HTTP v1 needs a service account", _SA_FIX)
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise bad(field, "is a string but not JSON", _SA_FIX) from exc
+        # orjson, nesting bounded (json.loads raised RecursionError at 1,000 levels: a 500)
+        value = input_text.loads(text, what=field, fix=_SA_FIX)
     if value is None:
         raise bad(field, "is required", _SA_FIX)
     if not isinstance(value, Mapping):
@@ -215,6 +213,8 @@ def _vapid_subject(raw: Mapping[str, Any]) -> str:
     # RFC 8292 §2.1: "sub" is a mailto: or https: URI the push service can contact.
     fix = "Use mailto:you@example.com or an https:// URL where the push service can reach you."
     value = required_text(raw, "vapid_subject", "web.vapid_subject", fix)
+    # urlsplit drops tabs and line breaks silently: refuse every control character first
+    input_text.controls(value, "web.vapid_subject")
     if value.startswith("mailto:") and re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value[7:]):
         return value
     parts = urlsplit(value)

@@ -53,11 +53,15 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+from clarion.domain.cij_shapes import INTERACTION_REPORT, TRACKING_ID
 from clarion.errors import InvalidInput
 from clarion.ids import canonical_guid
 
 MAX_BATCH = 100  # reports per request in Clarion's batch form (the same cap as CIJ batches)
-MAX_TOKEN_LENGTH = 8192  # FCM tokens are ≤ 4096; Web Push endpoints ≤ 2048
+_TOKEN = INTERACTION_REPORT["DeviceToken"]
+_STATUS_FIELD = INTERACTION_REPORT["PushNotificationStatus"]
+_TIMESTAMP = INTERACTION_REPORT["Timestamp"]
+MAX_TOKEN_LENGTH = _TOKEN.max_length  # FCM tokens are ≤ 4096; Web Push endpoints ≤ 2048
 MAX_AGE = timedelta(days=30)
 CLOCK_SKEW = timedelta(seconds=60)
 
@@ -157,7 +161,7 @@ def parse_tracking_id(value: Any) -> str:
             fix="Send the trackingId the notification carried. Test sends carry an empty "
                 "trackingId and cannot be reported.",
             field="TrackingId")
-    if not isinstance(value, str) or len(value) > 64:
+    if not isinstance(value, str) or len(value) > TRACKING_ID.max_length:
         raise InvalidInput("TrackingId must be a GUID string",
                            fix="Send the trackingId the notification carried, as a string.",
                            field="TrackingId")
@@ -210,7 +214,7 @@ def parse_timestamp(value: Any, now: datetime) -> datetime:
     """The optional ``Timestamp``: ISO 8601, not in the future, at most 30 days old."""
     if value is None:
         return now
-    if not isinstance(value, str) or len(value) > 64:
+    if not isinstance(value, str) or len(value) > _TIMESTAMP.max_length:
         raise InvalidInput("Timestamp must be an ISO 8601 string",
                            fix='Send e.g. "2026-01-31T12:00:00Z", or leave Timestamp out.',
                            field="Timestamp")
@@ -239,10 +243,10 @@ def parse_event(obj: Any, *, now: datetime) -> InteractionReport:
     """A ``pushdatareceiver/events`` body, or InvalidInput (the 400) naming what is wrong."""
     d = _fold(obj)
     return InteractionReport(
-        tracking_id=parse_tracking_id(d.get("trackingid")),
-        device_token=_device_token(d.get("devicetoken")),
-        kind=parse_status(d.get("pushnotificationstatus")),
-        occurred_at=parse_timestamp(d.get("timestamp"), now),
+        tracking_id=parse_tracking_id(d.get(TRACKING_ID.key)),
+        device_token=_device_token(d.get(_TOKEN.key)),
+        kind=parse_status(d.get(_STATUS_FIELD.key)),
+        occurred_at=parse_timestamp(d.get(_TIMESTAMP.key), now),
     )
 
 
@@ -269,16 +273,16 @@ def parse_legacy_event(obj: Any, *, tracking_id: str, now: datetime) -> Interact
     """A legacy ``pushchannel/event/trackings/{TrackingId}`` body; the id comes from the path."""
     d = _fold(obj)
     path_id = parse_tracking_id(tracking_id)
-    body_id = d.get("trackingid")
+    body_id = d.get(TRACKING_ID.key)
     if body_id not in (None, "") and parse_tracking_id(body_id) != path_id:
         raise InvalidInput("TrackingId in the body differs from the one in the path",
                            fix="Leave TrackingId out of the body (the path names it).",
                            field="TrackingId")
     return InteractionReport(
         tracking_id=path_id,
-        device_token=_device_token(d.get("devicetoken")),
-        kind=parse_status(d.get("pushnotificationstatus")),
-        occurred_at=parse_timestamp(d.get("timestamp"), now),
+        device_token=_device_token(d.get(_TOKEN.key)),
+        kind=parse_status(d.get(_STATUS_FIELD.key)),
+        occurred_at=parse_timestamp(d.get(_TIMESTAMP.key), now),
     )
 
 

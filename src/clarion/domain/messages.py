@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from clarion.domain.outcomes import Notification
+from clarion.domain.text import check_document, controls
 from clarion.errors import InvalidInput
 
 MAX_TTL_SECONDS = 28 * 24 * 3600  # FCM's and Web Push services' ceiling: 4 weeks
@@ -70,6 +71,10 @@ def _url(value: Any, name: str, *, https_only: bool) -> str | None:
     if not isinstance(value, str) or len(value) > 2048:
         raise InvalidInput(f"{name} must be a URL of at most 2048 characters", field=name,
                            fix="Give an absolute https URL.")
+    # No raw control character anywhere (RFC 3986 §2: a URI has none). urlsplit drops tabs and
+    # line breaks without a word (WHATWG URL), so such a link passed here and was refused by the
+    # tracked-link redirect afterwards: a dead link in a notification already sent.
+    controls(value, name)
     parts = urlsplit(value.strip())
     scheme = parts.scheme.lower()
     if scheme == "https" or (scheme == "http" and not https_only):
@@ -152,6 +157,7 @@ def parse_message(raw: Any) -> Message:
     if not isinstance(raw, Mapping):
         raise InvalidInput("message must be an object", field="message",
                            fix='Send {"title": ..., "body": ...}.')
+    check_document(dict(raw), "message")  # what the CLI reads from a file too
     try:
         return MessageIn.model_validate(raw).message()
     except ValidationError as exc:

@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from clarion.domain.text import check_text
 from clarion.errors import InvalidInput
 
 Entity = Literal["contacts", "leads"]
@@ -222,7 +223,7 @@ class _Parser:
         token = self.take()
         at = f"at position {token.pos + 1}"
         if token.kind == "string":
-            text: str | None = token.text[1:-1].replace("''", "'")
+            text: str | None = check_text(token.text[1:-1].replace("''", "'"), "$filter")
         elif token.kind == "word" and token.text == "null":
             text = None
         elif token.kind == "word" and _GUID.match(token.text) and field == self.fields[0]:

@@ -29,6 +29,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import Field
 
+from clarion.domain.text import check_document
 from clarion.errors import InvalidInput
 
 Kind = Literal["contact", "lead", "profile"]
@@ -238,6 +239,7 @@ def normalize_fields(data: Mapping[str, Any], *, default_region: str | None,
         raise InvalidInput(f"unknown field(s): {', '.join(unknown)}", field=unknown[0],
                            fix=f"Known fields are {', '.join(FIELDS)}; put anything else in "
                            "attributes.")
+    check_document(dict(data))  # CSV rows and CLI input too, not only JSON bodies
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key == "id":

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -17,6 +16,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from clarion.domain import text
+from clarion.domain.cij_shapes import (
+    API_TOKEN,
+    DEVICE_CLEANUP,
+    DEVICE_REGISTRATION,
+    MOBILE_APP_ID,
+    STATUS_QUERY,
+    USER_ID,
+    WEB_PUSH_SUBSCRIPTION,
+    Field,
+)
 from clarion.domain.outcomes import Platform
 from clarion.errors import InvalidInput
 from clarion.ids import canonical_guid
@@ -59,9 +69,9 @@ class TokenKind(StrEnum):
 
 
 _TOKEN_FIELDS = {
-    "apnsdevicetoken": TokenKind.APNS,
-    "fcmdevicetoken": TokenKind.FCM,
-    "webpushsubscription": TokenKind.WEBPUSH,
+    DEVICE_REGISTRATION["ApnsDeviceToken"]: TokenKind.APNS,
+    DEVICE_REGISTRATION["FcmDeviceToken"]: TokenKind.FCM,
+    DEVICE_REGISTRATION["WebPushSubscription"]: TokenKind.WEBPUSH,
 }
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
@@ -99,8 +109,8 @@ def _fold(obj: Any, where: str) -> dict[str, Any]:
     return {str(k).lower(): v for k, v in obj.items()}
 
 
-def _text(d: dict[str, Any], key: str, name: str, where: str, *, max_len: int = 512) -> str:
-    value = d.get(key)
+def _text(d: dict[str, Any], f: Field, where: str) -> str:
+    value, name, max_len = d.get(f.key), f.name, f.max_length
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"{where}: {name} is missing or not a non-empty string",
                            fix=f"Add \"{name}\" to the request body.", field=name)
@@ -111,8 +121,8 @@ def _text(d: dict[str, Any], key: str, name: str, where: str, *, max_len: int = 
     return value
 
 
-def _guid(d: dict[str, Any], key: str, name: str, where: str) -> str:
-    value = _text(d, key, name, where, max_len=64)
+def _guid(d: dict[str, Any], f: Field, where: str) -> str:
+    value, name = _text(d, f, where), f.name
     try:
         return canonical_guid(value) or str(uuid.UUID(value))
     except ValueError as exc:
@@ -125,7 +135,7 @@ def _user_id(d: dict[str, Any], where: str) -> str:
     """People ids are GUIDs: keep the canonical lower-case form, so the same person written in
     upper case is the same person (lookups, cleanup, deletion). Anything else is kept as sent
     and fails later with UserNotFound."""
-    value = _text(d, "userid", "UserId", where, max_len=100)
+    value = _text(d, USER_ID, where)
     try:
         return str(uuid.UUID(value))
     except ValueError:
@@ -138,12 +148,15 @@ def _b64url_bytes(value: str) -> bytes:
 
 def _web_subscription(value: Any, where: str) -> tuple[str, dict[str, str]]:
     sub = _fold(value, f"{where}: WebPushSubscription")
-    endpoint = sub.get("endpoint")
-    keys = _fold(sub.get("keys"), f"{where}: WebPushSubscription.keys")
+    endpoint = sub.get(WEB_PUSH_SUBSCRIPTION["endpoint"].key)
+    keys = _fold(sub.get(WEB_PUSH_SUBSCRIPTION["keys"].key), f"{where}: WebPushSubscription.keys")
     if not isinstance(endpoint, str) or not endpoint:
         raise InvalidInput(f"{where}: WebPushSubscription.endpoint is missing",
                            fix="Send the browser's PushSubscription.toJSON() as is.",
                            field="WebPushSubscription.endpoint")
+    # the URL Clarion POSTs to: no control character (RFC 3986 §2)
+    text.controls(endpoint, "WebPushSubscription.endpoint",
+                  what=f"{where}: WebPushSubscription.endpoint")
     out: dict[str, str] = {}
     for name, size in (("p256dh", 65), ("auth", 16)):
         raw = keys.get(name)
@@ -164,14 +177,16 @@ def _web_subscription(value: Any, where: str) -> tuple[str, dict[str, str]]:
 def parse_device(obj: Any, where: str = "body") -> DeviceRequest:
     """A registration body, or InvalidInput (the CIJ 400) naming what is wrong."""
     d = _fold(obj, where)
-    present = [(k, kind) for k, kind in _TOKEN_FIELDS.items() if d.get(k) not in (None, "")]
+    present = [(f, kind) for f, kind in _TOKEN_FIELDS.items()
+               if d.get(f.key) not in (None, "")]
     if len(present) != 1:
         raise InvalidInput(
             f"{where}: exactly one of ApnsDeviceToken, FcmDeviceToken or WebPushSubscription is "
             f"needed, {len(present)} given",
             fix="Put the device token in ApnsDeviceToken (iOS), FcmDeviceToken (Android) or the "
             "browser subscription in WebPushSubscription.")
-    key, kind = present[0]
+    given, kind = present[0]
+    key = given.key
     web_keys = None
     if kind is TokenKind.WEBPUSH:
         token, web_keys = _web_subscription(d[key], where)
@@ -181,15 +196,15 @@ def parse_device(obj: Any, where: str = "body") -> DeviceRequest:
             raise InvalidInput(f"{where}: {key} must be a string", field=key,
                                fix="Send the device token as a JSON string.")
         token = raw.strip()
-        if len(token) > FCM_MAX_LEN * 2:
+        if len(token) > given.max_length:
             raise InvalidInput(f"{where}: the device token is {len(token)} characters long",
                                fix="Send the token the platform gave the app.", field=key)
         if kind is TokenKind.APNS:
             token = token.lower()
     return DeviceRequest(
-        mobile_app_id=_guid(d, "mobileappid", "MobileAppId", where),
+        mobile_app_id=_guid(d, MOBILE_APP_ID, where),
         user_id=_user_id(d, where),
-        api_token=_text(d, "apitoken", "ApiToken", where),
+        api_token=_text(d, API_TOKEN, where),
         token_kind=kind,
         token=token,
         web_keys=web_keys,
@@ -215,15 +230,15 @@ def _batch(obj: Any) -> list[Any]:
 
 def parse_cleanup(obj: Any, where: str = "body") -> CleanupRequest:
     d = _fold(obj, where)
-    token = d.get("devicetoken")
+    token = d.get(DEVICE_CLEANUP["DeviceToken"].key)
     if token is not None and not isinstance(token, str):
         raise InvalidInput(f"{where}: DeviceToken must be a string", field="DeviceToken",
                            fix="Send the device token as a string, or leave it out to remove "
                            "every device of that user for that app.")
     return CleanupRequest(
-        mobile_app_id=_guid(d, "mobileappid", "MobileAppId", where),
+        mobile_app_id=_guid(d, MOBILE_APP_ID, where),
         user_id=_user_id(d, where),
-        api_token=_text(d, "apitoken", "ApiToken", where),
+        api_token=_text(d, API_TOKEN, where),
         device_token=token.strip() or None if isinstance(token, str) else None,
     )
 
@@ -234,8 +249,9 @@ def parse_cleanup_batch(obj: Any) -> list[CleanupRequest]:
 
 def parse_status_query(obj: Any) -> StatusQuery:
     d = _fold(obj, "body")
-    ids = d.get("registrationrequestids")
-    if not isinstance(ids, list) or not ids or len(ids) > 1000:
+    ids_field = STATUS_QUERY["RegistrationRequestIds"]
+    ids = d.get(ids_field.key)
+    if not isinstance(ids, list) or not ids or len(ids) > ids_field.schema["maxItems"]:
         raise InvalidInput("RegistrationRequestIds must be an array of 1 to 1000 ids",
                            fix="Send the ids returned with x-ms-track-registration: true.",
                            field="RegistrationRequestIds")
@@ -248,34 +264,65 @@ def parse_status_query(obj: Any) -> StatusQuery:
                                field="RegistrationRequestIds",
                                fix="Send the ids returned by the registration call.") from exc
     return StatusQuery(
-        mobile_app_id=_guid(d, "mobileappid", "MobileAppId", "body"),
-        api_token=_text(d, "apitoken", "ApiToken", "body"),
+        mobile_app_id=_guid(d, MOBILE_APP_ID, "body"),
+        api_token=_text(d, API_TOKEN, "body"),
         request_ids=clean,
     )
 
 
+_CALLBACK_HEADERS = "x-ms-callback-url-headers"
+_CALLBACK_HEADERS_FIX = 'Send a JSON object such as {"Authorization": "Bearer ..."}.'
+
+
+# The header fields the client that sends the callback owns. A caller's value would re-frame or
+# re-route the POST (request smuggling towards the callback's host) or be silently dropped:
+# Host (RFC 9112 §3.2), Content-Length (RFC 9110 §8.6), Transfer-Encoding (RFC 9112 §6.1), and
+# the hop-by-hop fields (RFC 9110 §7.6.1: Connection and the fields it names - Keep-Alive,
+# Proxy-Connection, TE, Trailer, Upgrade - and every Proxy-* field, meant for a proxy on the
+# way; HTTP2-Settings, RFC 9113 §3.2.1). Compared case-insensitively (RFC 9110 §5.1).
+_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection",
+                               "keep-alive", "te", "trailer", "upgrade", "http2-settings"})
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # token, RFC 9110 §5.6.2
+# RFC 9110 §5.5: visible characters, space and tab. obs-text (bytes over 0x7F) is refused too:
+# the callback client writes header values as ASCII.
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+
+
 def parse_callback_headers(raw: str | None) -> dict[str, str] | None:
-    """``x-ms-callback-url-headers``: a JSON object of string to string."""
+    """``x-ms-callback-url-headers``: a JSON object of header name to value, ordinary
+    end-to-end headers only (``Authorization``, ``X-Api-Key``, ...)."""
     if raw is None or not raw.strip():
         return None
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidInput(
-            "x-ms-callback-url-headers is not valid JSON",
-            fix='Send a JSON object such as {"Authorization": "Bearer ..."}.') from exc
+    # orjson, nesting bounded: 1,000 nested arrays were a RecursionError (a 500) with json
+    value = text.loads(raw, what=_CALLBACK_HEADERS, fix=_CALLBACK_HEADERS_FIX)
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise InvalidInput("x-ms-callback-url-headers must be a JSON object of strings",
-                           fix='Send a JSON object such as {"Authorization": "Bearer ..."}.')
+                           fix=_CALLBACK_HEADERS_FIX, field=_CALLBACK_HEADERS)
     if len(value) > 20 or any(len(k) > 256 or len(v) > 4096 for k, v in value.items()):
         raise InvalidInput("x-ms-callback-url-headers is too large (≤ 20 headers, values ≤ 4 KB)",
-                           fix="Send fewer or shorter callback headers.")
+                           fix="Send fewer or shorter callback headers.", field=_CALLBACK_HEADERS)
     for k, v in value.items():
-        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", k) or "\n" in v or "\r" in v:
-            raise InvalidInput(f"x-ms-callback-url-headers: {k!r} is not a valid header",
-                               fix="Use plain header names and single-line values.")
+        if not _HEADER_NAME.fullmatch(k):
+            raise InvalidInput(f"x-ms-callback-url-headers: {k!r} is not a valid header name",
+                               fix="Use plain header names such as X-Api-Key.",
+                               field=_CALLBACK_HEADERS)
+        lower = k.lower()
+        if lower in _RESERVED_HEADERS or lower.startswith("proxy-"):
+            raise InvalidInput(
+                f"x-ms-callback-url-headers may not set {k!r}: the callback's framing, host "
+                "and connection headers are Clarion's HTTP client's",
+                fix=f"Remove {k!r}; send only end-to-end headers such as Authorization.",
+                field=_CALLBACK_HEADERS)
+        bad = _HEADER_VALUE.fullmatch(v) is None
+        if bad:
+            at = next(i for i, c in enumerate(v) if not _HEADER_VALUE.fullmatch(c))
+            raise InvalidInput(
+                f"x-ms-callback-url-headers: the value of {k!r} contains "
+                f"{text.describe(v[at])} at character {at + 1}",
+                fix="Header values are single-line printable ASCII (RFC 9110 §5.5).",
+                field=_CALLBACK_HEADERS)
     return value
 
 

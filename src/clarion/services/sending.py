@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from clarion.clock import Clock
 from clarion.domain.sends import SendCreate, SendRead, send_state, succeeded
+from clarion.domain.text import controls
 from clarion.errors import InvalidInput, NotFound
 from clarion.services.fanout import page_job
 from clarion.services.people import People
@@ -41,9 +42,10 @@ class Sends:
                      idempotency_key: str | None = None) -> SendAccepted:
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 200:
             raise InvalidInput("the Idempotency-Key header must be 1 to 200 characters",
-                               fix="Use a UUID per logical send.")
+                               fix="Use a UUID per logical send.", field="Idempotency-Key")
         now = self._clock.now()
         if idempotency_key:
+            controls(idempotency_key, "Idempotency-Key")  # stored, and compared in SQL
             earlier = await self._by_key(org_id, idempotency_key)
             if earlier is not None:
                 return earlier

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from clarion.api.deps import AdminOrg, AppsDep
+from clarion.api.intake import CheckedRoute
 from clarion.api.schemas.apps import (
     ApiTokenCreate,
     ApiTokenCreatedRead,
@@ -19,8 +20,10 @@ from clarion.api.schemas.apps import (
     AppUpdate,
     DeveloperInfoRead,
 )
+from clarion.api.schemas.errors import ADMIN_ERRORS
 
-router = APIRouter(prefix="/v1/orgs/{org_id}/apps", tags=["apps"])
+router = APIRouter(prefix="/v1/orgs/{org_id}/apps", tags=["apps"],
+                   route_class=CheckedRoute, responses=ADMIN_ERRORS)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -6,138 +6,45 @@
 * legacy ``POST /api/v1.0/orgs/{orgId}/pushchannel/event/trackings/{TrackingId}``
   ``{"DeviceToken", "PushNotificationStatus"}`` → 202 / 400
 
-Accepted values and Clarion's extensions are in ``clarion.domain.interactions``. Guards of a
-credential-less endpoint: a report is recorded only when its TrackingId was sent to that very
-DeviceToken by the organization of the path (else 400 ``UnknownTrackingId``); bodies over
-``CLARION_EVENTS_MAX_BODY_BYTES`` get 413; each client IP gets
-``CLARION_EVENTS_RATE_PER_CLIENT`` reports per second (then 429 with ``Retry-After``).
+Accepted values and Clarion's extensions are in ``clarion.domain.interactions``; the request
+shapes in ``clarion.domain.cij_shapes``. Guards of a credential-less endpoint: a report is
+recorded only when its TrackingId was sent to that very DeviceToken by the organization of the
+path (else 400 ``UnknownTrackingId``); bodies over ``CLARION_EVENTS_MAX_BODY_BYTES`` get 413;
+each client IP gets ``CLARION_EVENTS_RATE_PER_CLIENT`` reports per second (then 429 with
+``Retry-After``).
 
-Why a raw ASGI fast path (``answer_fast``): this is the hottest endpoint (every device
-reports every notification), with a target of ≥ 10,000 reports/s on one core. FastAPI's
-routing, request object, dependency solving, middleware stack and per-request telemetry check
-cost more than the rest of the request (measured: ~4.9k req/s for an empty FastAPI POST handler
-against ~12.5k for raw ASGI on the same core). The application object hands these two paths
-to ``answer_fast`` before FastAPI sees them; the FastAPI routes below document them in OpenAPI
-and run the very same ``handle`` function when called directly (an app built without the fast
-path, as one test does).
+This is the hottest endpoint (every device reports every notification, ≥ 10,000 reports/s on
+one core): one ``FastRoute`` of ``clarion.api.fast``, answered before FastAPI.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from clarion.api.deps import InteractionsDep, SettingsDep
-from clarion.api.errors import error_answer
-from clarion.config import Settings
+from clarion.api import body as bodies
+from clarion.api.fast import JSON_CONTENT, Answer, FastRequest, FastRoute, answer_request
+from clarion.api.intake import EventsRoute
+from clarion.api.schemas.errors import RETRY_AFTER, UNAVAILABLE, error
+from clarion.domain import cij_shapes as shapes
+from clarion.domain import text
 from clarion.domain.interactions import Source, parse_events, parse_legacy_event
-from clarion.errors import InvalidInput
-from clarion.services.interactions import Interactions
 
-log = logging.getLogger(__name__)
-
-router = APIRouter(tags=["CIJ interactions"])
+if TYPE_CHECKING:
+    from clarion.bootstrap import Container
 
 _PREFIX = "/api/v1.0/orgs/"
 _EVENTS = "pushdatareceiver/events"
 _LEGACY = "pushchannel/event/trackings/"
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
-
-
-def _error(status: int, code: str, message: str, fix: str, **extra: Any) -> Answer:
-    body = {"error": {"code": code, "message": message, "fix": fix, **extra}}
-    return status, list(_JSON_HEADERS), orjson.dumps(body)
-
-
-def too_large(limit: int) -> Answer:
-    return _error(413, "payload_too_large", f"the request body is larger than {limit} bytes",
-                  "Send one interaction per request: {TrackingId, DeviceToken, "
-                  "PushNotificationStatus}.")
-
-
 _ACCEPTED: Answer = (202, [(b"content-length", b"0")], b"")
 
 
-async def handle(interactions: Interactions, *, org_id: str, tracking_id: str | None,
-                 body: bytes,
-                 client: str) -> Answer:
-    """Answer one report: (status, headers, body). ``tracking_id`` is set for the legacy path.
-
-    Never raises: bad input answers 400; an unavailable database or a backlog at its cap 503
-    with Retry-After (nothing recorded); anything else a JSON 500."""
-    limiter = interactions.limiter
-    if limiter is not None:
-        wait = limiter.check(client, time.monotonic())
-        if wait > 0:
-            return _too_many(client, wait)
-    try:
-        org = _org(org_id)
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"the request body is not valid JSON ({exc})",
-                               fix="Send a JSON body with Content-Type: application/json.") \
-                from exc
-        now = interactions.now()
-        if tracking_id is None:
-            reports = parse_events(doc, now=now)
-            source = Source.CIJ_EVENTS
-        else:
-            reports = [parse_legacy_event(doc, tracking_id=tracking_id, now=now)]
-            source = Source.CIJ_LEGACY
-        if len(reports) > 1 and limiter is not None:  # the first report was counted above
-            wait = limiter.check(client, time.monotonic(), len(reports) - 1)
-            if wait > 0:
-                return _too_many(client, wait)
-        await interactions.ingest_many(org_id=org, reports=reports, source=source)
-    except InvalidInput as exc:
-        return 400, list(_JSON_HEADERS), orjson.dumps({"error": exc.as_dict()})
-    except Exception as exc:  # DatabaseUnavailable, Overloaded: 503 + Retry-After
-        return error_answer(exc)
-    return _ACCEPTED
-
-
-def _too_many(client: str, wait: float) -> Answer:
-    status, headers, content = _error(
-        429, "rate_limited", f"too many interaction reports from {client}",
-        "Slow down and retry after the number of seconds in Retry-After; operators can raise "
-        "CLARION_EVENTS_RATE_PER_CLIENT (0 disables the limit).")
-    return status, [*headers, (b"retry-after", str(max(1, math.ceil(wait))).encode())], content
-
-
-_known_orgs: dict[str, str] = {}  # path segment -> canonical org id (validated once)
-
-
-def _org(org_id: str) -> str:
-    known = _known_orgs.get(org_id)
-    if known is not None:
-        return known
-    try:
-        canonical = str(uuid.UUID(org_id))
-    except ValueError as exc:
-        raise InvalidInput(f"{org_id!r} is not an organization id",
-                           fix="Use the organization id from the app's developer information.",
-                           field="orgId") from exc
-    if len(_known_orgs) < 10_000:  # bounded: junk ids cannot grow it past that
-        _known_orgs[org_id] = canonical
-    return canonical
-
-
-def match(path: str) -> tuple[str, str | None] | None:
-    """(org id, legacy tracking id or None) when ``path`` is one of the two endpoints."""
+def match(path: str) -> tuple[str, ...] | None:
+    """(org id segment, legacy tracking id or "") when ``path`` is one of the two endpoints."""
     if not path.startswith(_PREFIX):
         return None
     rest = path[len(_PREFIX):]
@@ -145,7 +52,7 @@ def match(path: str) -> tuple[str, str | None] | None:
     if not sep or not org:
         return None
     if tail == _EVENTS:
-        return org, None
+        return org, ""
     if tail.startswith(_LEGACY):
         tracking = tail[len(_LEGACY):]
         if tracking and "/" not in tracking:
@@ -153,87 +60,48 @@ def match(path: str) -> tuple[str, str | None] | None:
     return None
 
 
-async def answer_fast(interactions: Interactions, settings: Settings, scope: Scope,
-                      receive: Receive, send: Send) -> bool:
-    """Answer ``scope`` if it is a report to one of the two endpoints; False otherwise.
-
-    Called by the application object before anything else (``clarion.api.app``), so these
-    requests skip FastAPI's routing, middleware stack and per-request telemetry check."""
-    if scope["type"] != "http" or scope["method"] != "POST":
-        return False
-    found = match(scope["path"])
-    if found is None:
-        return False
-    limit = settings.events_max_body_bytes
-    status, headers, content = await _read_and_handle(interactions, scope, receive, found,
-                                                      limit)
-    if b"content-length" not in (h for h, _ in headers):
-        headers = [*headers, (b"content-length", str(len(content)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": content})
-    return True
+def _too_many(client: str, wait: float) -> Answer:
+    content = orjson.dumps({"error": {
+        "code": "rate_limited", "message": f"too many interaction reports from {client}",
+        "fix": "Slow down and retry after the number of seconds in Retry-After; operators can "
+               "raise CLARION_EVENTS_RATE_PER_CLIENT (0 disables the limit)."}})
+    return 429, [JSON_CONTENT, (b"retry-after", str(max(1, math.ceil(wait))).encode())], content
 
 
-async def _read_and_handle(interactions: Interactions, scope: Scope, receive: Receive,
-                           found: tuple[str, str | None], limit: int) -> Answer:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            if not value.isdigit() or int(value) > limit:
-                return too_large(limit)
-            break
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return 400, [], b""  # nobody is listening any more
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    client = scope.get("client")
-    return await handle(interactions, org_id=found[0], tracking_id=found[1],
-                        body=b"".join(chunks), client=client[0] if client else "unknown")
+async def _handle(container: Container, request: FastRequest) -> Answer:
+    """Answer one report (or a batch): 202 once committed, 429 over the client's rate."""
+    interactions = container.interactions
+    limiter = interactions.limiter
+    if limiter is not None:
+        wait = limiter.check(request.client, time.monotonic())
+        if wait > 0:
+            return _too_many(request.client, wait)
+    doc = text.loads(request.body)
+    now = interactions.now()
+    tracking_id = request.params[0]
+    if tracking_id:
+        reports = [parse_legacy_event(doc, tracking_id=tracking_id, now=now)]
+        source = Source.CIJ_LEGACY
+    else:
+        reports = parse_events(doc, now=now)
+        source = Source.CIJ_EVENTS
+    if len(reports) > 1 and limiter is not None:  # the first report was counted above
+        wait = limiter.check(request.client, time.monotonic(), len(reports) - 1)
+        if wait > 0:
+            return _too_many(request.client, wait)
+    await interactions.ingest_many(org_id=request.org_id, reports=reports, source=source)
+    return _ACCEPTED
 
+
+REPORTS = FastRoute(match, bodies.EVENTS, _handle)
 
 # ------------------------------------------------------------------- documented routes
 
-_REPORT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["TrackingId", "DeviceToken", "PushNotificationStatus"],
-    "properties": {
-        "TrackingId": {"type": "string", "format": "uuid",
-                       "description": "The notification's trackingId (the send id)."},
-        "DeviceToken": {"type": "string",
-                        "description": "The device token as registered (Web Push: the "
-                                       "subscription endpoint)."},
-        "PushNotificationStatus": {
-            "oneOf": [{"type": "integer", "enum": [0, 1]},
-                      {"type": "string", "enum": ["0", "1", "Opened", "Clicked", "Delivered",
-                                                  "Dismissed"]}],
-            "description": "1 / \"1\" / \"Opened\"; 0 / \"0\" / \"Clicked\"; Clarion also "
-                           "accepts \"Delivered\" and \"Dismissed\" (names are "
-                           "case-insensitive)."},
-        "Timestamp": {"type": "string", "format": "date-time",
-                      "description": "Clarion extension: when it happened (≤ 30 days ago, not "
-                                     "in the future). Default: now."},
-    },
-}
-_LEGACY_SCHEMA: dict[str, Any] = {
-    **_REPORT_SCHEMA, "required": ["DeviceToken", "PushNotificationStatus"],
-    "properties": {k: v for k, v in _REPORT_SCHEMA["properties"].items() if k != "TrackingId"},
-}
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: {"description": "Accepted: committed, recorded in reports within about a second "
-                         "(later under a burst; nothing accepted is lost)."},
-    400: {"description": "Malformed report, or a TrackingId that was not sent to this "
-                         "DeviceToken in this organization (code UnknownTrackingId)."},
-    413: {"description": "Body larger than CLARION_EVENTS_MAX_BODY_BYTES."},
-    429: {"description": "Too many reports from this client; see Retry-After."},
-}
+router = APIRouter(tags=["CIJ interactions"], route_class=EventsRoute)
+
+
+def _ref(shape: shapes.Shape) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{shape.name}"}
 
 
 def _doc(schema: dict[str, Any]) -> dict[str, Any]:
@@ -241,41 +109,33 @@ def _doc(schema: dict[str, Any]) -> dict[str, Any]:
                             "content": {"application/json": {"schema": schema}}}}
 
 
-async def _route(request: Request, interactions: Interactions, settings: Settings,
-                 org_id: str,
-                 tracking_id: str | None) -> Response:
-    limit = settings.events_max_body_bytes
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            break
-    if len(body) > limit:
-        status, headers, content = too_large(limit)
-    else:
-        client = request.client.host if request.client else "unknown"
-        status, headers, content = await handle(interactions, org_id=org_id,
-                                                tracking_id=tracking_id, body=body, client=client)
-    return Response(content=content, status_code=status,
-                    headers={k.decode(): v.decode() for k, v in headers
-                             if k != b"content-length"})
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Accepted (no body): committed, recorded in reports within about a "
+                         "second (later under a burst; nothing accepted is lost)."},
+    400: error("Malformed report, or a TrackingId that was not sent to this DeviceToken in "
+               "this organization (code UnknownTrackingId)."),
+    413: error("Body larger than CLARION_EVENTS_MAX_BODY_BYTES."),
+    429: {**error("Too many reports from this client; see Retry-After."),
+          "headers": RETRY_AFTER},
+    503: UNAVAILABLE,
+}
 
 
 @router.post("/api/v1.0/orgs/{org_id}/pushdatareceiver/events", status_code=202,
-             openapi_extra=_doc({"oneOf": [_REPORT_SCHEMA, {
-                 "type": "array", "items": _REPORT_SCHEMA, "minItems": 1, "maxItems": 100,
-                 "description": "Clarion extension: up to 100 reports, all or nothing."}]}),
+             response_class=Response, openapi_extra=_doc({"oneOf": [
+                 _ref(shapes.INTERACTION_REPORT), {
+                     "type": "array", "items": _ref(shapes.INTERACTION_REPORT), "minItems": 1,
+                     "maxItems": 100,
+                     "description": "Clarion extension: up to 100 reports, all or nothing."}]}),
              responses=_RESPONSES)
-async def report_interaction(org_id: str, request: Request, interactions: InteractionsDep,
-                             settings: SettingsDep) -> Response:
+async def report_interaction(org_id: str, request: Request) -> Response:
     """Report that a notification was opened (or clicked, delivered, dismissed)."""
-    return await _route(request, interactions, settings, org_id, None)
+    return await answer_request(REPORTS, request)
 
 
 @router.post("/api/v1.0/orgs/{org_id}/pushchannel/event/trackings/{tracking_id}",
-             status_code=202, openapi_extra=_doc(_LEGACY_SCHEMA), responses=_RESPONSES)
-async def report_interaction_legacy(org_id: str, tracking_id: str, request: Request,
-                                    interactions: InteractionsDep,
-                                    settings: SettingsDep) -> Response:
+             status_code=202, response_class=Response,
+             openapi_extra=_doc(_ref(shapes.LEGACY_INTERACTION_REPORT)), responses=_RESPONSES)
+async def report_interaction_legacy(org_id: str, tracking_id: str, request: Request) -> Response:
     """Legacy API v1: PushNotificationStatus 0 = Clicked, 1 = Opened."""
-    return await _route(request, interactions, settings, org_id, tracking_id)
+    return await answer_request(REPORTS, request)

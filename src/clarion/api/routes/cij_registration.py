@@ -1,95 +1,110 @@
 """CIJ-compatible device registration: ``/api/v1.0/orgs/{orgId}/pushdeviceregistration/…``.
 
-No auth header, as in CIJ: the body carries ``ApiToken`` and ``MobileAppId``. Bodies are parsed
-here with orjson rather than through a pydantic model, because this is the hot path and every
-malformed body must get CIJ's 400 with a message naming the field.
+No auth header, as in CIJ: the body carries ``ApiToken`` and ``MobileAppId``. The five
+endpoints are one ``FastRoute`` (``clarion.api.fast``): answered before FastAPI, bodies bounded
+by ``CLARION_MAX_BODY_BYTES`` (nobody is authenticated before they are read), parsed by
+``clarion.domain.text.loads`` then ``clarion.domain.registration`` against the shapes declared
+in ``clarion.domain.cij_shapes`` — from which the OpenAPI document of the routes below is
+generated, so the contract is written once.
 """
 
 from __future__ import annotations
 
-import re
-import uuid
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from starlette.requests import ClientDisconnect
-from starlette.types import Receive, Scope, Send
 
-from clarion.api.deps import RegistrationDep
-from clarion.api.errors import error_answer
-from clarion.api.responses import JSON
+from clarion.api import body as bodies
+from clarion.api.fast import JSON_CONTENT, Answer, FastRequest, FastRoute, answer_request
+from clarion.api.intake import CheckedRoute
 from clarion.api.schemas import cij
-from clarion.bootstrap import Container
+from clarion.api.schemas.errors import CIJ_ERRORS
+from clarion.domain import cij_shapes as shapes
 from clarion.domain import registration as reg
-from clarion.errors import InvalidInput
-from clarion.ids import canonical_guid
-from clarion.services.registration import Callback, Registration
+from clarion.domain import text
+from clarion.services.registration import Callback
+
+if TYPE_CHECKING:
+    from clarion.bootstrap import Container
+
+_PREFIX = "/api/v1.0/orgs/"
+_FAMILY = "/pushdeviceregistration/"
+_SUFFIXES = frozenset({"devices", "devices/batch", "devices/status/", "devices/status",
+                       "devices/cleanup", "devices/cleanup/batch"})
+
+
+def match(path: str) -> tuple[str, ...] | None:
+    """(org id segment, endpoint) when ``path`` is one of the registration endpoints."""
+    if not path.startswith(_PREFIX):
+        return None
+    org, sep, tail = path[len(_PREFIX):].partition(_FAMILY)
+    if not sep or not org or "/" in org or tail not in _SUFFIXES:
+        return None
+    return org, tail
+
+
+def _callback(request: FastRequest) -> Callback | None:
+    url = request.header(b"x-ms-callback-url")
+    target = (url or request.header(b"x-ms-status-callback-url") or "").strip()
+    if not target:
+        return None
+    text.controls(target, "x-ms-callback-url" if url and url.strip() else
+                  "x-ms-status-callback-url")
+    return Callback(url=target,
+                    headers=reg.parse_callback_headers(request.header(b"x-ms-callback-url-headers")))
+
+
+async def _handle(container: Container, request: FastRequest) -> Answer:
+    endpoint = request.params[0]
+    registration = container.registration
+    doc = text.loads(request.body)
+    if endpoint.startswith("devices/status"):
+        query = reg.parse_status_query(doc)
+        entries = await registration.statuses(request.org_id, query.mobile_app_id,
+                                              query.api_token, query.request_ids)
+        return 200, [JSON_CONTENT], orjson.dumps([
+            {"RegistrationRequestId": e.request_id, "Status": e.status.value,
+             "FailureReason": e.failure_reason} for e in entries])
+    if endpoint.startswith("devices/cleanup"):
+        cleanups = (reg.parse_cleanup_batch(doc) if endpoint.endswith("batch")
+                    else [reg.parse_cleanup(doc)])
+        await registration.accept_cleanups(request.org_id, cleanups)
+        return 202, [], b""
+    batch = endpoint == "devices/batch"
+    devices = reg.parse_device_batch(doc) if batch else [reg.parse_device(doc)]
+    tracked = (request.header(b"x-ms-track-registration") or "").strip().lower() == "true"
+    ids = await registration.accept_devices(request.org_id, devices, tracked=tracked,
+                                            callback=_callback(request))
+    if not tracked:
+        return 202, [], b""
+    if batch:
+        return 202, [JSON_CONTENT], orjson.dumps([{"RegistrationRequestId": i} for i in ids])
+    return 202, [JSON_CONTENT], orjson.dumps({"RegistrationRequestId": ids[0]})
+
+
+REGISTRATION = FastRoute(match, bodies.UNAUTHENTICATED, _handle)
+
+# ------------------------------------------------------------------- documented routes
 
 router = APIRouter(prefix="/api/v1.0/orgs/{org_id}/pushdeviceregistration",
-                   tags=["CIJ device registration"])
+                   tags=["CIJ device registration"], route_class=CheckedRoute,
+                   responses=CIJ_ERRORS)
 
-MAX_BODY = 1024 * 1024
 
-
-def _body_doc(model: type[Any], *, array: bool = False) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    schema.pop("$defs", None)
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+def _body_doc(shape: shapes.Shape, *, array: bool = False) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{shape.name}"}
     body = {"type": "array", "items": ref, "minItems": 1, "maxItems": 100} if array else ref
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
 
 
 def openapi_components() -> dict[str, Any]:
-    """Schemas the ``openapi_extra`` bodies above refer to (merged by the app factory)."""
-    out: dict[str, Any] = {}
-    for model in (cij.DeviceRegistration, cij.DeviceCleanup, cij.StatusQuery):
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        out.update(schema.pop("$defs", {}))
-        out[model.__name__] = schema
-    return out
+    """The request shapes the ``openapi_extra`` bodies refer to (merged by the app factory)."""
+    return {shape.name: shape.json_schema() for shape in shapes.REQUEST_SHAPES}
 
 
-def _errors_doc() -> dict[int | str, dict[str, Any]]:
-    return {400: {"description": "Malformed request, or ApiToken not valid for MobileAppId "
-                                 "(nothing is stored)."}}
-
-
-async def _body(request: Request) -> bytes:
-    size = request.headers.get("content-length")
-    if size is not None and size.isdigit() and int(size) > MAX_BODY:
-        raise InvalidInput("the request body is larger than 1 MiB",
-                           fix="Send at most 100 registrations per batch.")
-    try:
-        return await request.body()
-    except ClientDisconnect as exc:  # the client left: nothing to answer, nothing stored
-        raise InvalidInput("the client disconnected before sending the whole body") from exc
-
-
-async def _json(request: Request) -> Any:
-    return _parse_json(await _body(request))
-
-
-def _org(org_id: str) -> str:
-    try:
-        return canonical_guid(org_id) or str(uuid.UUID(org_id))
-    except ValueError as exc:
-        raise InvalidInput(f"{org_id!r} is not an organization id",
-                           fix="Use the organization id from the app's developer information.",
-                           field="orgId") from exc
-
-
-def _callback(url: str | None, status_url: str | None,
-              headers: str | None) -> Callback | None:
-    target = (url or status_url or "").strip()
-    if not target:
-        return None
-    return Callback(url=target, headers=reg.parse_callback_headers(headers))
-
-
-# Read from request.headers rather than as FastAPI Header() parameters: validating four
-# optional headers per request cost ~11 % of this hot path; they are documented here instead.
+# Read from the request's headers rather than as FastAPI Header() parameters (this is the hot
+# path); documented here instead.
 _HEADER_DOCS: list[dict[str, Any]] = [
     {"name": "x-ms-track-registration", "in": "header", "required": False,
      "schema": {"type": "string", "enum": ["true", "false"]},
@@ -108,166 +123,50 @@ def _with_headers(doc: dict[str, Any]) -> dict[str, Any]:
     return {**doc, "parameters": _HEADER_DOCS}
 
 
-def _parse_json(raw: bytes) -> Any:
-    if len(raw) > MAX_BODY:
-        raise InvalidInput("the request body is larger than 1 MiB",
-                           fix="Send at most 100 registrations per batch.")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the request body is not valid JSON ({exc})",
-                           fix="Send a JSON body with Content-Type: application/json.") from exc
+_ACCEPTED_DEVICES = ("Accepted. Body only with x-ms-track-registration: true (otherwise "
+                     "empty, without Content-Type).")
 
 
-async def _accept(registration: Registration, org_id: str, batch: bool, raw: bytes,
-                  headers: Mapping[str, str]) -> tuple[int, bytes]:
-    """The registration itself, shared by the documented route and the fast path."""
-    org = _org(org_id)
-    items = (reg.parse_device_batch if batch else
-             lambda b: [reg.parse_device(b)])(_parse_json(raw))
-    tracked = (headers.get("x-ms-track-registration") or "").strip().lower() == "true"
-    ids = await registration.accept_devices(
-        org, items, tracked=tracked,
-        callback=_callback(headers.get("x-ms-callback-url"),
-                           headers.get("x-ms-status-callback-url"),
-                           headers.get("x-ms-callback-url-headers")),
-    )
-    if not tracked:
-        return 202, b""
-    if batch:
-        return 202, orjson.dumps([{"RegistrationRequestId": i} for i in ids])
-    return 202, orjson.dumps({"RegistrationRequestId": ids[0]})
-
-
-async def _register(request: Request, registration: Registration, org_id: str,
-                    batch: bool) -> Response:
-    raw = await _body(request)
-    status, content = await _accept(registration, org_id, batch, raw, request.headers)
-    return Response(content, status_code=status,
-                    media_type="application/json" if content else None)
-
-
-_FAST_PATH = re.compile(r"^/api/v1\.0/orgs/([^/]+)/pushdeviceregistration/devices(/batch)?$")
-
-
-async def answer_fast(container: Container, scope: Scope, receive: Receive, send: Send) -> bool:
-    """Answer a registration before FastAPI's routing and dependency machinery (about half
-    of this hot path's time); False for any other request. Same code, same answers as the
-    documented routes below, which remain for the OpenAPI schema."""
-    if scope["type"] != "http" or scope["method"] != "POST":
-        return False
-    found = _FAST_PATH.match(scope["path"])
-    if found is None:
-        return False
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-    extra: list[tuple[bytes, bytes]] = []
-    try:
-        raw = await _receive_body(receive, headers.get("content-length"))
-        status, content = await _accept(container.registration, found[1], found[2] is not None,
-                                        raw, headers)
-    except ClientDisconnect:
-        return True  # nobody is listening any more
-    except Exception as exc:  # outside FastAPI: the same answers as its exception handlers
-        status, answer_headers, content = error_answer(exc)
-        extra = [h for h in answer_headers if h[0] != b"content-type"]
-    out = [(b"content-length", str(len(content)).encode()), *extra]
-    if content:
-        out.append((b"content-type", b"application/json"))
-    await send({"type": "http.response.start", "status": status, "headers": out})
-    await send({"type": "http.response.body", "body": content})
-    return True
-
-
-async def _receive_body(receive: Receive, length: str | None) -> bytes:
-    if length is not None and length.isdigit() and int(length) > MAX_BODY:
-        raise InvalidInput("the request body is larger than 1 MiB",
-                           fix="Send at most 100 registrations per batch.")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise InvalidInput("the request body is larger than 1 MiB",
-                               fix="Send at most 100 registrations per batch.")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-@router.post("/devices", status_code=202,
-             openapi_extra=_with_headers(_body_doc(cij.DeviceRegistration)),
-             responses={202: {"model": cij.Tracked, "description": "Accepted. Body only with "
-                              "x-ms-track-registration: true."}, **_errors_doc()})
-async def register_device(org_id: str, request: Request,
-                          registration: RegistrationDep) -> Response:
+@router.post("/devices", status_code=202, response_class=Response,
+             openapi_extra=_with_headers(_body_doc(shapes.DEVICE_REGISTRATION)),
+             responses={202: {"model": cij.Tracked, "description": _ACCEPTED_DEVICES}})
+async def register_device(org_id: str, request: Request) -> Response:
     """Register one device (asynchronous: check the outcome with the status endpoint)."""
-    return await _register(request, registration, org_id, False)
+    return await answer_request(REGISTRATION, request)
 
 
-@router.post("/devices/batch", status_code=202,
-             openapi_extra=_with_headers(_body_doc(cij.DeviceRegistration, array=True)),
-             responses={202: {"model": list[cij.Tracked], "description": "Accepted."},
-                        **_errors_doc()})
-async def register_devices(org_id: str, request: Request,
-                           registration: RegistrationDep) -> Response:
+@router.post("/devices/batch", status_code=202, response_class=Response,
+             openapi_extra=_with_headers(_body_doc(shapes.DEVICE_REGISTRATION, array=True)),
+             responses={202: {"model": list[cij.Tracked], "description": _ACCEPTED_DEVICES}})
+async def register_devices(org_id: str, request: Request) -> Response:
     """Register up to 100 devices."""
-    return await _register(request, registration, org_id, True)
+    return await answer_request(REGISTRATION, request)
 
 
-async def _status(org_id: str, request: Request, registration: Registration) -> Response:
-    org = _org(org_id)
-    query = reg.parse_status_query(await _json(request))
-    entries = await registration.statuses(org, query.mobile_app_id, query.api_token,
-                                          query.request_ids)
-    return JSON([{"RegistrationRequestId": e.request_id, "Status": e.status.value,
-                  "FailureReason": e.failure_reason} for e in entries])
-
-
-_STATUS_DOC: dict[str, Any] = {
-    "openapi_extra": _body_doc(cij.StatusQuery),
-    "responses": {200: {"model": list[cij.StatusEntry]}, **_errors_doc()},
-}
-
-
-@router.post("/devices/status/", **_STATUS_DOC)
-async def registration_status(org_id: str, request: Request,
-                              registration: RegistrationDep) -> Response:
+@router.post("/devices/status/", response_class=Response,
+             openapi_extra=_body_doc(shapes.STATUS_QUERY),
+             responses={200: {"model": list[cij.StatusEntry]}})
+async def registration_status(org_id: str, request: Request) -> Response:
     """Status of tracked registration requests, in the order asked."""
-    return await _status(org_id, request, registration)
+    return await answer_request(REGISTRATION, request)
 
 
 @router.post("/devices/status", include_in_schema=False)
-async def registration_status_no_slash(
-    org_id: str, request: Request, registration: RegistrationDep
-) -> Response:
-    return await _status(org_id, request, registration)
+async def registration_status_no_slash(org_id: str, request: Request) -> Response:
+    return await answer_request(REGISTRATION, request)
 
 
-async def _cleanup(org_id: str, request: Request, registration: Registration,
-                   batch: bool) -> Response:
-    org = _org(org_id)
-    body = await _json(request)
-    items = reg.parse_cleanup_batch(body) if batch else [reg.parse_cleanup(body)]
-    await registration.accept_cleanups(org, items)
-    return Response(status_code=202)
-
-
-@router.post("/devices/cleanup", status_code=202, openapi_extra=_body_doc(cij.DeviceCleanup),
-             responses={202: {"description": "Accepted."}, **_errors_doc()})
-async def cleanup_device(org_id: str, request: Request,
-                         registration: RegistrationDep) -> Response:
+@router.post("/devices/cleanup", status_code=202, response_class=Response,
+             openapi_extra=_body_doc(shapes.DEVICE_CLEANUP),
+             responses={202: {"description": "Accepted (no body)."}})
+async def cleanup_device(org_id: str, request: Request) -> Response:
     """Remove a user's device (or all their devices for the app when DeviceToken is absent)."""
-    return await _cleanup(org_id, request, registration, False)
+    return await answer_request(REGISTRATION, request)
 
 
-@router.post("/devices/cleanup/batch", status_code=202,
-             openapi_extra=_body_doc(cij.DeviceCleanup, array=True),
-             responses={202: {"description": "Accepted."}, **_errors_doc()})
-async def cleanup_devices(org_id: str, request: Request,
-                          registration: RegistrationDep) -> Response:
+@router.post("/devices/cleanup/batch", status_code=202, response_class=Response,
+             openapi_extra=_body_doc(shapes.DEVICE_CLEANUP, array=True),
+             responses={202: {"description": "Accepted (no body)."}})
+async def cleanup_devices(org_id: str, request: Request) -> Response:
     """Up to 100 cleanups (a single object is accepted too, as in CIJ's sample)."""
-    return await _cleanup(org_id, request, registration, True)
+    return await answer_request(REGISTRATION, request)

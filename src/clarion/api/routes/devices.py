@@ -7,11 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from clarion.api.deps import AdminOrg, DevicesDep
+from clarion.api.intake import CheckedRoute
 from clarion.api.schemas.devices import DevicePage, RegistrationRead
+from clarion.api.schemas.errors import ADMIN_ERRORS
 from clarion.domain.devices import DeviceState
 from clarion.services.devices import Devices
 
-router = APIRouter(prefix="/v1/orgs/{org_id}", tags=["devices"])
+router = APIRouter(prefix="/v1/orgs/{org_id}", tags=["devices"],
+                   route_class=CheckedRoute, responses=ADMIN_ERRORS)
 
 State = Annotated[DeviceState | None, Query()]
 Limit = Annotated[int, Query(ge=1, le=1000)]

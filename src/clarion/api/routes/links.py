@@ -18,6 +18,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse
 
 from clarion.api.deps import InteractionsDep
+from clarion.api.schemas.errors import ErrorBody
 from clarion.errors import NotFound
 from clarion.services.interactions import Interactions
 
@@ -42,7 +43,10 @@ _HEADERS = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     302: {"description": "Redirect to the message's original link."},
-    404: {"description": "Not a valid tracked link (HTML page).", "content": {"text/html": {}}},
+    # A path with a line break matches no route: the application's JSON 404 answers it.
+    404: {"description": "Not a valid tracked link (HTML page; JSON for a path holding a "
+                         "line break).",
+          "model": ErrorBody, "content": {"text/html": {}}},
 }
 
 

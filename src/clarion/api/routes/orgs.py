@@ -6,6 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from clarion.api.deps import AdminOrg, OrgsDep
+from clarion.api.intake import CheckedRoute
+from clarion.api.schemas.errors import ADMIN_ERRORS, error
 from clarion.api.schemas.orgs import (
     AdminTokenCreate,
     AdminTokenCreatedRead,
@@ -13,7 +15,8 @@ from clarion.api.schemas.orgs import (
     OrgRead,
 )
 
-router = APIRouter(prefix="/v1/orgs", tags=["orgs"])
+router = APIRouter(prefix="/v1/orgs", tags=["orgs"],
+                   route_class=CheckedRoute, responses=ADMIN_ERRORS)
 
 
 @router.get("/{org_id}")
@@ -37,8 +40,8 @@ async def create_admin_token(org_id: AdminOrg, body: AdminTokenCreate,
 
 @router.delete("/{org_id}/admin-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT,
                response_class=Response,
-               responses={404: {"description": "No such token in this org."},
-                          409: {"description": "The org's last active admin token."}})
+               responses={404: error("No such token in this org."),
+                          409: error("The org's last active admin token.")})
 async def revoke_admin_token(org_id: AdminOrg, token_id: str, orgs: OrgsDep) -> Response:
     """Revoke an admin token at once. The last active one cannot be revoked over REST."""
     await orgs.revoke_admin_token(org_id, token_id)

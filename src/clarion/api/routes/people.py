@@ -7,12 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from clarion.api.deps import AdminOrg, PeopleDep
+from clarion.api.intake import CheckedRoute
+from clarion.api.schemas.errors import ADMIN_ERRORS, error
 from clarion.api.schemas.people import Kind, PersonCreate, PersonPage, PersonRead, PersonUpdate
 
-router = APIRouter(prefix="/v1/orgs/{org_id}/people", tags=["people"])
+router = APIRouter(prefix="/v1/orgs/{org_id}/people", tags=["people"],
+                   route_class=CheckedRoute, responses=ADMIN_ERRORS)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201,
+             responses={409: error("A person with that id already exists in the org.")})
 async def create_person(org_id: AdminOrg, people: PeopleDep,
                         body: PersonCreate) -> PersonRead:
     return await people.create(org_id, body.model_dump(exclude_unset=True))

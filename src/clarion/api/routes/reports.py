@@ -9,14 +9,17 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from clarion.api.deps import AdminOrg, ReportsDep
+from clarion.api.intake import CheckedRoute
 from clarion.api.responses import JSON
+from clarion.api.schemas.errors import ADMIN_ERRORS
 from clarion.api.schemas.reports import ReportRead, TimelinePage
 from clarion.domain.report_csv import report_csv
 from clarion.domain.report_range import Granularity
 from clarion.domain.reports import Scope
 from clarion.services.reports import MAX_TIMELINE
 
-router = APIRouter(prefix="/v1/orgs/{org_id}", tags=["reports"])
+router = APIRouter(prefix="/v1/orgs/{org_id}", tags=["reports"],
+                   route_class=CheckedRoute, responses=ADMIN_ERRORS)
 
 _SINCE = ("Start (ISO 8601; without an offset, UTC). Default: 24 hours (hourly) or 7 days "
           "(daily) before `until`. Widened to whole hours / UTC days.")

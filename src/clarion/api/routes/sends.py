@@ -7,9 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from clarion.api.deps import AdminOrg, SendsDep
+from clarion.api.intake import CheckedRoute
+from clarion.api.schemas.errors import ADMIN_ERRORS
 from clarion.api.schemas.sends import SendCreate, SendRead
 
-router = APIRouter(prefix="/v1/orgs/{org_id}/sends", tags=["sends"])
+router = APIRouter(prefix="/v1/orgs/{org_id}/sends", tags=["sends"],
+                   route_class=CheckedRoute, responses=ADMIN_ERRORS)
 
 
 @router.post("", status_code=202, responses={200: {"model": SendRead,

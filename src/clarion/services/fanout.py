@@ -74,7 +74,7 @@ class FanOut:
             if (send is None or send.fanned_out_people > page.offset
                     or send.state == "fanned_out"):
                 return  # deleted, or this page was already committed by an earlier run
-            window = send.user_ids[page.offset:page.offset + PEOPLE_PER_PAGE]
+            window = await store.audience_page(conn, send.id, page.offset, PEOPLE_PER_PAGE)
             per_person = await store.active_device_counts(conn, send.app_id, window)
             people = _page(window, per_person, DELIVERIES_PER_PAGE)
             devices = (await store.active_devices(conn, send.app_id, people)
@@ -84,7 +84,7 @@ class FanOut:
         rows = [(i, send.id, send.org_id, send.app_id, d.person_id, d.id, d.platform,
                  "pending", 0, now, now) for i, d in zip(ids, devices, strict=True)]
         next_offset = page.offset + len(people)
-        last = next_offset >= len(send.user_ids)
+        last = next_offset >= send.people_count
         with_devices = {d.person_id for d in devices}
         keys = send.keys()
         counts = [counters.Count(**keys, platform="", at=now, metric="inflow",

@@ -64,7 +64,7 @@ class Sends:
         message = command.message.message()
         send_id = str(uuid.uuid4())
         row = {
-            "id": send_id, "org_id": org_id, "app_id": command.app_id, "user_ids": user_ids,
+            "id": send_id, "org_id": org_id, "app_id": command.app_id,
             "message": message.as_dict(), "idempotency_key": idempotency_key,
             "state": "queued", "fanned_out_people": 0, "device_count": 0, "created_at": now,
             "expires_at": now + timedelta(seconds=message.ttl_seconds or 60),
@@ -75,7 +75,7 @@ class Sends:
                 if idempotency_key:  # a key older than the window may be used again
                     await store.release_key(conn, org_id, idempotency_key,
                                             now - IDEMPOTENCY_WINDOW)
-                await store.insert_send(conn, row)
+                await store.insert_send(conn, row, user_ids)
                 await self._queue.enqueue(conn, [page_job(send_id, 0)])
         except Duplicate:
             # Another request with the same key won the race: answer with its send.
@@ -102,8 +102,9 @@ class Sends:
                                fix="Use the id returned by POST /v1/orgs/{org}/sends.")
             counts = await store.delivery_counts(conn, send_id)
             deliveries = await store.deliveries(conn, send_id, after=after, limit=limit)
+            user_ids = await store.audience(conn, send_id)
         return SendRead(
-            id=row.id, app_id=row.app_id, user_ids=row.user_ids, message=row.message,
+            id=row.id, app_id=row.app_id, user_ids=user_ids, message=row.message,
             state=send_state(row.state, counts.get("pending", 0)), created_at=row.created_at,
             expires_at=row.expires_at, counts=counts, succeeded=succeeded(row.state, counts),
             deliveries=deliveries)

@@ -25,7 +25,9 @@ from clarion.domain.people import PersonRead
 from clarion.store import tables as t
 from clarion.store.db import Conn, duplicates_raised
 
-IN_CHUNK = 500  # bound on IN (...) lists: keeps statements well under every driver's limits
+# Existence checks of a whole audience (a send to 100,000 people): fewer, larger statements,
+# still far below both drivers' 32,766 bound parameters.
+EXISTS_CHUNK = 5_000
 _P = t.people.c
 
 
@@ -114,12 +116,12 @@ async def page(conn: Conn, org_id: str, *, kind: str | None, email: str | None,
 
 async def kinds_of(conn: Conn, org_id: str, person_ids: Collection[str]) -> dict[str, str]:
     """``{id: kind}`` for those of ``person_ids`` (canonical GUIDs) that are people of the
-    org: one query per ``IN_CHUNK`` ids."""
+    org: one query per ``EXISTS_CHUNK`` ids."""
     keys = list(person_ids)
     found: dict[str, str] = {}
-    for start in range(0, len(keys), IN_CHUNK):
+    for start in range(0, len(keys), EXISTS_CHUNK):
         rows = await conn.execute(select(_P.id, _P.kind).where(
-            _P.org_id == org_id, _P.id.in_(keys[start:start + IN_CHUNK])))
+            _P.org_id == org_id, _P.id.in_(keys[start:start + EXISTS_CHUNK])))
         found.update((row.id, row.kind) for row in rows)
     return found
 

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, cast, exists, func, literal, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import ColumnElement, and_, func, select
 
 from clarion.domain.report_range import HourRange, utc
 from clarion.domain.reports import MetricRow
@@ -21,6 +20,7 @@ from clarion.store import tables as t
 from clarion.store.db import Conn
 
 _S = t.sends
+_A = t.send_audience
 _DL = t.deliveries
 _I = t.interactions
 
@@ -61,12 +61,9 @@ async def sums(conn: Conn, org_id: str, *, scope: str, scope_id: str | None,
 # ---------------------------------------------------------------------------- timeline
 
 
-def _names_person(conn: Conn, person_id: str) -> ColumnElement[bool]:
-    """``sends.user_ids`` (a JSON array) contains the person."""
-    if conn.dialect.name == "sqlite":
-        each = func.json_each(_S.c.user_ids).table_valued("value")
-        return exists(select(literal(1)).select_from(each).where(each.c.value == person_id))
-    return cast(_S.c.user_ids, JSONB).contains([person_id])
+def _names_person(person_id: str) -> ColumnElement[bool]:
+    """The send's audience holds the person (ix_send_audience_person)."""
+    return _S.c.id.in_(select(_A.c.send_id).where(_A.c.person_id == person_id))
 
 
 def _send_query(where: Sequence[ColumnElement[bool]]) -> Any:
@@ -110,7 +107,7 @@ async def person_sends(conn: Conn, org_id: str, person_id: str, *,
                        limit: int | None = None) -> list[TimelineEntry]:
     """Sends naming the person, newest first: strictly before ``before``, or exactly ``at``
     (their ``outcome`` is only ``fanned_out`` or ``pending`` until ``with_outcome``)."""
-    query = _send_query([_S.c.org_id == org_id, _names_person(conn, person_id)])
+    query = _send_query([_S.c.org_id == org_id, _names_person(person_id)])
     return await _entries(conn, query, _S.c.created_at, _send_entry, before=before, at=at,
                           limit=limit)
 

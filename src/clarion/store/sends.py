@@ -24,6 +24,7 @@ from clarion.store.bulk import DriverMany
 from clarion.store.db import Conn, duplicates_raised
 
 _S = t.sends
+_A = t.send_audience
 _DL = t.deliveries
 _D = t.devices
 _CHUNK = 500
@@ -34,7 +35,7 @@ class SendRow:
     id: str
     org_id: str
     app_id: str
-    user_ids: list[str]
+    people_count: int  # the audience's size (its rows: send_audience)
     message: dict[str, Any]
     state: str  # queued | fanning_out | fanned_out
     fanned_out_people: int
@@ -103,15 +104,41 @@ async def release_key(conn: Conn, org_id: str, key: str, before: datetime) -> No
         _S.c.created_at < before).values(idempotency_key=None))
 
 
-async def insert_send(conn: Conn, row: Mapping[str, Any]) -> None:
-    """Insert a send (``Duplicate`` when its idempotency key was taken meanwhile)."""
+_INSERT_AUDIENCE = DriverMany(
+    lambda _d: insert(_A), ("send_id", "position", "person_id"),
+    column_keys=("send_id", "position", "person_id"))
+
+
+async def insert_send(conn: Conn, row: Mapping[str, Any], audience: Sequence[str]) -> None:
+    """Insert a send and its audience, in order (``Duplicate`` when its idempotency key was
+    taken meanwhile)."""
     async with duplicates_raised():
-        await conn.execute(insert(_S).values(**row))
+        await conn.execute(insert(_S).values(**row, people_count=len(audience)))
+    send_id = row["id"]
+    for i in range(0, len(audience), 10_000):
+        await _INSERT_AUDIENCE.run(conn, [(send_id, position, person)
+                                          for position, person in enumerate(
+                                              audience[i:i + 10_000], start=i)])
+
+
+async def audience(conn: Conn, send_id: str) -> list[str]:
+    """The whole audience of a send, in order (reading a send back; fan-out reads pages)."""
+    return list((await conn.execute(select(_A.c.person_id).where(_A.c.send_id == send_id)
+                                    .order_by(_A.c.position))).scalars())
+
+
+async def audience_page(conn: Conn, send_id: str, start: int, limit: int) -> list[str]:
+    """The people at positions ``start`` … ``start + limit - 1``: one range of the primary
+    key, whatever the audience's size."""
+    return list((await conn.execute(
+        select(_A.c.person_id).where(_A.c.send_id == send_id, _A.c.position >= start,
+                                     _A.c.position < start + limit)
+        .order_by(_A.c.position))).scalars())
 
 
 def _send(row: Any) -> SendRow:
     return SendRow(id=row.id, org_id=row.org_id, app_id=row.app_id,
-                   user_ids=list(row.user_ids), message=dict(row.message), state=row.state,
+                   people_count=row.people_count, message=dict(row.message), state=row.state,
                    fanned_out_people=row.fanned_out_people, journey_id=row.journey_id,
                    journey_step_id=row.journey_step_id, message_id=row.message_id,
                    created_at=row.created_at, expires_at=row.expires_at)

@@ -226,7 +226,7 @@ sends = Table(
     Column("id", GUID, primary_key=True),  # also the trackingId the devices receive
     Column("org_id", GUID, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
     Column("app_id", GUID, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
-    Column("user_ids", JSON, nullable=False),  # the people it goes to (fan-out pages these)
+    Column("people_count", Integer, nullable=False),  # the audience's size (send_audience)
     Column("message", JSON, nullable=False),
     Column("idempotency_key", String(200), nullable=True),
     Column("state", String(12), nullable=False),  # queued | fanning_out | fanned_out
@@ -241,6 +241,19 @@ sends = Table(
     Column("fanned_out_at", TS, nullable=True),
     UniqueConstraint("org_id", "idempotency_key", name="uq_sends_org_idempotency_key"),
     Index("ix_sends_org_created", "org_id", "created_at"),
+)
+
+# A send's audience, one row per person in the order given: fan-out reads a page by key
+# (send_id, position >= n), whatever the audience's size; a person's sends are found through
+# ix_send_audience_person (the timeline).
+send_audience = Table(
+    "send_audience",
+    metadata,
+    Column("send_id", GUID, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("person_id", GUID, nullable=False),
+    PrimaryKeyConstraint("send_id", "position", name="pk_send_audience"),
+    Index("ix_send_audience_person", "person_id", "send_id"),
 )
 
 deliveries = Table(

@@ -165,7 +165,7 @@ def build(
         processor=RegistrationProcessor(db=db, clock=clock, queue=queue, apps=apps,
                                         people=people, senders=senders, settings=settings),
         callbacks=Callbacks(callback_client),
-        sends=Sends(db, clock, queue, people),
+        sends=Sends(db, clock, queue),
         fanout=FanOut(db, clock, queue, policy),
         delivery=Delivery(db=db, clock=clock, queue=queue, apps=apps, senders=senders,
                           policy=policy, public_url=settings.public_url, link_key=link_key),

@@ -34,8 +34,8 @@ def test_processes_starting_together_migrate_postgresql_one_after_the_other(pg_u
 
 
 async def test_the_audience_moves_to_rows_and_back_with_its_order(db_url: str) -> None:
-    """0004 copies each send's ``user_ids`` array into ``send_audience`` (in order) and counts
-    it; its downgrade rebuilds the arrays."""
+    """0004 copies each send's ``user_ids`` array into ``send_audience`` (in order, in chunks)
+    and counts it; its downgrade rebuilds the arrays."""
     from datetime import UTC, datetime
 
     from sqlalchemy import JSON, column, select, table, text
@@ -45,7 +45,7 @@ async def test_the_audience_moves_to_rows_and_back_with_its_order(db_url: str) -
     await asyncio.to_thread(upgrade, db_url, "0003")
     now = datetime.now(UTC)
     org, app = "0" * 8 + "-0000-4000-8000-" + "0" * 12, "1" * 8 + "-1111-4111-8111-" + "1" * 12
-    people = [f"{i:08d}-2222-4222-8222-222222222222" for i in range(7)]
+    people = [f"{i:08d}-2222-4222-8222-222222222222" for i in range(1203)]
     sends = table("sends", *(column(c) for c in (
         "id", "org_id", "app_id", "state", "fanned_out_people", "device_count",
         "created_at", "expires_at")), column("message", JSON), column("user_ids", JSON))
@@ -65,13 +65,14 @@ async def test_the_audience_moves_to_rows_and_back_with_its_order(db_url: str) -
                     state="queued", fanned_out_people=0, device_count=0, created_at=now,
                     expires_at=now, user_ids=audience))
         await asyncio.to_thread(upgrade, db_url, "0004")
+        from clarion.store import sends as send_store
+
         async with engine.connect() as conn:
-            rows = (await conn.execute(text(
-                "SELECT send_id, position, person_id FROM send_audience "
-                "ORDER BY send_id, position"))).all()
+            stored = [await send_store.audience(conn, s) for s in (
+                "3" * 8 + "-3333-4333-8333-" + "3" * 12, "4" * 8 + "-4444-4444-8444-" + "4" * 12)]
             counts = dict((await conn.execute(text("SELECT id, people_count FROM sends"))).all())
-        assert [(r[1], r[2]) for r in rows] == list(enumerate(people))
-        assert sorted(counts.values()) == [0, 7]
+        assert stored == [people, []]
+        assert sorted(counts.values()) == [0, 1203]
         await asyncio.to_thread(command.downgrade, cfg, "0003")
         async with engine.connect() as conn:
             back = (await conn.execute(select(sends.c.user_ids).order_by(sends.c.id))).all()

@@ -246,3 +246,44 @@ async def test_a_link_with_control_characters_is_a_400_at_send_time(
             headers={"authorization": f"Bearer {w.admin_token}"})
         assert r.status_code == 400, (link, r.text)
         assert r.json()["error"]["field"] == "message.link"
+
+
+async def test_unknown_people_refuse_the_whole_send_and_store_nothing(
+    container: Container, client: httpx.AsyncClient
+) -> None:
+    """The audience is checked where it is stored (one join), so a refused send must leave
+    neither the send nor any of its audience rows behind."""
+    w = await world(container, people_count=3)
+    stranger = "00000000-0000-4000-8000-00000000abcd"
+    r = await send(client, w, user_ids=[*w.person_ids, stranger, "not-a-guid"])
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["field"] == "user_ids"
+    assert "'not-a-guid'" in r.json()["error"]["message"]
+    r = await send(client, w, user_ids=[w.person_ids[0], stranger, w.person_ids[1]])
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert (error["field"], error["message"]) == (
+        "user_ids", f"1 user id(s) are not people of this organization, e.g. '{stranger}'")
+    other = await world(container, people_count=1)  # a person of another org is unknown here
+    r = await send(client, w, user_ids=[w.person_ids[0], other.person_ids[0]])
+    assert r.status_code == 400, r.text
+    async with container.db.read() as conn:
+        assert (await conn.execute(select(func.count()).select_from(t.sends))).scalar() == 0
+        assert (await conn.execute(
+            select(func.count()).select_from(t.send_audience))).scalar() == 0
+    assert await container.queue.counts() == dict.fromkeys(await container.queue.counts(), 0)
+
+
+async def test_person_ids_in_any_case_or_braces_reach_the_person_once(
+    container: Container, client: httpx.AsyncClient, fake_sender: FakeSender
+) -> None:
+    w = await world(container, dry_run_on_register=False)
+    person = w.person_ids[0]
+    await register(container, client, w, person, FcmDeviceToken="fcm-case")
+    r = await send(client, w, user_ids=[person.upper(), "{" + person + "}", person])
+    assert r.status_code == 202, r.text
+    assert r.json()["user_ids"] == [person]
+    await drain(container)
+    got = await get(client, w, r.json()["id"])
+    assert got["counts"] == {"accepted": 1}
+    assert got["user_ids"] == [person]

@@ -71,10 +71,15 @@ class PersonPage:
         description="Pass as `cursor` for the next page; null on the last page.")]
 
 
+_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def canonical_guid(value: object) -> str | None:
     """The lower-case 36-character form of a GUID, or None when ``value`` is not one."""
     if not isinstance(value, str):
         return None
+    if _CANONICAL_GUID.fullmatch(value):  # already canonical (most ids): no UUID object
+        return value
     text = value.strip()
     if len(text) not in (36, 38):  # 38: the "{...}" form .NET prints
         return None

@@ -329,10 +329,14 @@ async def _count(conn: Conn, app_id: str, platform: Platform,
     for r, state in decided:
         if state == "accepted":
             totals[(r.send_id, "sent")] += 1
-            people[(f"p:{r.send_id}:{r.person_id}", "sent")] = r.send_id
+            if r.sole:  # the person's only device: accepted once (store.finish), counted once
+                totals[(r.send_id, "sent_people")] += 1
+            else:
+                people[(f"p:{r.send_id}:{r.person_id}", "sent")] = r.send_id
         else:
             totals[(r.send_id, f"not_sent:{state}")] += 1
-    # A person's first accepted device counts them once (even within one batch).
+    # A person with several devices: the first accepted counts them once (even within one
+    # batch).
     for scope in await counters.first_times(conn, people):
         totals[(people[scope], "sent_people")] += 1
     await counters.increment(conn, [

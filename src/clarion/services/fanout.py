@@ -1,15 +1,19 @@
 """Fan-out: a send's people expanded, page by page, into one delivery per valid device.
 
-Each page of people (at most ``PEOPLE_PER_PAGE`` people and, unless one person alone has more,
-``DELIVERIES_PER_PAGE`` devices) is one transaction that writes one delivery row per (send,
-device) — unique, so a re-run writes nothing twice — the ``delivery.send`` jobs for those rows,
-the report counts (inflow, not sent for want of a device) and the job for the next page. Small
-pages keep fan-out's memory flat and let delivery start early.
-"""
+A page reads one chunk of the send's audience by its key (5,000 ids: a page costs the same in
+a send of 10,000 people or of 1,000,000), then those people's active devices in person-id order,
+at most ``DELIVERIES_PER_PAGE`` of them: a person's devices never straddle two pages, and a
+person with more devices than a page holds gets a page alone. A page's ``offset`` is
+5,000·chunk + the index, in the chunk's ids sorted, of its first person. Each page is one
+transaction that writes one delivery row per (send, device) — unique, so a re-run writes
+nothing twice — the ``delivery.send`` jobs for those rows, the report counts (inflow, not sent
+for want of a device) and the job for the next page. Small pages keep fan-out's memory flat
+and let delivery start early."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from bisect import bisect_left
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +25,10 @@ from clarion.store import counters
 from clarion.store import sends as store
 from clarion.store.db import Database
 from clarion.store.jobs import JobQueue, NewJob
+from clarion.store.tables import AUDIENCE_CHUNK
 from clarion.store.tasks import Task
 
-PEOPLE_PER_PAGE = 500
+PEOPLE_PER_PAGE = AUDIENCE_CHUNK  # a page never straddles two chunks of the audience
 DELIVERIES_PER_PAGE = 5_000
 
 
@@ -49,14 +54,15 @@ def page_job(send_id: str, offset: int) -> NewJob:
                            unique_key=f"{SEND_FANOUT.name}:{send_id}:{offset}")
 
 
-def _page(window: list[str], per_person: Mapping[str, int], limit: int) -> list[str]:
-    """The longest prefix of ``window`` with at most ``limit`` devices (at least one person)."""
-    total = 0
-    for i, person in enumerate(window):
-        total += per_person.get(person, 0)
-        if total > limit and i > 0:
-            return window[:i]
-    return window
+def _page(people: list[str], devices: list[store.ActiveDevice], limit: int
+          ) -> tuple[int, list[store.ActiveDevice]]:
+    """(how many of ``people`` (sorted) the page covers, their devices) from ``devices`` read
+    in person order with ``limit + 1``: when the read was cut, the last person's devices may
+    be incomplete, so that person starts the next page."""
+    if len(devices) <= limit:
+        return len(people), devices
+    last = devices[-1].person_id
+    return bisect_left(people, last), [d for d in devices if d.person_id != last]
 
 
 class FanOut:
@@ -74,25 +80,31 @@ class FanOut:
             if (send is None or send.fanned_out_people > page.offset
                     or send.state == "fanned_out"):
                 return  # deleted, or this page was already committed by an earlier run
-            window = await store.audience_page(conn, send.id, page.offset, PEOPLE_PER_PAGE)
-            per_person = await store.active_device_counts(conn, send.app_id, window)
-            people = _page(window, per_person, DELIVERIES_PER_PAGE)
-            devices = (await store.active_devices(conn, send.app_id, people)
-                       if per_person else [])
+            chunk, start = divmod(page.offset, AUDIENCE_CHUNK)
+            people = sorted(await store.audience_chunk(conn, send.id, chunk))[start:]
+            devices = await store.active_devices(conn, send.app_id, people,
+                                                 DELIVERIES_PER_PAGE + 1) if people else []
+            covered, devices = _page(people, devices, DELIVERIES_PER_PAGE)
+            if covered == 0 and people:
+                # One person with more devices than a page holds: their page is theirs alone.
+                devices = await store.active_devices(conn, send.app_id, people[:1])
+                covered = 1
         now = self._clock.now()
         ids = time_ordered_ids(len(devices), self._clock.epoch_ms())
+        per_person = Counter(d.person_id for d in devices)
         rows = [(i, send.id, send.org_id, send.app_id, d.person_id, d.id, d.platform,
-                 "pending", 0, now, now) for i, d in zip(ids, devices, strict=True)]
-        next_offset = page.offset + len(people)
-        last = next_offset >= send.people_count
-        with_devices = {d.person_id for d in devices}
+                 "pending", 0, per_person[d.person_id] == 1, now, now)
+                for i, d in zip(ids, devices, strict=True)]
+        next_offset = page.offset + covered
+        last = next_offset >= send.people_count or not people  # (no chunk: none left)
+        with_devices = len(per_person)
         keys = send.keys()
         counts = [counters.Count(**keys, platform="", at=now, metric="inflow",
-                                 value=len(people))]
-        if len(people) > len(with_devices):
+                                 value=covered)]
+        if covered > with_devices:
             counts.append(counters.Count(**keys, platform="", at=now,
                                          metric="not_sent:no_valid_device",
-                                         value=len(people) - len(with_devices)))
+                                         value=covered - with_devices))
         per_platform: dict[str, int] = defaultdict(int)
         for d in devices:
             per_platform[d.platform] += 1

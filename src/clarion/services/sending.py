@@ -12,17 +12,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from clarion.clock import Clock
+from clarion.domain.people import canonical_guid
 from clarion.domain.sends import SendCreate, SendRead, send_state, succeeded
 from clarion.domain.text import controls
 from clarion.errors import InvalidInput, NotFound
 from clarion.services.fanout import page_job
-from clarion.services.people import People
 from clarion.store import apps as app_store
 from clarion.store import sends as store
 from clarion.store.db import Database, Duplicate
 from clarion.store.jobs import JobQueue
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+def _canonical(ids: list[str]) -> list[str]:
+    """The people's ids in their stored (lower-case) form, once each, in the order given."""
+    return list(dict.fromkeys(g for i in ids if (g := canonical_guid(i)) is not None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +37,10 @@ class SendAccepted:
 
 
 class Sends:
-    def __init__(self, db: Database, clock: Clock, queue: JobQueue, people: People) -> None:
+    def __init__(self, db: Database, clock: Clock, queue: JobQueue) -> None:
         self._db = db
         self._clock = clock
         self._queue = queue
-        self._people = people
 
     async def create(self, org_id: str, command: SendCreate, *,
                      idempotency_key: str | None = None) -> SendAccepted:
@@ -49,25 +53,34 @@ class Sends:
             earlier = await self._by_key(org_id, idempotency_key)
             if earlier is not None:
                 return earlier
-        user_ids = command.audience
+        given = command.audience
+        audience = _canonical(given)
+        not_ids = [g for g in given if canonical_guid(g) is None]
+        if not_ids:
+            raise InvalidInput(f"{len(not_ids)} user id(s) are not person ids (GUIDs), "
+                               f"e.g. {not_ids[0]!r}", field="user_ids",
+                               fix="Pass the ids Clarion gave the people (or their CIJ "
+                               "contact/lead ids).")
         async with self._db.read() as conn:
             known_app = await app_store.exists(conn, org_id, command.app_id)
+            # One statement whatever the audience's size (the ids go as one parameter).
+            unknown = await store.not_people(conn, org_id, audience) if known_app else set()
         if not known_app:
             raise NotFound(f"app {command.app_id} does not exist in this organization",
                            field="app_id", fix="List the apps with GET /v1/orgs/{org}/apps.")
-        known = await self._people.existing(org_id, user_ids)
-        unknown = [u for u in user_ids if u not in known]
         if unknown:
+            example = next(i for i in audience if i in unknown)
             raise InvalidInput(f"{len(unknown)} user id(s) are not people of this organization, "
-                               f"e.g. {unknown[0]!r}", field="user_ids",
+                               f"e.g. {example!r}", field="user_ids",
                                fix="Create or import the people first, or remove these ids.")
         message = command.message.message()
         send_id = str(uuid.uuid4())
+        document = message.as_dict()
+        expires_at = now + timedelta(seconds=message.ttl_seconds or 60)
         row = {
-            "id": send_id, "org_id": org_id, "app_id": command.app_id,
-            "message": message.as_dict(), "idempotency_key": idempotency_key,
-            "state": "queued", "fanned_out_people": 0, "device_count": 0, "created_at": now,
-            "expires_at": now + timedelta(seconds=message.ttl_seconds or 60),
+            "id": send_id, "org_id": org_id, "app_id": command.app_id, "message": document,
+            "idempotency_key": idempotency_key, "state": "queued", "fanned_out_people": 0,
+            "device_count": 0, "created_at": now, "expires_at": expires_at,
             "fanned_out_at": None,
         }
         try:
@@ -75,7 +88,7 @@ class Sends:
                 if idempotency_key:  # a key older than the window may be used again
                     await store.release_key(conn, org_id, idempotency_key,
                                             now - IDEMPOTENCY_WINDOW)
-                await store.insert_send(conn, row, user_ids)
+                await store.insert_send(conn, row, audience)
                 await self._queue.enqueue(conn, [page_job(send_id, 0)])
         except Duplicate:
             # Another request with the same key won the race: answer with its send.
@@ -83,7 +96,11 @@ class Sends:
             if earlier is None:
                 raise
             return earlier
-        return SendAccepted(await self.get(org_id, send_id), created=True)
+        # What was accepted, as accepted (not read back: the audience may be 100,000 ids).
+        return SendAccepted(SendRead(
+            id=send_id, app_id=command.app_id, user_ids=audience, message=document,
+            state="queued", created_at=now, expires_at=expires_at, counts={},
+            succeeded=None, deliveries=[]), created=True)
 
     async def _by_key(self, org_id: str, key: str) -> SendAccepted | None:
         since = self._clock.now() - IDEMPOTENCY_WINDOW

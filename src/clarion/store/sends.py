@@ -10,18 +10,32 @@ count; PostgreSQL: row locks).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, bindparam, case, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    any_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clarion.domain.sends import DeliveryRead
 from clarion.store import tables as t
 from clarion.store.bulk import DriverMany
 from clarion.store.db import Conn, duplicates_raised
+from clarion.store.tables import AUDIENCE_CHUNK
 
 _S = t.sends
 _A = t.send_audience
@@ -70,6 +84,7 @@ class PendingDelivery:
     attempts: int
     device_id: str
     person_id: str
+    sole: bool  # the only device of its person in the send
     token: str | None
     web_keys: dict[str, str] | None
     device_state: str | None
@@ -105,35 +120,53 @@ async def release_key(conn: Conn, org_id: str, key: str, before: datetime) -> No
 
 
 _INSERT_AUDIENCE = DriverMany(
-    lambda _d: insert(_A), ("send_id", "position", "person_id"),
-    column_keys=("send_id", "position", "person_id"))
+    lambda _d: insert(_A), ("send_id", "chunk", "people"),
+    column_keys=("send_id", "chunk", "people"))
 
 
 async def insert_send(conn: Conn, row: Mapping[str, Any], audience: Sequence[str]) -> None:
-    """Insert a send and its audience, in order (``Duplicate`` when its idempotency key was
-    taken meanwhile)."""
+    """Insert a send and its audience, in order, in chunks of ``AUDIENCE_CHUNK`` ids
+    (``Duplicate`` when its idempotency key was taken meanwhile)."""
     async with duplicates_raised():
         await conn.execute(insert(_S).values(**row, people_count=len(audience)))
-    send_id = row["id"]
-    for i in range(0, len(audience), 10_000):
-        await _INSERT_AUDIENCE.run(conn, [(send_id, position, person)
-                                          for position, person in enumerate(
-                                              audience[i:i + 10_000], start=i)])
+    await _INSERT_AUDIENCE.run(conn, [
+        (row["id"], n, list(audience[i:i + AUDIENCE_CHUNK]))
+        for n, i in enumerate(range(0, len(audience), AUDIENCE_CHUNK))])
+
+
+def id_values(conn: Conn, ids: Sequence[str]) -> Any:
+    """A one-column table (``value``) of ``ids`` from one parameter, whatever their number:
+    ``json_each`` on SQLite, ``unnest`` on PostgreSQL (no 100,000-parameter statements)."""
+    if conn.dialect.name == "sqlite":
+        return func.json_each(bindparam(None, json.dumps(list(ids)), type_=String)
+                              ).table_valued("value")
+    return func.unnest(bindparam(None, list(ids), type_=postgresql.ARRAY(String))
+                       ).table_valued("value").render_derived()
+
+
+async def not_people(conn: Conn, org_id: str, ids: Sequence[str]) -> set[str]:
+    """Those of ``ids`` (canonical GUIDs) that are not people of the org: one statement, one
+    primary-key lookup per id."""
+    given = id_values(conn, ids)
+    return set((await conn.execute(select(given.c.value).where(~exists(
+        select(literal(1)).where(t.people.c.org_id == org_id,
+                                 t.people.c.id == given.c.value))))).scalars())
 
 
 async def audience(conn: Conn, send_id: str) -> list[str]:
-    """The whole audience of a send, in order (reading a send back; fan-out reads pages)."""
-    return list((await conn.execute(select(_A.c.person_id).where(_A.c.send_id == send_id)
-                                    .order_by(_A.c.position))).scalars())
+    """The whole audience of a send, in order (reading a send back; fan-out reads chunks)."""
+    out: list[str] = []
+    for row in (await conn.execute(select(_A.c.people).where(_A.c.send_id == send_id)
+                                   .order_by(_A.c.chunk))).all():
+        out.extend(row.people)
+    return out
 
 
-async def audience_page(conn: Conn, send_id: str, start: int, limit: int) -> list[str]:
-    """The people at positions ``start`` … ``start + limit - 1``: one range of the primary
-    key, whatever the audience's size."""
-    return list((await conn.execute(
-        select(_A.c.person_id).where(_A.c.send_id == send_id, _A.c.position >= start,
-                                     _A.c.position < start + limit)
-        .order_by(_A.c.position))).scalars())
+async def audience_chunk(conn: Conn, send_id: str, chunk: int) -> list[str]:
+    """The people of one chunk of the send's audience (one primary-key lookup)."""
+    row = (await conn.execute(select(_A.c.people).where(_A.c.send_id == send_id,
+                                                        _A.c.chunk == chunk))).first()
+    return [] if row is None else list(row.people)
 
 
 def _send(row: Any) -> SendRow:
@@ -174,7 +207,7 @@ async def deliveries(conn: Conn, send_id: str, *, after: str | None,
 # ---------------------------------------------------------------------------- fan-out
 
 _DELIVERY_COLUMNS = ("id", "send_id", "org_id", "app_id", "person_id", "device_id", "platform",
-                     "state", "attempts", "created_at", "updated_at")
+                     "state", "attempts", "sole", "created_at", "updated_at")
 # A re-run page finds its rows there already: (send, device) is unique.
 _INSERT_DELIVERIES = DriverMany(
     lambda d: (postgresql if d.name == "postgresql" else sqlite).insert(_DL)
@@ -182,27 +215,23 @@ _INSERT_DELIVERIES = DriverMany(
     _DELIVERY_COLUMNS, column_keys=_DELIVERY_COLUMNS)
 
 
-async def active_device_counts(conn: Conn, app_id: str,
-                               person_ids: Sequence[str]) -> dict[str, int]:
-    """Active devices of the app per person, for those of ``person_ids`` that have any."""
-    return {r[0]: int(r[1]) for r in (await conn.execute(
-        select(_D.c.person_id, func.count()).where(
-            _D.c.app_id == app_id, _D.c.state == "active", _D.c.person_id.in_(person_ids))
-        .group_by(_D.c.person_id))).all()}
-
-
-async def active_devices(conn: Conn, app_id: str,
-                         person_ids: Sequence[str]) -> list[ActiveDevice]:
-    """The active devices of the app of those people, by person."""
-    rows = (await conn.execute(select(_D.c.id, _D.c.person_id, _D.c.platform).where(
-        _D.c.app_id == app_id, _D.c.state == "active", _D.c.person_id.in_(person_ids),
-    ).order_by(_D.c.person_id, _D.c.id))).all()
-    return [ActiveDevice(r.id, r.person_id, r.platform) for r in rows]
+async def active_devices(conn: Conn, app_id: str, person_ids: Sequence[str],
+                         limit: int | None = None) -> list[ActiveDevice]:
+    """The active devices of the app of those people, by person id (the devices' (app,
+    person, state) index gives that order: ``limit`` stops the read early)."""
+    among = (_D.c.person_id.in_(select(id_values(conn, person_ids).c.value))
+             if conn.dialect.name == "sqlite" else _id_in(conn, _D.c.person_id, person_ids))
+    query = select(_D.c.id, _D.c.person_id, _D.c.platform).where(
+        _D.c.app_id == app_id, _D.c.state == "active", among).order_by(_D.c.person_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [ActiveDevice(r.id, r.person_id, r.platform)
+            for r in (await conn.execute(query)).all()]
 
 
 async def insert_deliveries(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """Pending deliveries, tuples of (id, send_id, org_id, app_id, person_id, device_id,
-    platform, state, attempts, created_at, updated_at); existing (send, device) pairs are
+    platform, state, attempts, sole, created_at, updated_at); existing (send, device) pairs are
     skipped."""
     if rows:
         await _INSERT_DELIVERIES.run(conn, rows)
@@ -247,12 +276,12 @@ async def pending_deliveries(conn: Conn, ids: Sequence[str]) -> list[PendingDeli
     out: list[PendingDelivery] = []
     for i in range(0, len(ids), _CHUNK):
         out.extend(PendingDelivery(r.id, r.send_id, r.app_id, r.platform, r.attempts,
-                                   r.device_id, r.person_id, r.token, r.web_keys,
+                                   r.device_id, r.person_id, r.sole, r.token, r.web_keys,
                                    r.device_state)
                    for r in (await conn.execute(
                        select(_DL.c.id, _DL.c.send_id, _DL.c.app_id, _DL.c.platform,
                               _DL.c.state, _DL.c.attempts, _DL.c.device_id, _DL.c.person_id,
-                              _D.c.token, _WEB_KEYS, _D.c.state.label("device_state"))
+                              _DL.c.sole, _D.c.token, _WEB_KEYS, _D.c.state.label("device_state"))
                        .join(_D, _D.c.id == _DL.c.device_id, isouter=True)
                        .where(_id_in(conn, _DL.c.id, ids[i:i + _CHUNK]))
                    )).all() if r.state == "pending")

@@ -24,8 +24,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -162,7 +164,9 @@ devices = Table(
     Column("last_registered_at", TS, nullable=False),
     UniqueConstraint("app_id", "person_id", "token_hash", name="uq_devices_app_person_token"),
     Index("ix_devices_app_token", "app_id", "token_hash"),
-    Index("ix_devices_app_person_state", "app_id", "person_id", "state"),
+    # Fan-out reads a page's people's active devices from this index alone (platform and id
+    # in it: no lookup of the device row per person, most people having one device) (0005).
+    Index("ix_devices_app_person_state", "app_id", "person_id", "state", "platform", "id"),
 )
 
 registration_requests = Table(
@@ -243,17 +247,21 @@ sends = Table(
     Index("ix_sends_org_created", "org_id", "created_at"),
 )
 
-# A send's audience, one row per person in the order given: fan-out reads a page by key
-# (send_id, position >= n), whatever the audience's size; a person's sends are found through
-# ix_send_audience_person (the timeline).
+# A send's audience in chunks of ``AUDIENCE_CHUNK`` (5,000) person ids, in the order given:
+# fan-out reads a page by key (send_id, chunk), whatever the audience's size, and a send of
+# 100,000 people writes 20 rows, not 100,000 (a row per person, with an index to find a
+# person's sends, cost ~10 µs per person at send time). JSON text on SQLite (``json_each``
+# reads it), an array on PostgreSQL (``unnest`` / ``= ANY``).
+AUDIENCE_CHUNK = 5_000
+IdList = JSON().with_variant(postgresql.ARRAY(String(36)), "postgresql")
+
 send_audience = Table(
     "send_audience",
     metadata,
     Column("send_id", GUID, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
-    Column("position", Integer, nullable=False),
-    Column("person_id", GUID, nullable=False),
-    PrimaryKeyConstraint("send_id", "position", name="pk_send_audience"),
-    Index("ix_send_audience_person", "person_id", "send_id"),
+    Column("chunk", Integer, nullable=False),  # the people at positions 5,000·chunk …
+    Column("people", IdList, nullable=False),
+    PrimaryKeyConstraint("send_id", "chunk", name="pk_send_audience"),
 )
 
 deliveries = Table(
@@ -272,6 +280,9 @@ deliveries = Table(
     Column("detail", Text, nullable=True),
     Column("provider_id", String(200), nullable=True),
     Column("attempts", Integer, nullable=False),
+    # The only device of its person in this send (most people have one): its acceptance
+    # counts the person as reached without a "first accepted device" marker (0005).
+    Column("sole", Boolean, nullable=False, server_default=false()),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
     # No index on ``state``: deliveries are read by id, by send (the unique key's prefix) and

@@ -86,6 +86,24 @@ async def test_fan_out_pages_are_bounded_by_devices_not_people(
         "sent_people": 7}
 
 
+async def test_a_page_run_again_mid_fan_out_counts_nobody_twice(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed after a page's commit but before its job was marked done runs the page
+    again (lease expiry) while the next pages are under way."""
+    monkeypatch.setattr(fanout, "DELIVERIES_PER_PAGE", 5)
+    per_person = [1] * 12 + [0] * 3
+    _, send_id = await _setup(container, per_person)
+    assert await drain(container, kinds=[SEND_FANOUT.name], rounds=1)  # page 0
+    assert await drain(container, kinds=[SEND_FANOUT.name], rounds=1)  # page 1
+    await container.fanout.page(fanout.FanOutPage(send_id, 0))  # page 0 again
+    await container.fanout.page(fanout.FanOutPage(send_id, 5))  # page 1 again
+    await drain(container)
+    assert await _rolled(container, send_id) == {
+        "inflow": 15, "deliveries": 12, "not_sent:no_valid_device": 3, "sent": 12,
+        "sent_people": 12}
+
+
 class _Racing:
     """A sender during whose first call another worker delivers the same rows completely."""
 

@@ -205,7 +205,7 @@ async def test_fan_out_pages_through_many_people_without_duplicates(
     # Run every fan-out page again (as if a crashed worker's jobs were taken over).
     await container.queue.enqueue_now([
         NewJob(kind="send.fanout", payload={"send_id": send_id, "offset": off})
-        for off in (0, 500, 1000)])
+        for off in (0, 500, 1000, 1200)])
     await drain(container)
     async with container.db.read() as conn:
         rows = (await conn.execute(select(t.deliveries.c.device_id).where(
@@ -213,6 +213,11 @@ async def test_fan_out_pages_through_many_people_without_duplicates(
     assert len(rows) == len({r.device_id for r in rows}) == 1200
     got = await get(client, w, send_id)
     assert got["counts"] == {"accepted": 1200}
+    async with container.db.read() as conn:  # every person entered the send's figures once
+        inflow = (await conn.execute(select(func.sum(t.report_counters.c.value)).where(
+            t.report_counters.c.send_id == send_id,
+            t.report_counters.c.metric == "inflow"))).scalar()
+    assert inflow == 1200
     assert len([s for s in fake_sender.sent if not s.dry_run]) == 1200
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import shutil
 import sqlite3
@@ -43,6 +44,9 @@ def _service_account() -> dict[str, Any]:
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> Any:
+    src = os.environ.get("BENCH_CLARION_SRC")  # A/B runs: each variant builds its own world
+    if src:
+        env = {**env, "PYTHONPATH": src}
     proc = subprocess.run(
         [*CLARION, *args, "--json"], env=env, cwd=cwd, capture_output=True, text=True,
         timeout=300, check=False,

@@ -48,6 +48,8 @@ def worker_for(container: Container, *, with_api: bool) -> Worker:
 
 async def serve(settings: Settings, roles: Roles, *, host: str, port: int,
                 announce: Callable[[str], None] = print) -> None:
+    # Without CLARION_PUBLIC_URL, every URL Clarion hands out names the address served.
+    settings = settings.serving(host, port)
     container = build(settings)  # validates the configuration before touching the database
     try:
         # A database this process cannot write stops it here, with one sentence.

@@ -48,7 +48,9 @@ def _run_service(*, api: bool, worker: bool, host: str | None, port: int | None)
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(serve(cfg, Roles(api=api, worker=worker), host=host or cfg.host,
-                             port=port or cfg.port, announce=console.print))
+                             port=port or cfg.port,
+                             # URLs are never broken over lines (soft_wrap: the terminal wraps)
+                             announce=lambda line: console.print(line, soft_wrap=True)))
     except ClarionError as exc:
         fail(exc)
 

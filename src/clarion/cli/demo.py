@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from clarion.demo.stage import Ports
     from clarion.emulators.devices import AppBehaviour
 
-Share = Annotated[float, typer.Option(min=0.0, max=1.0)]
 
 
 def demo(

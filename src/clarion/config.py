@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clarion.errors import ConfigurationError
@@ -60,9 +60,13 @@ class Settings(BaseSettings):
         description="Accepted requests (registrations, cleanups, interaction reports) that may "
         "wait to be processed, counted in the database across every process. At the cap the "
         "accepting endpoints answer 503 with Retry-After until workers catch up; 0: no cap.")
-    public_url: str = Field("http://127.0.0.1:8000", description="Base URL apps and people use.")
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    public_url: str = Field(
+        "",
+        description="Base URL apps and people use (developer information, tracked links, "
+        "@odata.context). Default: the address served, http://<host>:<port> (127.0.0.1 for a "
+        "wildcard host), following `clarion serve --host/--port`.")
+    host: str = Field("127.0.0.1", description="Address `clarion serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `clarion serve` listens on.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     auto_migrate: bool = Field(True, description="Apply database migrations when serving.")
     webhook_allow_private: bool = Field(
@@ -147,10 +151,35 @@ class Settings(BaseSettings):
         100_000, ge=0, le=10_000_000,
         description="Known (trackingId, token) pairs kept in memory (0 = no cache).")
 
+    # True when public_url was not given and follows the served address (``serving``).
+    _public_url_derived: bool = PrivateAttr(False)
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _derive_public_url(self) -> Settings:
+        if not self.public_url:
+            self.public_url = served_url(self.host, self.port)
+            self._public_url_derived = True
+        return self
+
+    @property
+    def public_url_derived(self) -> bool:
+        """Whether ``public_url`` follows the served address (CLARION_PUBLIC_URL not set)."""
+        return self._public_url_derived
+
+    def serving(self, host: str, port: int) -> Settings:
+        """These settings for a process serving on ``host:port`` (``clarion serve --host
+        --port``): the public URL follows the address unless CLARION_PUBLIC_URL is set, so
+        that the banner, the developer information, ``@odata.context`` and tracked links name
+        the port actually served."""
+        update: dict[str, object] = {"host": host, "port": port}
+        if self._public_url_derived:
+            update["public_url"] = served_url(host, port)
+        return self.model_copy(update=update)
 
     @property
     def resolved_database_url(self) -> str:
@@ -201,6 +230,16 @@ class Settings(BaseSettings):
             stacklevel=3,
         )
         return [key]
+
+
+def served_url(host: str, port: int) -> str:
+    """The URL a process serving on ``host:port`` is reached at from this machine (a wildcard
+    bind address is reached on the loopback address)."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - naming the wildcard, not binding it
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"  # an IPv6 literal in a URL (RFC 3986 §3.2.2)
+    return f"http://{host}:{port}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from clarion import __version__
-from clarion.api import errors, fast, openapi
+from clarion.api import docs, errors, fast, openapi
 from clarion.api.responses import JSON
 from clarion.api.routes import (
     apps,
@@ -58,7 +58,9 @@ def create_app(container: Container) -> FastAPI:
     app = ClarionAPI(
         title="Clarion", version=__version__, description=DESCRIPTION,
         default_response_class=JSON,
+        docs_url=None, redoc_url=None,  # FastAPI's pages load from a CDN: ours are local
     )
+    docs.install(app)
     app.state.container = container
     errors.install(app)
     for module in (health, orgs, apps, people, devices, sends, cij_registration, cij_odata,

@@ -17,6 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from clarion.cli.app_config import make_config
 from clarion.cli.session import console, emit_json, run
 from clarion.errors import InvalidInput
 
@@ -38,6 +39,7 @@ app = typer.Typer(
 tokens = typer.Typer(help="API tokens of an app (created, listed, revoked).",
                      no_args_is_help=True)
 app.add_typer(tokens, name="tokens")
+app.command("make-config")(make_config)
 
 Org = Annotated[str, typer.Option("--org", help="Organization id.")]
 AppId = Annotated[str, typer.Option("--app", help="App id (CIJ's MobileAppId).")]

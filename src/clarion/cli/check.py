@@ -75,17 +75,38 @@ def _secret(cfg: Settings) -> Finding:
 
 
 def _public_url(cfg: Settings) -> Finding:
+    from clarion.config import served_url
+
+    served = served_url(cfg.host, cfg.port)
+    if cfg.public_url_derived:
+        return Finding("CLARION_PUBLIC_URL", f"not set: {cfg.public_url}", "warn",
+                       "follows CLARION_HOST and CLARION_PORT (`clarion serve --port` too); "
+                       "loopback: fine on one machine; set the URL apps and people reach.")
     parts = urlsplit(cfg.public_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return Finding("CLARION_PUBLIC_URL", cfg.public_url, "error",
                        "not an absolute http(s) URL: apps could not reach Clarion.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return Finding("CLARION_PUBLIC_URL", cfg.public_url, "error",
+                       "its port is not a number: apps could not reach Clarion.")
+    local = {"127.0.0.1", "localhost", "::1", cfg.host}
+    if parts.hostname in local and port != cfg.port:
+        # Same machine, another port: nothing listens there (a proxy would have a name).
+        return Finding("CLARION_PUBLIC_URL", cfg.public_url, "warn",
+                       f"disagrees with the address served, {served} (CLARION_HOST, "
+                       "CLARION_PORT): developer information, tracked links and @odata.context "
+                       "would point at the wrong port. Unset CLARION_PUBLIC_URL to follow the "
+                       "port, or make them agree.")
     if parts.hostname in ("127.0.0.1", "localhost"):
         return Finding("CLARION_PUBLIC_URL", cfg.public_url, "warn",
                        "loopback: fine on one machine; set the URL apps and people reach.")
     if parts.scheme != "https":
         return Finding("CLARION_PUBLIC_URL", cfg.public_url, "warn",
                        "plain http: API tokens would travel unencrypted; put TLS in front.")
-    return Finding("CLARION_PUBLIC_URL", cfg.public_url, "ok", "")
+    return Finding("CLARION_PUBLIC_URL", cfg.public_url, "ok",
+                   f"Clarion itself serves {served}: the proxy in front must forward there.")
 
 
 def collect(cfg: Settings) -> list[Finding]:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from clarion import __version__
-from clarion.cli import apps, contacts, devices, emulator, jobs, orgs, reports, send
+from clarion.cli import apps, contacts, demo, devices, emulator, jobs, orgs, reports, send
 from clarion.cli.check import check_config
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(emulator.app, name="emulator")
 app.add_typer(reports.app, name="reports")
 app.command("check-config")(check_config)
 app.command("send")(send.send)
+app.command("demo")(demo.demo)
 
 
 def _run_service(*, api: bool, worker: bool, host: str | None, port: int | None) -> None:
@@ -48,7 +49,9 @@ def _run_service(*, api: bool, worker: bool, host: str | None, port: int | None)
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(serve(cfg, Roles(api=api, worker=worker), host=host or cfg.host,
-                             port=port or cfg.port, announce=console.print))
+                             port=port or cfg.port,
+                             # URLs are never broken over lines (soft_wrap: the terminal wraps)
+                             announce=lambda line: console.print(line, soft_wrap=True)))
     except ClarionError as exc:
         fail(exc)
 

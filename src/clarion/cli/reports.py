@@ -129,9 +129,7 @@ def show(
     if unknown:
         raise typer.BadParameter(f"{', '.join(unknown)} is not a figure; choose among "
                                  f"{', '.join(known)}", param_hint="--chart")
-    series = {name: [dict(b.figures.columns()).get(name, 0) for b in report.series]
-              for name in charted}
-    labels = [_bucket_label(report, b.start) for b in report.series]
+    labels, series = _series(report, charted)
     if svg is not None:
         try:
             svg.write_text(svg_chart(title=_title(report), labels=labels,
@@ -147,10 +145,24 @@ def show(
     if as_csv:
         sys.stdout.write(report_csv(report))
         return
+    print_report(report, charted)
+
+
+def print_report(report: Report, charted: list[str] | None = None) -> None:
+    """The title, figures, rates and the chart of ``charted`` series (default: sent,
+    delivered, opened, clicked), as `reports show` prints them (`clarion demo` shows its send
+    the same way)."""
+    labels, series = _series(report, charted or DEFAULT_CHART)
     console.print(f"[bold]{_title(report)}[/bold]")
     console.print(_figures_table(report))
     console.print(_rates_table(report))
     _print_series(report.granularity, labels, series)
+
+
+def _series(report: Report, charted: list[str]) -> tuple[list[str], dict[str, list[int]]]:
+    series = {name: [dict(b.figures.columns()).get(name, 0) for b in report.series]
+              for name in charted}
+    return [_bucket_label(report, b.start) for b in report.series], series
 
 
 def _title(report: Report) -> str:

@@ -3,6 +3,10 @@
 Prints the address and the CA file to trust, e.g.::
 
     CLARION_APNS_URL=https://127.0.0.1:8443 CLARION_CA_FILE=/tmp/…/ca.pem
+
+``--make-key AuthKey.p8`` plays Apple's developer portal: it writes a new signing key (or
+reuses the file when it exists) and accepts its tokens, so that a machine with no Apple
+account can configure an iOS app against the emulator.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import typer
 if TYPE_CHECKING:
     from clarion.emulators.apns.server import ApnsEmulator
 
+# The ids of --make-key's key unless given: the examples of docs/configuration.md.
+DEFAULT_KEY_ID, DEFAULT_TEAM_ID = "ABC123DEFG", "DEF123GHIJ"
+
 
 def _split(value: str, parts: int, option: str, example: str) -> list[str]:
     pieces = value.split(":", parts - 1)
@@ -36,6 +43,11 @@ def command(
         help="Append one JSON line per request received (decoded) and its answer.")] = None,
     environment: Annotated[str, typer.Option(
         help="Play APNs' sandbox or production environment.")] = "sandbox",
+    make_key: Annotated[str | None, typer.Option(
+        help="Write a new APNs signing key (.p8) to [KEY_ID:TEAM_ID:]PATH, or reuse that file "
+        "when it exists, and accept its tokens (KEY_ID:TEAM_ID default to "
+        f"{DEFAULT_KEY_ID}:{DEFAULT_TEAM_ID}). Give the file's content, the key id and the "
+        "team id to the app's ios configuration.")] = None,
     key: Annotated[list[str] | None, typer.Option(
         help="Accept provider tokens of this key: KEY_ID:TEAM_ID:PATH (the .p8 file or its "
         "public key PEM). Repeatable.")] = None,
@@ -89,6 +101,10 @@ def command(
                              topics=topics.get(key_id, ()))
         except (OSError, ValueError) as exc:
             raise typer.BadParameter(f"{path}: {exc}", param_hint="--key") from exc
+    if make_key is not None:
+        made = _make_key(make_key)
+        emu.register_key(key_id=made[0], team_id=made[1], key=made[2].read_bytes(),
+                         topics=topics.get(made[0], ()))
     for token in dead or []:
         emu.mark_dead(token)
     try:  # uvloop triples the emulator's throughput; it ships with uvicorn[standard]
@@ -99,6 +115,34 @@ def command(
         factory = None
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(_serve(emu, ca_out=ca_out, issue=issue_cert or []))
+
+
+def _make_key(value: str) -> tuple[str, str, Path]:
+    """``[KEY_ID:TEAM_ID:]PATH``: the key at PATH, made there first when absent."""
+    from clarion.emulators.apns.keys import load_public_key, new_signing_key
+
+    pieces = value.split(":", 2)
+    if len(pieces) == 3 and all(pieces):
+        key_id, team_id, raw = pieces
+    elif len(pieces) == 1 and value:
+        key_id, team_id, raw = DEFAULT_KEY_ID, DEFAULT_TEAM_ID, value
+    else:
+        raise typer.BadParameter(f"{value!r}: expected PATH or KEY_ID:TEAM_ID:PATH",
+                                 param_hint="--make-key")
+    path = Path(raw)
+    try:
+        if path.exists():
+            load_public_key(path.read_bytes())  # a file that is not a key: say so now
+            made = "reused"
+        else:
+            path.write_text(new_signing_key(), encoding="ascii")
+            path.chmod(0o600)
+            made = "written to"
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"{path}: {exc}", param_hint="--make-key") from exc
+    typer.echo(f"APNs signing key {made} {path}: key_id {key_id}, team_id {team_id} "
+               "(the app's ios signing_key, key_id and team_id)", err=True)
+    return key_id, team_id, path
 
 
 async def _serve(emu: ApnsEmulator, *, ca_out: Path | None, issue: list[str]) -> None:

@@ -85,6 +85,14 @@ class IssuedCertificate:
     p12: bytes  # PKCS#12 without password, as Keychain Access would export it
 
 
+def new_signing_key() -> str:
+    """A new APNs signing key as Apple hands it out: an unencrypted EC P-256 private key in
+    PKCS#8 PEM (the content of ``AuthKey_<KEY_ID>.p8``)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode("ascii")
+
+
 def load_public_key(pem: str | bytes) -> ec.EllipticCurvePublicKey:
     """A P-256 public key from a public key PEM or from the ``.p8`` private key itself."""
     data = pem.encode("ascii") if isinstance(pem, str) else pem

@@ -40,6 +40,7 @@ from clarion.emulators.apns.connection import EmulatorConnection
 from clarion.emulators.apns.keys import ClientCA, IssuedCertificate, KeyRegistry
 from clarion.emulators.apns.records import Received, Stats
 from clarion.emulators.apns.verifier import Verifier
+from clarion.emulators.devices import SimulatedDevices, notification_from
 from clarion.emulators.tls import TestPKI, make_pki
 
 
@@ -60,7 +61,8 @@ class ApnsEmulator:
                  rate_503: float = 0.0, seed: int = 0, goaway_every: int = 0,
                  drop_every: int = 0, token_update_window: float = 1200.0,
                  token_max_age: float = 3600.0, log: Path | None = None,
-                 keep: int | None = None, clock: Callable[[], float] = time.time) -> None:
+                 keep: int | None = None, clock: Callable[[], float] = time.time,
+                 devices: SimulatedDevices | None = None) -> None:
         if environment not in ("sandbox", "production"):
             raise ValueError("environment must be 'sandbox' or 'production'")
         self.host = host
@@ -87,6 +89,7 @@ class ApnsEmulator:
         self._server: asyncio.Server | None = None
         self._conns: set[EmulatorConnection] = set()
         self._tmp: Any = None
+        self.devices = devices  # the apps on the devices, told of each visible notification
 
     def _now(self) -> float:
         return self.clock()
@@ -201,6 +204,12 @@ class ApnsEmulator:
     # --- used by connections -------------------------------------------------------------------
 
     def record(self, rec: Received) -> None:
+        if (self.devices is not None and rec.status == 200 and rec.token
+                and rec.headers.get("apns-push-type", "alert") == "alert"):
+            # A background push (Clarion's dry run) shows nothing: the app does not report it.
+            notification = notification_from("ios", rec.token, rec.payload)
+            if notification is not None:
+                self.devices.notify(notification)
         self.received.append(rec)
         self.stats.requests += 1
         if self._log is not None:

@@ -36,7 +36,7 @@ async def _serve(emulator: FcmEmulator, accounts: list[dict[str, Any]], make: Pa
         if make is not None:
             _write_secret(make, emulator.new_service_account(project))
             typer.echo(f"service account for project {project!r} written to {make}")
-        typer.echo(f"FCM emulator on {emulator.url} (CLARION_FCM_URL={emulator.url}); "
+        typer.echo(f"FCM emulator listening on {emulator.url} (CLARION_FCM_URL={emulator.url}); "
                    f"token endpoint {emulator.token_uri}")
         await asyncio.Event().wait()
     finally:

@@ -38,6 +38,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from clarion.emulators.devices import SimulatedDevices, notification_from
 from clarion.emulators.fcm.messages import (
     BAD_TOKEN_MESSAGE,
     ERROR_INFO,
@@ -90,7 +91,8 @@ class FcmEmulator:
                  seed: int = 0, rate_429: float = 0.0, rate_503: float = 0.0,
                  rate_500: float = 0.0, retry_after: str = "1", latency_ms: float = 0.0,
                  drop_every: int = 0, token_lifetime_seconds: float = 3600.0,
-                 dead_tokens: Iterable[str] = ()) -> None:
+                 dead_tokens: Iterable[str] = (),
+                 devices: SimulatedDevices | None = None) -> None:
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
@@ -107,6 +109,7 @@ class FcmEmulator:
         self._random = random.Random(seed)
         self._runner: web.AppRunner | None = None
         self._log: IO[str] | None = None
+        self.devices = devices  # the apps on the devices, told of each message delivered
 
     # --- knobs -------------------------------------------------------------------------------
     @property
@@ -294,6 +297,11 @@ class FcmEmulator:
         else:
             name = f"projects/{project}/messages/0:{int(time.time() * 1000)}%{secrets.token_hex(8)}"
             self.delivered.append({"project": project, "name": name, "message": message})
+            token = message.get("token")
+            if self.devices is not None and isinstance(token, str):
+                notification = notification_from("android", token, message)
+                if notification is not None:
+                    self.devices.notify(notification)
         return self._answer(request, decoded, 200, {"name": name})
 
     # --- admin ---------------------------------------------------------------------------------

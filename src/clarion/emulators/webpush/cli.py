@@ -68,7 +68,7 @@ def command(
 
 async def _serve(emulator: WebPushEmulator) -> None:
     await emulator.start()
-    typer.echo(f"Web Push emulator on {emulator.origin} — subscribe with POST "
+    typer.echo(f"Web Push emulator listening on {emulator.origin} — subscribe with POST "
                f"{emulator.origin}/_emulator/subscribe; messages at GET "
                f"{emulator.origin}/_emulator/received. Clarion sends to it with "
                "CLARION_WEBPUSH_ALLOW_PRIVATE=1 (it is a private address). Ctrl-C stops it.")

@@ -34,6 +34,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from clarion.emulators.devices import SimulatedDevices, notification_from
 from clarion.emulators.webpush.checks import (
     Refusal,
     VapidVerifier,
@@ -100,7 +101,8 @@ class WebPushEmulator:
                  ssl_context: ssl.SSLContext | None = None, rate_429: float = 0.0,
                  rate_503: float = 0.0, retry_after: int = 1, latency_ms: float = 0.0,
                  drop_every: int = 0, seed: int = 0, log_path: Path | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 devices: SimulatedDevices | None = None) -> None:
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
@@ -121,6 +123,7 @@ class WebPushEmulator:
         self._verifier = VapidVerifier()
         self._runner: web.AppRunner | None = None
         self._log: TextIO | None = None
+        self.devices = devices  # the browsers' service workers, told of each message
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -232,6 +235,12 @@ class WebPushEmulator:
             return web.json_response(refusal.body(), status=refusal.status,
                                      headers=refusal.headers)
         self.received.append(message)
+        if self.devices is not None:
+            # The device token of a browser is its subscription's endpoint, as registered.
+            sub = self.subscriptions[sub_id]
+            notification = notification_from("web", sub.endpoint, message.json)
+            if notification is not None:
+                self.devices.notify(notification)
         record.update(status=201, answer={"location": f"/m/{message.id}"},
                       payload=message.json if message.json is not None else (
                           None if message.plaintext is None

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from clarion.cli.charts import bar, sparkline, svg_chart
-from clarion.cli.session import console, emit_json, run
+from clarion.cli.session import console, emit_json, fail, run
 from clarion.domain.report_csv import report_csv
 from clarion.domain.report_range import GRANULARITIES, Granularity, default_range, utc
 from clarion.domain.reports import NO_PLATFORM, RATE_NAMES, Figures, Report, Scope, journey_step_key
@@ -137,9 +137,8 @@ def show(
             svg.write_text(svg_chart(title=_title(report), labels=labels,
                                      series={label(n).strip(): v for n, v in series.items()}))
         except OSError as exc:
-            console.print(f"[red]error:[/red] cannot write {svg}: {exc.strerror}. Choose a "
-                          "writable path for --svg.")
-            raise typer.Exit(1) from exc
+            fail(InvalidInput(f"cannot write {svg}: {exc.strerror or exc}", field="--svg",
+                              fix="Choose a writable path for --svg."))
         console.print(f"chart written to {svg}")
     if as_json:
         emit_json(report.as_dict())
@@ -235,6 +234,12 @@ def timeline(
     entries = run(_do)
     if as_json:
         emit_json([asdict(e) for e in entries])
+        return
+    if not entries:
+        console.print(f"Nothing yet for person {person}"
+                      + (f" before {before}" if before else "")
+                      + ": no send named them and they reported no interaction.",
+                      markup=False)
         return
     table = Table("time (UTC)", "what", "send", "detail", title=f"Timeline of {person}")
     for e in entries:

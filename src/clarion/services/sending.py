@@ -15,9 +15,10 @@ from clarion.clock import Clock
 from clarion.domain.sends import SendCreate, SendRead, send_state, succeeded
 from clarion.domain.text import controls
 from clarion.errors import InvalidInput, NotFound
+from clarion.services.apps import require_app
 from clarion.services.fanout import page_job
+from clarion.services.orgs import require_org
 from clarion.services.people import People
-from clarion.store import apps as app_store
 from clarion.store import sends as store
 from clarion.store.db import Database, Duplicate
 from clarion.store.jobs import JobQueue
@@ -51,16 +52,15 @@ class Sends:
                 return earlier
         user_ids = command.audience
         async with self._db.read() as conn:
-            known_app = await app_store.exists(conn, org_id, command.app_id)
-        if not known_app:
-            raise NotFound(f"app {command.app_id} does not exist in this organization",
-                           field="app_id", fix="List the apps with GET /v1/orgs/{org}/apps.")
+            await require_app(conn, org_id, command.app_id, field="app_id")
         known = await self._people.existing(org_id, user_ids)
         unknown = [u for u in user_ids if u not in known]
         if unknown:
             raise InvalidInput(f"{len(unknown)} user id(s) are not people of this organization, "
                                f"e.g. {unknown[0]!r}", field="user_ids",
-                               fix="Create or import the people first, or remove these ids.")
+                               fix=f"Look people up with `clarion contacts list --org {org_id}` "
+                               f"(GET /v1/orgs/{org_id}/people); create or import them first, "
+                               "or remove these ids.")
         message = command.message.message()
         send_id = str(uuid.uuid4())
         row = {
@@ -98,8 +98,10 @@ class Sends:
         async with self._db.read() as conn:
             row = await store.get(conn, send_id, org_id)
             if row is None:
-                raise NotFound(f"send {send_id} does not exist",
-                               fix="Use the id returned by POST /v1/orgs/{org}/sends.")
+                await require_org(conn, org_id)
+                raise NotFound(f"send {send_id} does not exist in organization {org_id}",
+                               fix=f"Use the id returned by `clarion send` or POST "
+                               f"/v1/orgs/{org_id}/sends.")
             counts = await store.delivery_counts(conn, send_id)
             deliveries = await store.deliveries(conn, send_id, after=after, limit=limit)
         return SendRead(

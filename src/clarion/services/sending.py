@@ -19,6 +19,7 @@ from clarion.services.apps import require_app
 from clarion.services.fanout import page_job
 from clarion.services.orgs import require_org
 from clarion.services.people import People
+from clarion.store import send_waits
 from clarion.store import sends as store
 from clarion.store.db import Database, Duplicate
 from clarion.store.jobs import JobQueue
@@ -104,8 +105,9 @@ class Sends:
                                f"/v1/orgs/{org_id}/sends.")
             counts = await store.delivery_counts(conn, send_id)
             deliveries = await store.deliveries(conn, send_id, after=after, limit=limit)
+            waiting = await send_waits.waiting(conn, send_id) if counts.get("pending") else []
         return SendRead(
             id=row.id, app_id=row.app_id, user_ids=row.user_ids, message=row.message,
             state=send_state(row.state, counts.get("pending", 0)), created_at=row.created_at,
             expires_at=row.expires_at, counts=counts, succeeded=succeeded(row.state, counts),
-            deliveries=deliveries)
+            deliveries=deliveries, waiting=waiting)

@@ -97,4 +97,4 @@ def test_send_wait_names_the_tls_failure_and_the_log_says_it_once(
     warnings = [line for line in service.log().splitlines()
                 if " WARNING " in line and "TLSError" in line]
     assert len(warnings) == 1, service.log()
-    assert f"ios deliveries of app {ids['app']} wait for a retry: TLSError" in warnings[0]
+    assert f"1 ios delivery of app {ids['app']} waits for a retry: TLSError" in warnings[0]

@@ -238,8 +238,8 @@ class Delivery:
                 log.exception("the %s sender raised", platform.value)
                 # The class only: an exception's text may quote what a remote server sent.
                 got = [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER, reason="InternalError",
-                               detail=f"Clarion failed while sending ({type(exc).__name__}); "
-                               "the send is retried later") for s in batch]
+                               detail=f"Clarion failed while sending ({type(exc).__name__})")
+                       for s in batch]
         del batch
         for o in got:
             outcomes[o.delivery_id] = o

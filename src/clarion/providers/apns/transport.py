@@ -48,4 +48,4 @@ def tls_error(exc: BaseException, *, credential_auth: bool) -> TransportError:
                               f"({text}): when CLARION_APNS_URL points at an emulator, set "
                               "CLARION_CA_FILE to its CA file (read once: restart Clarion "
                               "when the emulator makes a new CA)")
-    return TransportError("ConnectionError", f"could not talk to APNs ({text}): retrying later")
+    return TransportError("ConnectionError", f"could not talk to APNs ({text})")

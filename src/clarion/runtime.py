@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +24,7 @@ from clarion import __version__
 from clarion.api.app import create_app
 from clarion.bootstrap import Container, build
 from clarion.config import Settings
+from clarion.errors import ConfigurationError
 from clarion.gc_policy import tune_for_service
 from clarion.store.preflight import prepare_database
 from clarion.worker.loop import Worker
@@ -46,14 +49,54 @@ def worker_for(container: Container, *, with_api: bool) -> Worker:
                   poll_seconds=cfg.job_poll_seconds)
 
 
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound before anything else starts: a port already taken
+    (another `clarion serve`, any program) stops the command here with one sentence, instead
+    of after the banner, the migrations and a worker. uvicorn serves on this socket."""
+    where = f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise ConfigurationError(f"cannot listen on {where}: {exc.strerror}",
+                                 fix="Give --host (CLARION_HOST) an address of this machine, "
+                                 "e.g. 127.0.0.1 or 0.0.0.0.") from exc
+    sock = socket.socket(family, kind, proto)
+    try:
+        # As uvicorn does: a port left in TIME_WAIT by a stopped server is reusable; one that
+        # something listens on is not (Linux and macOS refuse the bind).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigurationError(
+                f"cannot listen on {where}: the port is already in use (another `clarion "
+                "serve`, or another program, listens there)",
+                fix="Stop that process, or choose another port with --port (CLARION_PORT)."
+            ) from exc
+        raise ConfigurationError(f"cannot listen on {where}: {exc.strerror or exc}",
+                                 fix="Choose another --host or --port (CLARION_HOST, "
+                                 "CLARION_PORT); ports below 1024 need privileges.") from exc
+    return sock
+
+
 async def serve(settings: Settings, roles: Roles, *, host: str, port: int,
                 announce: Callable[[str], None] = print) -> None:
-    container = build(settings)  # validates the configuration before touching the database
+    listener = bind_listener(host, port) if roles.api else None
+    try:
+        container = build(settings)  # validates the configuration before the database
+    except BaseException:
+        if listener is not None:
+            listener.close()
+        raise
     try:
         # A database this process cannot write stops it here, with one sentence.
         await prepare_database(container.db, migrate=settings.auto_migrate)
     except BaseException:
         await container.close()
+        if listener is not None:
+            listener.close()
         raise
     await container.start()
     stop = asyncio.Event()
@@ -74,7 +117,8 @@ async def serve(settings: Settings, roles: Roles, *, host: str, port: int,
             access_log=False, lifespan="off", loop="none",
         )
         server = uvicorn.Server(config)
-        tasks.append(asyncio.create_task(server.serve(), name="clarion-api"))
+        assert listener is not None
+        tasks.append(asyncio.create_task(server.serve(sockets=[listener]), name="clarion-api"))
         announce(f"Clarion {__version__} listening on http://{host}:{port} "
                  f"({container.db.dialect}); API docs at {settings.public_url}/docs")
     tune_for_service(settings.gc_threshold)  # everything start-up built lives until exit
@@ -86,4 +130,6 @@ async def serve(settings: Settings, roles: Roles, *, host: str, port: int,
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=30)
+        if listener is not None:
+            listener.close()
         await container.close()

@@ -148,7 +148,8 @@ def show(
         back = relative_hours(relative)
         # Whole buckets back from the current one: hours hourly, days either way. Hours in a
         # daily report are widened to the days they touch, as any range is.
-        if until is None and back is not None and (gran == "hour" or relative.strip().endswith("d")):
+        in_days = relative.strip().endswith("d")
+        if until is None and back is not None and (gran == "hour" or in_days):
             start, end = trailing_range(now, back, gran)
         else:
             start, end = default_range(now, gran, parse_when(since, now=now, option="since"),

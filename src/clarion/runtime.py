@@ -3,7 +3,8 @@
 ``serve`` runs, on one event loop, the API (uvicorn, on the container's services), a worker
 (every task of ``clarion.worker.tasks``) and the scheduler of periodic work (``SCHEDULE``), or
 any subset of them: ``clarion serve`` (all three), ``clarion serve --no-worker`` (API only,
-scale-out), ``clarion worker`` (worker and scheduler). It migrates the database first unless
+scale-out), ``clarion worker`` (worker and scheduler). It takes the API's port before anything
+else (``bind_listener``: a busy port stops it with one sentence), migrates the database unless
 ``CLARION_AUTO_MIGRATE=0``, stops on SIGINT/SIGTERM after in-flight work finishes, and closes
 everything it opened.
 """

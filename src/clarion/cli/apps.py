@@ -130,7 +130,8 @@ def list_(org: Org, as_json: AsJson = False) -> None:
         return
     if not rows:
         console.print(f"No apps in organization {org}: create one with `clarion apps create "
-                      f"--org {org} --config app.json`.", markup=False)
+                      f"--org {org} --config app.json`.", markup=False,
+                      soft_wrap=True)
         return
     table = Table("id", "name", "platforms", "credentials", "api tokens")
     for a in rows:
@@ -219,7 +220,8 @@ def token_list(org: Org, app_id: AppId, as_json: AsJson = False) -> None:
         return
     if not rows:
         console.print(f"No API tokens for app {app_id}: create one with `clarion apps tokens "
-                      f"create --org {org} --app {app_id}`.", markup=False)
+                      f"create --org {org} --app {app_id}`.", markup=False,
+                      soft_wrap=True)
         return
     table = Table("id", "name", "prefix", "created", "revoked")
     for tok in rows:

@@ -122,7 +122,8 @@ def list_(
                       + (" after this cursor" if cursor else "")
                       + ("" if filters or cursor else
                          f": import some with `clarion contacts import --org {org} FILE`")
-                      + ".", markup=False)
+                      + ".", markup=False,
+                      soft_wrap=True)
         return
     table = Table("id", "type", "email", "phone", "name")
     for p in page.items:

@@ -43,7 +43,8 @@ def list_(
         console.print(f"No{'' if state is None else ' ' + state} devices for "
                       f"{' of '.join(scope) if scope else 'organization ' + org}: devices "
                       "appear when an app backend registers them "
-                      "(`clarion apps developer-info` shows how).", markup=False)
+                      "(`clarion apps developer-info` shows how).", markup=False,
+                      soft_wrap=True)
         return
     table = Table("device", "person", "platform", "state", "reason", "registered")
     for r in rows:

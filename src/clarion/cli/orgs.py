@@ -48,7 +48,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         return
     if not rows:
         console.print("No organizations yet: create one with "
-                      "`clarion orgs create --name \"Contoso\"`.", markup=False)
+                      "`clarion orgs create --name \"Contoso\"`.", markup=False,
+                      soft_wrap=True)
         return
     table = Table("id", "name")
     for o in rows:
@@ -91,7 +92,8 @@ def tokens(
         return
     if not rows:
         console.print(f"No admin tokens in organization {org}: issue one with "
-                      f"`clarion orgs token --org {org}`.", markup=False)
+                      f"`clarion orgs token --org {org}`.", markup=False,
+                      soft_wrap=True)
         return
     table = Table("id", "name", "created", "revoked")
     for x in rows:

@@ -276,7 +276,8 @@ def timeline(
         console.print(f"Nothing yet for person {person}"
                       + (f" before {before}" if before else "")
                       + ": no send named them and they reported no interaction.",
-                      markup=False)
+                      markup=False,
+                      soft_wrap=True)
         return
     table = Table("time (UTC)", "what", "send", "detail", title=f"Timeline of {person}")
     for e in entries:

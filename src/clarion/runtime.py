@@ -1,18 +1,22 @@
 """Process assembly: what runs in a Clarion process, started and stopped as one.
 
-``serve`` runs, on one event loop, the API (uvicorn, on the container's services), a worker
-(every task of ``clarion.worker.tasks``) and the scheduler of periodic work (``SCHEDULE``), or
-any subset of them: ``clarion serve`` (all three), ``clarion serve --no-worker`` (API only,
-scale-out), ``clarion worker`` (worker and scheduler). It migrates the database first unless
-``CLARION_AUTO_MIGRATE=0``, stops on SIGINT/SIGTERM after in-flight work finishes, and closes
-everything it opened.
+``running`` (a context manager: ``clarion demo`` runs its scenario inside it) and ``serve``
+(``running`` until SIGINT/SIGTERM) start, on one event loop, the API (uvicorn, on the
+container's services), a worker (every task of ``clarion.worker.tasks``) and the scheduler of
+periodic work (``SCHEDULE``), or any subset of them: ``clarion serve`` (all three), ``clarion
+serve --no-worker`` (API only, scale-out), ``clarion worker`` (worker and scheduler). It takes
+the API's port before anything else (``bind_listener``: a busy port stops it with one
+sentence), migrates the database unless ``CLARION_AUTO_MIGRATE=0``, stops after in-flight work
+finishes, and closes everything it opened.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -47,6 +51,38 @@ def worker_for(container: Container, *, with_api: bool) -> Worker:
                   poll_seconds=cfg.job_poll_seconds)
 
 
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound before anything else starts: a port already taken
+    (another `clarion serve`, any program) stops the command here with one sentence, instead
+    of after the banner, the migrations and a worker. uvicorn serves on this socket."""
+    where = f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise ConfigurationError(f"cannot listen on {where}: {exc.strerror}",
+                                 fix="Give --host (CLARION_HOST) an address of this machine, "
+                                 "e.g. 127.0.0.1 or 0.0.0.0.") from exc
+    sock = socket.socket(family, kind, proto)
+    try:
+        # As uvicorn does: a port left in TIME_WAIT by a stopped server is reusable; one that
+        # something listens on is not (Linux and macOS refuse the bind).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigurationError(
+                f"cannot listen on {where}: the port is already in use (another `clarion "
+                "serve`, or another program, listens there)",
+                fix="Stop that process, or choose another port with --port (CLARION_PORT)."
+            ) from exc
+        raise ConfigurationError(f"cannot listen on {where}: {exc.strerror or exc}",
+                                 fix="Choose another --host or --port (CLARION_HOST, "
+                                 "CLARION_PORT); ports below 1024 need privileges.") from exc
+    return sock
+
+
 @dataclass(frozen=True, slots=True)
 class Running:
     """A Clarion started in this process: its services and where its API answers."""
@@ -63,11 +99,19 @@ async def running(settings: Settings, roles: Roles, *, host: str, port: int,
     everything. ``serve`` wraps it until a signal; ``clarion demo`` runs its scenario in it."""
     # Without CLARION_PUBLIC_URL, every URL Clarion hands out names the address served.
     settings = settings.serving(host, port)
-    container = build(settings)  # validates the configuration before touching the database
+    listener = bind_listener(host, port) if roles.api else None  # a busy port stops us here
+    try:
+        container = build(settings)  # validates the configuration before the database
+    except BaseException:
+        if listener is not None:
+            listener.close()
+        raise
     try:
         # A database this process cannot write stops it here, with one sentence.
         await prepare_database(container.db, migrate=settings.auto_migrate)
     except BaseException:
+        if listener is not None:
+            listener.close()
         await container.close()
         raise
     await container.start()
@@ -81,15 +125,16 @@ async def running(settings: Settings, roles: Roles, *, host: str, port: int,
                 access_log=False, lifespan="off", loop="none",
             )
             server = uvicorn.Server(config)
-            api = asyncio.create_task(server.serve(), name="clarion-api")
+            assert listener is not None
+            api = asyncio.create_task(server.serve(sockets=[listener]), name="clarion-api")
             tasks.append(api)
-            # uvicorn tells that it listens with a flag, not an event: poll it.
+            # uvicorn tells that it serves with a flag, not an event: poll it.
             while not server.started and not api.done():  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
-            if api.done():  # uvicorn could not listen (it has logged why)
+            if api.done():  # uvicorn could not start on the bound socket (it has logged why)
                 raise ConfigurationError(
-                    f"cannot listen on {host}:{port}",
-                    fix="Choose another port (--port, CLARION_PORT) or stop what uses it.")
+                    f"cannot serve on {host}:{port}",
+                    fix="See the log line above; choose another --host or --port.")
             announce(f"Clarion {__version__} listening on http://{host}:{port} "
                      f"({container.db.dialect}); API docs at {settings.public_url}/docs")
         if roles.worker:

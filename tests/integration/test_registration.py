@@ -225,6 +225,37 @@ async def test_dry_run_credential_error_flags_the_app_and_retry_later_waits(
     assert all(s.dry_run for s in fake_sender.sent)
 
 
+async def test_dry_run_details_say_whether_a_failure_is_final_or_retried(
+    container: Container, client: httpx.AsyncClient
+) -> None:
+    w = await world(container)
+    admin = {"authorization": f"Bearer {w.admin_token}"}
+    dead, retry = [(await client.post(f"{base(w)}/devices", headers=TRACK, json=body(
+        w, w.person_ids[i], FcmDeviceToken=token))).json()["RegistrationRequestId"]
+        for i, token in enumerate(("fcm-dead", "fcm-retry"))]
+
+    async def detail(request_id: str) -> tuple[str, str]:
+        got = (await client.get(f"/v1/orgs/{w.org_id}/registrations/{request_id}",
+                                headers=admin)).json()
+        return got["status"], got["detail"]
+
+    await drain(container)
+    assert await detail(dead) == ("Failed", "final, not retried: the android provider refused "
+                                  "the test push: Unregistered: fake provider: token contains "
+                                  "'dead'")
+    # Still Pending, and saying why: the provider asked to retry.
+    assert await detail(retry) == ("Pending", "the test push through android failed (attempt 1 "
+                                   "of 6; retried in 1 s): ServiceUnavailable: fake provider: "
+                                   "token contains 'retry'")
+    for _ in range(10):  # make the retries due at once, until the attempts are used up
+        async with container.db.write() as conn:
+            await conn.execute(t.jobs.update().values(run_at=0))
+        await drain(container)
+    assert await detail(retry) == ("Failed", "final, not retried: the test push through "
+                                   "android failed 6 times: ServiceUnavailable: fake provider: "
+                                   "token contains 'retry'")
+
+
 async def test_dry_run_can_be_turned_off_per_app(
     container: Container, client: httpx.AsyncClient, fake_sender: FakeSender
 ) -> None:

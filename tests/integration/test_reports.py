@@ -276,8 +276,13 @@ async def test_org_app_and_send_figures_and_rates_match_the_hand_computed_ones(
     a2 = await get_report(client, data, scope="app", id=data.a2, **rng)
     assert flat(a2["totals"])["opened"] == (1, 1, 1)
     assert (a2["totals"]["inflow"], a2["totals"]["sent"]) == (1, {"people": 1, "devices": 1})
-    assert a2["totals"]["rates"]["click_to_open_rate"] == 0.0
-    assert a2["totals"]["rates"]["delivery_rate"] == 0.0
+    # A2's app reported an open but no delivery and no click: those rates are unknown, not 0 %.
+    assert a2["totals"]["rates_not_reported"] == ["delivery_rate", "click_through_rate",
+                                                  "click_to_open_rate"]
+    assert a2["totals"]["rates"] == {"send_rate": 1.0, "delivery_rate": None, "open_rate": 1.0,
+                                     "click_through_rate": None, "click_to_open_rate": None,
+                                     "engagement_rate": 1.0}
+    assert org["totals"]["rates_not_reported"] == []
 
     s1 = await get_report(client, data, scope="send", id=data.s1, **rng)
     assert flat(s1["totals"]) == {
@@ -634,3 +639,58 @@ async def test_interactions_reported_by_the_app_reach_the_reports_and_the_timeli
     assert [e.kind for e in timeline] == ["dismissed", "clicked", "opened", "opened",
                                           "delivered", "send"]
     assert {e.source for e in timeline[:-1]} == {"cij_events"}
+
+
+def test_the_cli_says_not_reported_and_since_24h_is_the_last_24_hours(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send the app reported nothing about: its interaction rates read "not reported", not
+    0 %; `--since 24h` is 24 hourly buckets, the current hour the last (issue 13)."""
+    from clarion.cli.main import app as cli
+
+    async def prepare() -> str:
+        await asyncio.to_thread(upgrade, sqlite_url)
+        container = build(make_settings(sqlite_url, tmp_path),  # the system clock, as the CLI
+                          senders=dict.fromkeys(Platform, FakeSender()))
+        await container.start()
+        try:
+            transport = httpx.ASGITransport(app=create_app(container))
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as cl:
+                w = await world(container, people_count=1, dry_run_on_register=False)
+                await _register(container, cl, w.org_id, w.app_id, w.api_token,
+                                w.person_ids[0], ApnsDeviceToken=apns_token())
+                await _send(container, cl, w.org_id, w.admin_token, w.app_id, w.person_ids)
+                return w.org_id
+        finally:
+            await container.close()
+
+    org = asyncio.run(prepare())
+    monkeypatch.setenv("CLARION_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("CLARION_SECRET_KEY", TEST_SECRET)
+    monkeypatch.setenv("CLARION_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setattr(console, "width", 200)
+    runner = CliRunner()
+
+    before = datetime.now(UTC)
+    out = runner.invoke(cli, ["reports", "show", "--org", org, "--since", "24h", "--json"])
+    after = datetime.now(UTC)
+    assert out.exit_code == 0, out.output
+    body = json.loads(out.stdout)
+    ends = {(t.replace(minute=0, second=0, microsecond=0) + HOUR).isoformat()
+            for t in (before, after)}
+    assert body["granularity"] == "hour" and body["until"] in ends
+    assert len(body["series"]) == 24
+    assert body["totals"]["sent"] == {"people": 1, "devices": 1}
+    assert body["totals"]["rates"]["send_rate"] == 1.0
+    assert body["totals"]["rates"]["delivery_rate"] is None
+    assert body["totals"]["rates_not_reported"] == ["delivery_rate", "open_rate",
+                                                    "click_through_rate", "engagement_rate"]
+
+    out = runner.invoke(cli, ["reports", "show", "--org", org, "--since", "24h"])
+    assert out.exit_code == 0, out.output
+    rates = {line.split("│")[1].strip(): line.split("│")[2].strip()
+             for line in out.output.splitlines() if line.count("│") >= 3}
+    assert rates["Send rate"] == "100.0%"
+    assert rates["Delivery rate"] == rates["Open rate"] == "not reported"
+    assert rates["Click-to-open rate"] == "–"  # no opens to divide by
+    assert "(hourly)" in out.output and " 0.0%" not in out.output

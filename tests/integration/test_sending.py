@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -133,6 +134,39 @@ async def test_retry_later_is_rescheduled_then_gives_up_at_the_attempt_cap(
     assert got["deliveries"][0]["attempts"] == container.policy.max_attempts
     assert got["succeeded"] is False
     assert got["state"] == "done"
+
+
+async def test_a_send_that_waits_for_retries_says_why_and_the_cause_is_logged_once(
+    container: Container, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deliveries waiting for a retry are summed per platform and reason in the send (what
+    `clarion send --wait` prints), and the server logs the cause once, not per device."""
+    caplog.set_level(logging.INFO, logger="clarion.services.delivery")
+    w = await world(container, dry_run_on_register=False)
+    for i in range(3):
+        await register(container, client, w, w.person_ids[0], FcmDeviceToken=f"fcm-retry-{i}")
+    await register(container, client, w, w.person_ids[0], FcmDeviceToken="fcm-fine")
+    first = (await send(client, w, user_id=w.person_ids[0])).json()["id"]
+    await drain(container)
+    got = await get(client, w, first)
+    assert got["counts"] == {"accepted": 1, "pending": 3}
+    assert got["waiting"] == [{"platform": "android", "reason": "ServiceUnavailable",
+                               "deliveries": 3,
+                               "detail": "fake provider: token contains 'retry'"}]
+    # A second send and the retries of the first: the same cause, not logged again.
+    second = (await send(client, w, user_id=w.person_ids[0])).json()["id"]
+    async with container.db.write() as conn:
+        await conn.execute(t.jobs.update().values(run_at=0))
+    await drain(container)
+    assert (await get(client, w, second))["waiting"][0]["deliveries"] == 3
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"3 android deliveries of app {w.app_id} wait for a retry: "
+                        "ServiceUnavailable: fake provider: token contains 'retry' (logged "
+                        "once per cause; again if it lasts 10 min)"]
+    # Nothing waits on a send that is done.
+    done = (await send(client, w, user_id=w.person_ids[1])).json()["id"]
+    await drain(container)
+    assert (await get(client, w, done))["waiting"] == []
 
 
 async def test_a_credential_error_pauses_the_app_instead_of_burning_its_devices(

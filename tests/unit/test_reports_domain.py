@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from clarion.cli.charts import bar, sparkline, svg_chart
-from clarion.cli.reports import _scope, label, parse_when
+from clarion.cli.reports import _scope, label, parse_when, pick_granularity
 from clarion.domain.report_csv import report_csv
 from clarion.domain.report_range import (
     HourRange,
@@ -18,6 +18,7 @@ from clarion.domain.report_range import (
     default_range,
     epoch_hour,
     report_range,
+    trailing_range,
 )
 from clarion.domain.reports import assemble, check_scope, figures, ratio, rollup_scopes
 from clarion.errors import InvalidInput
@@ -73,6 +74,25 @@ def test_zero_denominators_give_null_rates_not_errors() -> None:
     assert only_inflow.send_rate == 0.0
     assert only_inflow.open_rate is None and only_inflow.click_to_open_rate is None
     assert ratio(1, 0) is None and ratio(0, 3) == 0.0
+
+
+def test_rates_whose_inputs_were_not_reported_are_unknown_not_zero() -> None:
+    """Sent, but the apps reported no delivery and no click: delivery, click-through and
+    click-to-open rates are unknown (null, listed), while the open rate is a real figure."""
+    sums = {k: v for k, v in SUMS.items()
+            if not k.startswith(("delivered", "unique_delivered", "clicked", "unique_clicked"))}
+    f = figures(sums)
+    assert f.not_reported == ["delivery_rate", "click_through_rate", "click_to_open_rate"]
+    assert f.rates.delivery_rate is None and f.rates.click_to_open_rate is None
+    assert f.rates.open_rate == pytest.approx(4 / 7)
+    assert f.as_dict()["rates_not_reported"] == f.not_reported
+    # Nothing reported at all: every interaction rate is unknown; the send rate is known.
+    sent_only = figures({"inflow": 3, "sent": 3, "sent_people": 3, "deliveries": 3})
+    assert sent_only.rates.send_rate == 1.0
+    # (click-to-open has no opens to divide by: "–", not "not reported")
+    assert sent_only.not_reported == ["delivery_rate", "open_rate", "click_through_rate",
+                                      "engagement_rate"]
+    assert figures(SUMS).not_reported == [] and figures({}).not_reported == []
 
 
 def test_unknown_reasons_are_reported_after_the_known_ones() -> None:
@@ -135,6 +155,24 @@ def test_bad_ranges_are_refused_with_a_fix(since: datetime, until: datetime, gra
 def test_the_longest_allowed_ranges_pass() -> None:
     assert len(report_range(T0, T0 + timedelta(days=31), "hour").buckets()) == 31 * 24
     assert len(report_range(T0, T0 + timedelta(days=400), "day").buckets()) == 400
+
+
+def test_since_24h_is_the_last_24_hours_in_whole_buckets() -> None:
+    now = T0 + timedelta(hours=10, minutes=15)  # 10:15
+    assert pick_granularity(None, "24h") == "hour"
+    assert pick_granularity(None, "7d") == pick_granularity(None, None) == "day"
+    assert pick_granularity(None, "2026-03-01") == pick_granularity(None, "800h") == "day"
+    assert pick_granularity("day", "24h") == "day"
+    start, end = trailing_range(now, 24, "hour")
+    assert (start, end) == (T0 - timedelta(hours=13), T0 + timedelta(hours=11))
+    assert len(report_range(start, end, "hour").buckets()) == 24  # this hour the last
+    start, end = trailing_range(now, 7 * 24, "day")
+    assert (start, end) == (T0 - timedelta(days=6), T0 + timedelta(days=1))
+    assert len(report_range(start, end, "day").buckets()) == 7  # today the last
+    on_the_hour = trailing_range(T0, 1, "hour")
+    assert on_the_hour == (T0, T0 + timedelta(hours=1))
+    # Not a whole number of buckets: the plain range, widened like any other.
+    assert trailing_range(now, 36, "day") == (now - timedelta(hours=36), now)
 
 
 def test_default_range() -> None:
@@ -231,6 +269,13 @@ def test_csv_has_totals_then_buckets_and_blank_rates_for_buckets() -> None:
     assert table[2]["inflow"] == "10" and table[2]["send_rate"] == ""  # none: no rates at all
     assert table[3]["open_rate"] == "" and table[3]["opened_events"] == "6"
     assert table[6]["opened_events"] == "0"
+    assert [row["rates_not_reported"] for row in table[:4]] == ["", "", "", ""]
+    unreported = assemble(org_id="o", scope="org", scope_id=None, hours=hours,
+                          by_platform=False, rows=[(H0, None, "sent", 2),
+                                                   (H0, None, "sent_people", 2)])
+    total = next(csv.DictReader(io.StringIO(report_csv(unreported))))
+    assert total["delivery_rate"] == "" and total["rates_not_reported"] == (
+        "delivery_rate open_rate click_through_rate engagement_rate")
 
 
 # ------------------------------------------------------------------------------ charts

@@ -58,11 +58,13 @@ def _read_config(source: str) -> Any:
     except OSError as exc:
         raise InvalidInput(f"cannot read {source}: {exc.strerror or exc}", fix=fix,
                            field="--config") from exc
+    from clarion.domain import text as json_text
+
+    # The API's reader: a syntax error says line and column, unstorable text is refused.
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise InvalidInput(f"{source} is not valid JSON: {exc}", fix=fix,
-                           field="--config") from exc
+        return json_text.loads(text, what="stdin" if source == "-" else source, fix=fix)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, fix=exc.fix, field="--config") from exc
 
 
 def _show_app(a: AppRead) -> None:
@@ -127,6 +129,11 @@ def list_(org: Org, as_json: AsJson = False) -> None:
     rows = run(_do)
     if as_json:
         emit_json([a.as_dict() for a in rows])
+        return
+    if not rows:
+        console.print(f"No apps in organization {org}: create one with `clarion apps create "
+                      f"--org {org} --config app.json`.", markup=False,
+                      soft_wrap=True)
         return
     table = Table("id", "name", "platforms", "credentials", "api tokens")
     for a in rows:
@@ -212,6 +219,11 @@ def token_list(org: Org, app_id: AppId, as_json: AsJson = False) -> None:
     rows = run(_do)
     if as_json:
         emit_json([tok.as_dict() for tok in rows])
+        return
+    if not rows:
+        console.print(f"No API tokens for app {app_id}: create one with `clarion apps tokens "
+                      f"create --org {org} --app {app_id}`.", markup=False,
+                      soft_wrap=True)
         return
     table = Table("id", "name", "prefix", "created", "revoked")
     for tok in rows:

@@ -11,7 +11,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clarion.cli.session import console, emit_json, run
+from clarion.cli.session import console, emit_json, fail, run
+from clarion.errors import InvalidInput
 
 if TYPE_CHECKING:
     from clarion.bootstrap import Container
@@ -113,6 +114,17 @@ def list_(
         emit_json({"items": [_person_json(p) for p in page.items],
                    "next_cursor": page.next_cursor})
         return
+    if not page.items:
+        filters = [f"{name} {value}" for name, value in
+                   (("type", kind), ("email", email), ("phone", phone)) if value]
+        console.print(f"No people in organization {org}"
+                      + (f" with {' and '.join(filters)}" if filters else "")
+                      + (" after this cursor" if cursor else "")
+                      + ("" if filters or cursor else
+                         f": import some with `clarion contacts import --org {org} FILE`")
+                      + ".", markup=False,
+                      soft_wrap=True)
+        return
     table = Table("id", "type", "email", "phone", "name")
     for p in page.items:
         name = " ".join(x for x in (p.first_name, p.last_name) if x)
@@ -155,8 +167,9 @@ def add(
     for item in attr or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            console.print(f"[red]error:[/red] --attr {item!r} is not KEY=VALUE")
-            raise typer.Exit(2)
+            fail(InvalidInput(f"--attr {item!r} is not KEY=VALUE",
+                              fix="Write each attribute as --attr tier=gold (repeat it for "
+                              "several)."), code=2)
         attributes[key] = value
     data: dict[str, Any] = {"kind": kind, "attributes": attributes}
     optional = {"id": person_id, "email": email, "phone": phone, "first_name": first_name,

@@ -37,6 +37,15 @@ def list_(
     if as_json:
         emit_json([asdict(r) for r in rows])
         return
+    if not rows:
+        scope = [f"{name} {value}" for name, value in
+                 (("person", user), ("app", app_id)) if value]
+        console.print(f"No{'' if state is None else ' ' + state} devices for "
+                      f"{' of '.join(scope) if scope else 'organization ' + org}: devices "
+                      "appear when an app backend registers them "
+                      "(`clarion apps developer-info` shows how).", markup=False,
+                      soft_wrap=True)
+        return
     table = Table("device", "person", "platform", "state", "reason", "registered")
     for r in rows:
         table.add_row(r.id[:8], r.person_id, r.platform, r.state, r.state_reason or "",

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from clarion.cli.session import console, emit_json, run
+from clarion.cli.session import console, emit_json, fail, run
+from clarion.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from clarion.bootstrap import Container
@@ -97,17 +98,16 @@ def _on_dead_jobs(ids: list[int] | None, all_dead: bool, verb: str, done: str,
                   act: Callable[[Container, list[int] | None], Awaitable[int]]) -> None:
     """Run ``act`` on the named dead jobs (or every one with --all) and say how many."""
     if bool(ids) == all_dead:
-        console.print(f"[red]error:[/red] name the dead jobs to {verb}, or pass --all (not "
-                      "both). `clarion jobs list --state dead` shows them.")
-        raise typer.Exit(2)
+        fail(InvalidInput(f"name the dead jobs to {verb}, or pass --all (not both)",
+                          fix="`clarion jobs list --state dead` shows them."), code=2)
 
     async def _do(c: Container) -> int:
         return await act(c, None if all_dead else ids)
 
     n = run(_do)
     if n == 0:
-        console.print("no dead job matched: `clarion jobs list --state dead` shows the dead ones")
-        raise typer.Exit(1)
+        fail(NotFound("no dead job matched",
+                      fix="`clarion jobs list --state dead` shows the dead ones."))
     console.print(f"{n} {done}")
 
 

@@ -46,6 +46,11 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         emit_json([{"id": o.id, "name": o.name} for o in rows])
         return
+    if not rows:
+        console.print("No organizations yet: create one with "
+                      "`clarion orgs create --name \"Contoso\"`.", markup=False,
+                      soft_wrap=True)
+        return
     table = Table("id", "name")
     for o in rows:
         table.add_row(o.id, o.name)
@@ -84,6 +89,11 @@ def tokens(
     rows = run(_do)
     if as_json:
         emit_json([_token_json(x) for x in rows])
+        return
+    if not rows:
+        console.print(f"No admin tokens in organization {org}: issue one with "
+                      f"`clarion orgs token --org {org}`.", markup=False,
+                      soft_wrap=True)
         return
     table = Table("id", "name", "created", "revoked")
     for x in rows:

@@ -13,9 +13,15 @@ import typer
 from rich.table import Table
 
 from clarion.cli.charts import bar, sparkline, svg_chart
-from clarion.cli.session import console, emit_json, run
+from clarion.cli.session import console, emit_json, fail, run
 from clarion.domain.report_csv import report_csv
-from clarion.domain.report_range import GRANULARITIES, Granularity, default_range, utc
+from clarion.domain.report_range import (
+    GRANULARITIES,
+    Granularity,
+    default_range,
+    trailing_range,
+    utc,
+)
 from clarion.domain.reports import NO_PLATFORM, RATE_NAMES, Figures, Report, Scope, journey_step_key
 from clarion.errors import InvalidInput
 
@@ -54,14 +60,33 @@ def label(column: str) -> str:
     return f"{kind.capitalize()} ({_UNITS.get(unit, unit)})"
 
 
+def relative_hours(value: str | None) -> int | None:
+    """``24h`` → 24, ``7d`` → 168; None for anything else (an ISO date)."""
+    m = _RELATIVE.match((value or "").strip())
+    if m is None:
+        return None
+    return int(m.group(1)) * (1 if m.group(2) == "h" else 24)
+
+
+def pick_granularity(granularity: str | None, since: str | None) -> Granularity:
+    """The granularity asked for, else hourly for a ``--since`` in hours (``24h``: the last 24
+    hours, hour by hour) that fits an hourly report, else daily."""
+    if granularity is not None:
+        if granularity not in GRANULARITIES:
+            raise typer.BadParameter("use hour or day", param_hint="--granularity")
+        return "hour" if granularity == "hour" else "day"
+    hours = relative_hours(since)
+    in_hours = since is not None and since.strip().endswith("h")
+    return "hour" if in_hours and hours is not None and hours <= 31 * 24 else "day"
+
+
 def parse_when(value: str | None, *, now: datetime, option: str) -> datetime | None:
     """ISO 8601 (UTC without an offset) or a duration back from now: ``24h``, ``7d``."""
     if value is None:
         return None
-    m = _RELATIVE.match(value.strip())
-    if m:
-        n = int(m.group(1))
-        return now - (timedelta(hours=n) if m.group(2) == "h" else timedelta(days=n))
+    hours = relative_hours(value)
+    if hours is not None:
+        return now - timedelta(hours=hours)
     try:
         return utc(datetime.fromisoformat(value.strip()))
     except ValueError as exc:
@@ -96,9 +121,12 @@ def show(
     step: Annotated[str | None, typer.Option(help="Only this step (with --journey).")] = None,
     message: Annotated[str | None, typer.Option(help="Only this message.")] = None,
     since: Annotated[str | None, typer.Option(
-        help="Start: ISO 8601 (UTC) or 24h / 7d back. Default: 24h (hourly) or 7d.")] = None,
+        help="Start: ISO 8601 (UTC), or 24h / 7d: that many hours or days back, in whole "
+        "buckets ending with the current one. Default: 24h (hourly) or 7d (daily).")] = None,
     until: Annotated[str | None, typer.Option(help="End (exclusive). Default: now.")] = None,
-    granularity: Annotated[str, typer.Option(help="hour (≤ 31 days) or day (≤ 400).")] = "day",
+    granularity: Annotated[str | None, typer.Option(
+        help="hour (≤ 31 days) or day (≤ 400). Default: hour when --since is in hours "
+        "(24h), else day.")] = None,
     by_platform: Annotated[bool, typer.Option("--by-platform",
                                               help="Split by platform.")] = False,
     chart: Annotated[list[str] | None, typer.Option(
@@ -110,16 +138,22 @@ def show(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
     """Report figures and rates over a range, with a chart of the series."""
-    if granularity not in GRANULARITIES:
-        raise typer.BadParameter("use hour or day", param_hint="--granularity")
-    gran: Granularity = "hour" if granularity == "hour" else "day"
+    gran = pick_granularity(granularity, since)
     charted = chart or DEFAULT_CHART
 
     async def _do(c: Container) -> Report:
         now = c.clock.now()
         scope, scope_id = _scope(app_id, send, journey, step, message)
-        start, end = default_range(now, gran, parse_when(since, now=now, option="since"),
-                                   parse_when(until, now=now, option="until"))
+        relative = since or ("24h" if gran == "hour" else "7d")
+        back = relative_hours(relative)
+        # Whole buckets back from the current one: hours hourly, days either way. Hours in a
+        # daily report are widened to the days they touch, as any range is.
+        in_days = relative.strip().endswith("d")
+        if until is None and back is not None and (gran == "hour" or in_days):
+            start, end = trailing_range(now, back, gran)
+        else:
+            start, end = default_range(now, gran, parse_when(since, now=now, option="since"),
+                                       parse_when(until, now=now, option="until"))
         return await c.reports.report(org, scope=scope, scope_id=scope_id, since=start,
                                       until=end, granularity=gran, by_platform=by_platform)
 
@@ -135,9 +169,8 @@ def show(
             svg.write_text(svg_chart(title=_title(report), labels=labels,
                                      series={label(n).strip(): v for n, v in series.items()}))
         except OSError as exc:
-            console.print(f"[red]error:[/red] cannot write {svg}: {exc.strerror}. Choose a "
-                          "writable path for --svg.")
-            raise typer.Exit(1) from exc
+            fail(InvalidInput(f"cannot write {svg}: {exc.strerror or exc}", field="--svg",
+                              fix="Choose a writable path for --svg."))
         console.print(f"chart written to {svg}")
     if as_json:
         emit_json(report.as_dict())
@@ -193,11 +226,14 @@ def _rates_table(report: Report) -> Table:
     columns = [("total", report.totals),
                *((p, f) for p, f in report.platforms.items() if p != NO_PLATFORM)]
     table = Table("rate", *(name for name, _ in columns), "definition", title="Rates")
-    rates = [f.rates.as_dict() for _, f in columns]
+    rates = [(f.rates.as_dict(), f.not_reported) for _, f in columns]
     for name in RATE_NAMES:
         title, definition = _RATES[name]
-        table.add_row(title, *("–" if r[name] is None else f"{r[name]:.1%}" for r in rates),
-                      definition)
+        table.add_row(title, *("not reported" if name in unknown else
+                               "–" if r[name] is None else f"{r[name]:.1%}"
+                               for r, unknown in rates), definition)
+    table.caption = ("not reported: the apps reported none of the rate's inputs in this range "
+                     "(unknown, not 0 %); –: nothing to divide by")
     return table
 
 
@@ -247,6 +283,13 @@ def timeline(
     entries = run(_do)
     if as_json:
         emit_json([asdict(e) for e in entries])
+        return
+    if not entries:
+        console.print(f"Nothing yet for person {person}"
+                      + (f" before {before}" if before else "")
+                      + ": no send named them and they reported no interaction.",
+                      markup=False,
+                      soft_wrap=True)
         return
     table = Table("time (UTC)", "what", "send", "detail", title=f"Timeline of {person}")
     for e in entries:

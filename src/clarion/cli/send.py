@@ -78,16 +78,40 @@ async def _wait(c: Container, org: str, send_id: str, wait_seconds: float, *, qu
                   disable=quiet) as progress:
         task = progress.add_task("delivering", total=None)
         while True:
-            current = await c.sends.get(org, send_id)
+            current = await c.sends.get(org, send_id, limit=1)
             total = sum(current.counts.values())
             decided = total - current.counts.get("pending", 0)
+            waiting = sum(w.deliveries for w in current.waiting)
             progress.update(task, total=total or None, completed=decided,
-                            description=current.state)
+                            description=current.state + (
+                                f" ({waiting} waiting to retry: "
+                                f"{', '.join(w.reason for w in current.waiting)})"
+                                if waiting else ""))
             if current.state == "done":
-                return current
+                return await c.sends.get(org, send_id)
             if time.monotonic() > deadline:
-                raise RetryLater(
-                    f"send {send_id} is still {current.state} after {wait_seconds:.0f} s: "
-                    "is a worker running (`clarion serve` or `clarion worker`)? Check with "
-                    f"`clarion jobs counts`; the send stays queued.")
+                raise _still_waiting(org, current, wait_seconds)
             await asyncio.sleep(0.2)
+
+
+def _still_waiting(org: str, send: SendRead, wait_seconds: float) -> RetryLater:
+    """Why the send is not done: the providers' answers when deliveries were tried and wait
+    for a retry; else nothing has tried them (no worker?)."""
+    from clarion.domain.sends import describe_waiting
+
+    waiting = sum(w.deliveries for w in send.waiting)
+    untried = send.counts.get("pending", 0) - waiting
+    why = []
+    if send.waiting:
+        why.append(describe_waiting(send.waiting))
+    if untried or send.state in ("queued", "fanning_out"):
+        why.append((f"{untried} not tried yet" if untried else f"still {send.state}")
+                   + ": is a worker running (`clarion serve` or `clarion worker`)? Check with "
+                   "`clarion jobs counts`")
+    error = RetryLater(f"send {send.id} is not done after {wait_seconds:.0f} s: "
+                       + "; ".join(why))
+    error.fix = ("Fix the cause above: the waiting deliveries are retried on their own (until "
+                 "CLARION_DELIVERY_MAX_ATTEMPTS or the message's ttl runs out). "
+                 if send.waiting else "Start a worker; ") + (
+        f"The send stays queued; follow it with GET /v1/orgs/{org}/sends/{send.id}.")
+    return error

@@ -42,11 +42,20 @@ def settings() -> Settings:
         raise typer.Exit(1) from exc
 
 
-def fail(exc: Exception) -> NoReturn:
-    """Print a ``ClarionError`` as one line (never wrapped, no markup read into it) and exit
-    with 1."""
-    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-    raise typer.Exit(1) from exc
+def fail(exc: Exception, *, code: int = 1) -> NoReturn:
+    """Print an error and exit with ``code``: what went wrong on one line, what to do about it
+    (a ``ClarionError``'s ``fix``) on the next. Lines are never wrapped (a command in them
+    stays copyable) and no markup is read into them."""
+    from clarion.errors import ClarionError
+
+    what, fix = str(exc), ""
+    if isinstance(exc, ClarionError):
+        what = f"{exc.field}: {exc.message}" if exc.field else exc.message
+        fix = exc.fix
+    console.print(f"[red]error:[/red] {escape(what)}", soft_wrap=True)
+    if fix:
+        console.print(f"[bold]fix:[/bold] {escape(fix)}", soft_wrap=True)
+    raise typer.Exit(code) from exc
 
 
 def run(fn: Callable[[Container], Awaitable[T]], *, migrate: bool = True) -> T:

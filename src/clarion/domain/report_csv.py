@@ -7,7 +7,8 @@ blocked). Columns are the flat figure names of ``Figures.columns`` then the rate
 only filled on the total rows (a rate inside one hour mixes sends of that hour with interactions
 of other sends, so it is left blank rather than shown misleadingly) other than ``none`` (its
 people were sent on the other platforms). An empty cell in a rate column of a total row means
-there was nothing to divide by.
+there was nothing to divide by, or that the rate's inputs were not reported: the last column,
+``rates_not_reported``, names those rates (space-separated).
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ def report_csv(report: Report) -> str:
         names.update(dict.fromkeys(name for name, _ in fig.columns()))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["period", "platform", *names, *RATE_NAMES])
+    writer.writerow(["period", "platform", *names, *RATE_NAMES, "rates_not_reported"])
     for period, platform, fig, with_rates in rows:
         values = dict(fig.columns())
-        rates = fig.rates.as_dict() if with_rates and platform != NO_PLATFORM else {}
+        shown = with_rates and platform != NO_PLATFORM
+        rates = fig.rates.as_dict() if shown else {}
         writer.writerow([period, platform, *(values.get(n, 0) for n in names),
                          *("" if rates.get(r) is None else f"{rates[r]:.6f}"
-                           for r in RATE_NAMES)])
+                           for r in RATE_NAMES),
+                         " ".join(fig.not_reported) if shown else ""])
     return out.getvalue()

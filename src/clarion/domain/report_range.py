@@ -106,6 +106,21 @@ def default_range(now: datetime, granularity: str, since: datetime | None,
     return start, end
 
 
+def trailing_range(now: datetime, hours: int, granularity: str) -> tuple[datetime, datetime]:
+    """The last ``hours`` hours as whole buckets ending with the current one: ``24h`` hourly
+    is 24 hourly buckets, this hour the last; ``7d`` daily is 7 UTC days, today the last.
+    A duration that is not a whole number of buckets (``36h`` daily) is widened as any range
+    is (see ``report_range``)."""
+    step = HOURS.get(granularity, 1)
+    now = utc(now)
+    if hours <= 0 or hours % step:
+        return now - timedelta(hours=max(hours, 0)), now
+    end = hour_start(-(-_ceil_hour(now) // step) * step)
+    if end == now:  # exactly on a bucket's start: that bucket has begun
+        end += timedelta(hours=step)
+    return end - timedelta(hours=hours), end
+
+
 def _ceil_hour(at: datetime) -> int:
     seconds = utc(at).timestamp()
     return -int(-seconds // 3600)

@@ -50,6 +50,13 @@ NO_PLATFORM = "none"  # the split's key for person-level facts (platform "" in t
 
 RATE_NAMES = ("send_rate", "delivery_rate", "open_rate", "click_through_rate",
               "click_to_open_rate", "engagement_rate")
+# The interactions each rate's numerator counts. Apps report them (Clarion cannot see a
+# notification arrive or be opened; clicks come from the apps or from tracked links): when
+# not one of them was reported in the range, the rate is unknown, not 0 %.
+RATE_INPUTS: dict[str, tuple[str, ...]] = {
+    "delivery_rate": ("delivered",), "open_rate": ("opened",),
+    "click_through_rate": ("clicked",), "click_to_open_rate": ("clicked",),
+    "engagement_rate": ("opened", "clicked")}
 
 
 # ------------------------------------------------------------------------------ scopes
@@ -143,8 +150,7 @@ class Figures:
     dismissed: Interaction
     engaged_people: int
 
-    @property
-    def rates(self) -> Rates:
+    def _ratios(self) -> Rates:
         return Rates(
             send_rate=ratio(self.sent_people, self.inflow),
             delivery_rate=ratio(self.delivered.unique_devices, self.sent_devices),
@@ -153,6 +159,23 @@ class Figures:
             click_to_open_rate=ratio(self.clicked.unique_people, self.opened.unique_people),
             engagement_rate=ratio(self.engaged_people, self.sent_people),
         )
+
+    @property
+    def rates(self) -> Rates:
+        """The rates; None where there is nothing to divide by, or where the rate's inputs
+        were not reported (``not_reported``)."""
+        hidden = set(self.not_reported)
+        values = self._ratios().as_dict()
+        return Rates(**{name: None if name in hidden else v for name, v in values.items()})
+
+    @property
+    def not_reported(self) -> list[str]:
+        """Rates with something to divide by whose inputs no app reported in the range (no
+        report of those kinds at all): unknown, shown as "not reported", never as 0 %."""
+        events = dict(self._interactions())
+        ratios = self._ratios().as_dict()
+        return [name for name, kinds in RATE_INPUTS.items()
+                if ratios[name] is not None and not any(events[k].events for k in kinds)]
 
     def as_dict(self, *, rates: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -173,6 +196,7 @@ class Figures:
         }
         if rates:
             out["rates"] = self.rates.as_dict()
+            out["rates_not_reported"] = self.not_reported
         return out
 
     def columns(self) -> list[tuple[str, int]]:
@@ -284,7 +308,8 @@ def _platform_dict(platform: str, f: Figures) -> dict[str, Any]:
     """The split's person-level entry has no rates: its people were sent on other platforms."""
     if platform != NO_PLATFORM:
         return f.as_dict()
-    return {**f.as_dict(rates=False), "rates": dict.fromkeys(RATE_NAMES)}
+    return {**f.as_dict(rates=False), "rates": dict.fromkeys(RATE_NAMES),
+            "rates_not_reported": []}
 
 
 MetricRow = tuple[int, str | None, str, int]  # (bucket start hour, platform or None, metric, n)

@@ -62,6 +62,18 @@ class DeliveryRead:
 
 
 @dataclass(frozen=True, slots=True)
+class Waiting:
+    """Pending deliveries of a send that were tried and wait for a retry, for one platform and
+    one reason: why a send is not done yet (a provider unreachable, a certificate not trusted,
+    an app's credentials refused...)."""
+
+    platform: str
+    reason: str
+    deliveries: int
+    detail: str | None  # one of theirs: they differ at most in incidental words
+
+
+@dataclass(frozen=True, slots=True)
 class SendRead:
     id: str
     app_id: str
@@ -74,6 +86,20 @@ class SendRead:
     succeeded: Annotated[bool | None, Field(
         description="True once a device accepted it; false when done with none; null before.")]
     deliveries: list[DeliveryRead]
+    waiting: Annotated[list[Waiting], Field(
+        description="Pending deliveries that were tried and wait for a retry, per platform and "
+        "reason, most first: why the send is not done yet.")]
+
+
+def describe_waiting(waiting: list[Waiting]) -> str:
+    """``3 deliveries waiting to retry: ios TLSError (the APNs server's certificate is not
+    trusted …)``: the reasons, most frequent first, each with its count when there are
+    several and one detail."""
+    total = sum(w.deliveries for w in waiting)
+    parts = [(f"{w.deliveries} × " if len(waiting) > 1 else "") + f"{w.platform} {w.reason}"
+             + (f" ({w.detail})" if w.detail else "") for w in waiting]
+    return (f"{total} deliver{'y' if total == 1 else 'ies'} waiting to retry: "
+            + "; ".join(parts))
 
 
 def send_state(fanout_state: str, pending: int) -> str:

@@ -35,7 +35,8 @@ from clarion.errors import InvalidInput
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _BODY = "the request body"
-_JSON_FIX = "Send a JSON body with Content-Type: application/json."
+_JSON_FIX = ("Correct the JSON at the place named (a missing value, quote, comma or bracket, "
+             "or one too many).")
 
 
 def unstorable(value: str) -> int | None:

@@ -34,16 +34,29 @@ from clarion.domain.credentials import check_token_uri
 from clarion.domain.outcomes import Platform
 from clarion.errors import NotFound
 from clarion.services.api_tokens import SHOWN_PREFIX_LENGTH, TOKEN_PREFIX, ApiTokenCache
-from clarion.services.orgs import org_not_found
+from clarion.services.orgs import require_org
 from clarion.store import apps as store
-from clarion.store import orgs as org_store
-from clarion.store.db import Database
+from clarion.store.db import Conn, Database
 
 
-def app_not_found(org_id: str, app_id: str) -> NotFound:
-    return NotFound(f"app {app_id} does not exist in organization {org_id}",
+def app_not_found(org_id: str, app_id: str, *, field: str | None = None) -> NotFound:
+    return NotFound(f"app {app_id} does not exist in organization {org_id}", field=field,
                     fix=f"List the apps with `clarion apps list --org {org_id}` "
                     f"(GET /v1/orgs/{org_id}/apps).")
+
+
+async def missing_app(conn: Conn, org_id: str, app_id: str, *,
+                      field: str | None = None) -> NotFound:
+    """The error for an app that is not one of the org's: the org's own absence first (a
+    mistyped org id makes every app unknown; say which id is wrong)."""
+    await require_org(conn, org_id)
+    return app_not_found(org_id, app_id, field=field)
+
+
+async def require_app(conn: Conn, org_id: str, app_id: str, *,
+                      field: str | None = None) -> None:
+    if not await store.exists(conn, org_id, app_id):
+        raise await missing_app(conn, org_id, app_id, field=field)
 
 
 def _check_outbound(changes: AppChanges, fcm_url: str | None) -> None:
@@ -78,8 +91,7 @@ class Apps:
         app_id = str(uuid.uuid4())
         token = new_token(TOKEN_PREFIX)
         async with self._db.write() as conn:
-            if not await org_store.exists(conn, org_id):
-                raise org_not_found(org_id)
+            await require_org(conn, org_id)
             await store.insert_app(
                 conn, app_id=app_id, org_id=org_id, name=changes.name, public=_public(configs),
                 secrets=self._box.encrypt({p.value: cfg.secret for p, cfg in configs.items()}),
@@ -102,7 +114,7 @@ class Apps:
         async with self._db.write() as conn:
             row = await store.for_update(conn, org_id, app_id)
             if row is None:
-                raise app_not_found(org_id, app_id)
+                raise await missing_app(conn, org_id, app_id)
             secrets = self._box.decrypt(row.secrets) if row.secrets else {}
             current = {p: {**public, **secrets.get(p.value, {})}
                        for p, public in row.public.items()}
@@ -136,19 +148,22 @@ class Apps:
         is not an app of ``org_id``."""
         async with self._db.read() as conn:
             app = await store.get(conn, app_id, org_id)
-        if app is None:
-            raise app_not_found(org_id, app_id)
+            if app is None:
+                raise await missing_app(conn, org_id, app_id)
         return app
 
     async def of_org(self, org_id: str) -> list[AppRead]:
         async with self._db.read() as conn:
-            return await store.of_org(conn, org_id)
+            apps = await store.of_org(conn, org_id)
+            if not apps:
+                await require_org(conn, org_id)
+        return apps
 
     async def delete(self, org_id: str, app_id: str) -> None:
         """Delete the app; its API tokens and devices go with it."""
         async with self._db.write() as conn:
             if not await store.delete_app(conn, org_id, app_id):
-                raise app_not_found(org_id, app_id)
+                raise await missing_app(conn, org_id, app_id)
         self.tokens.invalidate()
 
     async def settings(self, app_id: str) -> AppSettings:
@@ -223,8 +238,7 @@ class Apps:
                             prefix=value[:SHOWN_PREFIX_LENGTH], created_at=self._clock.now(),
                             revoked_at=None)
         async with self._db.write() as conn:
-            if not await store.exists(conn, org_id, app_id):
-                raise app_not_found(org_id, app_id)
+            await require_app(conn, org_id, app_id)
             await store.insert_api_token(
                 conn, token_id=read.id, org_id=org_id, app_id=app_id,
                 token_hash=hash_token(value), prefix=read.prefix, name=name,
@@ -235,8 +249,7 @@ class Apps:
         """Every token of the app, revoked ones included (with ``revoked_at``), oldest
         first."""
         async with self._db.read() as conn:
-            if not await store.exists(conn, org_id, app_id):
-                raise app_not_found(org_id, app_id)
+            await require_app(conn, org_id, app_id)
             return await store.api_tokens(conn, org_id, app_id)
 
     async def revoke_token(self, org_id: str, app_id: str, token_id: str) -> None:
@@ -246,6 +259,7 @@ class Apps:
             exists, revoked_at = await store.api_token_revoked_at(conn, org_id, app_id,
                                                                   token_id)
             if not exists:
+                await require_app(conn, org_id, app_id)
                 raise NotFound(f"API token {token_id} does not exist for app {app_id}",
                                fix=f"List the tokens with `clarion apps tokens list --org "
                                f"{org_id} --app {app_id}`.")

@@ -52,6 +52,7 @@ from clarion.domain.outcomes import (
 )
 from clarion.domain.ratelimit import TokenBucket
 from clarion.services.apps import Apps
+from clarion.services.provider_trouble import TroubleLog
 from clarion.store import counters
 from clarion.store import sends as store
 from clarion.store.db import Conn, Database
@@ -162,6 +163,7 @@ class Delivery:
         self._limiter = Limiter(policy)
         self._public_url = public_url
         self._link_key = link_key
+        self._trouble = TroubleLog(log, what=("delivery", "deliveries"))
 
     async def deliver(self, delivery_ids: Sequence[str]) -> None:
         """Send every still-pending delivery among ``delivery_ids`` and apply the
@@ -236,8 +238,8 @@ class Delivery:
                 log.exception("the %s sender raised", platform.value)
                 # The class only: an exception's text may quote what a remote server sent.
                 got = [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER, reason="InternalError",
-                               detail=f"Clarion failed while sending ({type(exc).__name__}); "
-                               "the send is retried later") for s in batch]
+                               detail=f"Clarion failed while sending ({type(exc).__name__})")
+                       for s in batch]
         del batch
         for o in got:
             outcomes[o.delivery_id] = o
@@ -259,6 +261,7 @@ class Delivery:
     async def _apply(self, app_id: str, platform: Platform, rows: list[store.PendingDelivery],
                      sends: Mapping[str, _Send], outcomes: Mapping[str, Outcome]) -> None:
         now = self._clock.now()
+        self._trouble.batch(app_id, platform, [outcomes[r.id] for r in rows])
         writes = _Writes([], [], {}, {})
         credential_reason: str | None = None
         for r in rows:

@@ -22,8 +22,7 @@ from clarion.config import Settings
 from clarion.domain.people import new_person_values
 from clarion.errors import InvalidInput
 from clarion.services.csv_records import records
-from clarion.services.orgs import org_not_found
-from clarion.store import orgs as org_store
+from clarion.services.orgs import require_org
 from clarion.store import people as store
 from clarion.store.db import Database, Duplicate
 
@@ -256,8 +255,7 @@ class Importer:
         if chunk_size < 1:
             raise InvalidInput("chunk_size must be at least 1", fix="Use the default, 1000.")
         async with self._db.read() as conn:
-            if not await org_store.exists(conn, org_id):
-                raise org_not_found(org_id)
+            await require_org(conn, org_id)
         summary = ImportSummary()
         first_line: dict[str, int] = {}
         pending: Pending = []

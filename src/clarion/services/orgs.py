@@ -17,12 +17,20 @@ from clarion.domain.orgs import (
 )
 from clarion.errors import Conflict, NotFound, Unauthorized
 from clarion.store import orgs as store
-from clarion.store.db import Database
+from clarion.store.db import Conn, Database
 
 
 def org_not_found(org_id: str) -> NotFound:
     return NotFound(f"organization {org_id} does not exist",
                     fix="List organizations with `clarion orgs list`.")
+
+
+async def require_org(conn: Conn, org_id: str) -> None:
+    """NotFound naming the organization when it does not exist. Services call it where an
+    answer would otherwise be empty or name something inside the org (an unknown app, person,
+    token), so that a mistyped org id is reported as such, by the API and the CLI alike."""
+    if not await store.exists(conn, org_id):
+        raise org_not_found(org_id)
 
 
 class Orgs:
@@ -68,8 +76,7 @@ class Orgs:
         token = new_token(ADMIN_TOKEN_PREFIX)
         token_id = str(uuid.uuid4())
         async with self._db.write() as conn:
-            if not await store.exists(conn, org_id):
-                raise org_not_found(org_id)
+            await require_org(conn, org_id)
             await store.insert_admin_token(conn, token_id=token_id, org_id=org_id,
                                            token_hash=hash_token(token), name=name,
                                            now=self._clock.now())
@@ -77,8 +84,7 @@ class Orgs:
 
     async def admin_tokens(self, org_id: str) -> list[AdminToken]:
         async with self._db.read() as conn:
-            if not await store.exists(conn, org_id):
-                raise org_not_found(org_id)
+            await require_org(conn, org_id)
             return await store.admin_tokens(conn, org_id)
 
     async def revoke_admin_token(self, org_id: str, token_id: str, *,
@@ -90,6 +96,7 @@ class Orgs:
         async with self._db.write() as conn:
             found = await store.admin_token(conn, org_id, token_id)
             if found is None:
+                await require_org(conn, org_id)
                 raise NotFound(f"organization {org_id} has no admin token {token_id}",
                                fix="List the tokens with `clarion orgs tokens --org ORG` or "
                                "GET /v1/orgs/{org}/admin-tokens.")

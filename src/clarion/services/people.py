@@ -24,18 +24,36 @@ from clarion.domain.people import (
     person_kind,
 )
 from clarion.errors import Conflict, InvalidInput, NotFound
-from clarion.services.orgs import org_not_found
-from clarion.store import orgs as org_store
+from clarion.services.orgs import require_org
 from clarion.store import people as store
-from clarion.store.db import Database, Duplicate
+from clarion.store.db import Conn, Database, Duplicate
 
 MAX_PAGE = 1000
 _KIND_OF: dict[odata.Entity, str] = {"contacts": "contact", "leads": "lead"}
 
 
-def _not_found(person_id: object) -> NotFound:
-    return NotFound(f"person {person_id} does not exist in this organization",
-                    fix="Check the id, or look the person up by email or phone.")
+def person_not_found(org_id: str, person_id: object, *, field: str | None = None
+                     ) -> NotFound:
+    return NotFound(f"person {person_id} does not exist in organization {org_id}", field=field,
+                    fix=f"Look the person up by email or phone: `clarion contacts list --org "
+                    f"{org_id} --email …` (GET /v1/orgs/{org_id}/people?email=…).")
+
+
+async def missing_person(conn: Conn, org_id: str, person_id: object, *,
+                         field: str | None = None) -> NotFound:
+    """The error for a person who is not one of the org's, or for the org when it does not
+    exist (a mistyped org id makes every person unknown)."""
+    await require_org(conn, org_id)
+    return person_not_found(org_id, person_id, field=field)
+
+
+async def require_person(conn: Conn, org_id: str, person_id: str, *,
+                         field: str | None = None) -> str:
+    """The person's canonical id, or NotFound (for the org first, see ``missing_person``)."""
+    guid = canonical_guid(person_id)
+    if guid is None or not await store.exists(conn, org_id, guid):
+        raise await missing_person(conn, org_id, person_id, field=field)
+    return guid
 
 
 def taken(person_id: str) -> Conflict:
@@ -71,8 +89,7 @@ class People:
         row = {**values, "org_id": org_id, "created_at": now, "updated_at": now}
         try:
             async with self._db.write() as conn:
-                if not await org_store.exists(conn, org_id):
-                    raise org_not_found(org_id)
+                await require_org(conn, org_id)
                 if await store.exists(conn, org_id, values["id"]):
                     raise taken(values["id"])
                 return await store.insert_person(conn, row)
@@ -81,12 +98,10 @@ class People:
 
     async def get(self, org_id: str, person_id: str) -> PersonRead:
         guid = canonical_guid(person_id)
-        person = None
-        if guid is not None:
-            async with self._db.read() as conn:
-                person = await store.get(conn, org_id, guid)
-        if person is None:
-            raise _not_found(person_id)
+        async with self._db.read() as conn:
+            person = None if guid is None else await store.get(conn, org_id, guid)
+            if person is None:
+                raise await missing_person(conn, org_id, person_id)
         return person
 
     async def update(self, org_id: str, person_id: str, data: Mapping[str, Any]) -> PersonRead:
@@ -94,7 +109,8 @@ class People:
         all."""
         guid = canonical_guid(person_id)
         if guid is None:
-            raise _not_found(person_id)
+            async with self._db.read() as conn:
+                raise await missing_person(conn, org_id, person_id)
         changes = normalize_fields(data, default_region=self._region)
         if changes.pop("id", None) not in (None, guid):
             raise InvalidInput("a person's id cannot change", field="id",
@@ -102,7 +118,7 @@ class People:
         async with self._db.write() as conn:
             person = await store.get(conn, org_id, guid)
             if person is None:
-                raise _not_found(person_id)
+                raise await missing_person(conn, org_id, person_id)
             if not changes:
                 return person
             changes["updated_at"] = self._clock.now()
@@ -112,12 +128,9 @@ class People:
     async def delete(self, org_id: str, person_id: str) -> None:
         """Delete a person and every device registered to them (in one transaction)."""
         guid = canonical_guid(person_id)
-        deleted = False
-        if guid is not None:
-            async with self._db.write() as conn:
-                deleted = await store.delete_person(conn, org_id, guid)
-        if not deleted:
-            raise _not_found(person_id)
+        async with self._db.write() as conn:
+            if guid is None or not await store.delete_person(conn, org_id, guid):
+                raise await missing_person(conn, org_id, person_id)
 
     async def page(self, org_id: str, *, kind: str | None = None, email: str | None = None,
                    phone: str | None = None, limit: int = 100,
@@ -142,6 +155,8 @@ class People:
                 email=None if email is None else lookup_email(email),
                 phone=None if phone is None else lookup_phone(phone, self._region),
                 after=after, limit=limit + 1)
+            if not rows:
+                await require_org(conn, org_id)
         items = rows[:limit]
         return PersonPage(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
 

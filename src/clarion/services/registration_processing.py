@@ -42,6 +42,7 @@ from clarion.domain.registration import (
 from clarion.errors import InvalidInput, NotFound
 from clarion.services.apps import Apps
 from clarion.services.people import People
+from clarion.services.provider_trouble import TroubleLog
 from clarion.services.registration import REGISTRATION_PROCESS, ProcessRequests
 from clarion.services.webhooks import REGISTRATION_CALLBACK, CallbackPost
 from clarion.store import apps as app_store
@@ -79,6 +80,7 @@ class RegistrationProcessor:
         self._people = people
         self._senders = senders
         self._settings = settings
+        self._trouble = TroubleLog(log, what=("dry run", "dry runs"))
 
     async def process(self, requests: ProcessRequests) -> None:
         """Process the still-pending requests among ``requests`` (idempotent)."""
@@ -124,10 +126,15 @@ class RegistrationProcessor:
         retry = [w for w in work if w.status is Status.PENDING and w.retry_after is not None]
         if retry:
             delay = max(w.retry_after or 1.0 for w in retry)
-            await self._queue.enqueue_now([REGISTRATION_PROCESS.job(
-                ProcessRequests([w.row if not w.row.stored else w.row.id for w in retry],
-                                attempt + 1),
-                run_at_ms=self._clock.epoch_ms() + int(delay * 1000))])
+            async with self._db.write() as conn:
+                # A tracked request shows why it is still Pending (`clarion devices
+                # registration`, GET /v1/…/registrations/{id}).
+                await store.note_pending(conn, [(w.row.id, w.detail) for w in retry
+                                                if w.row.stored and w.detail])
+                await self._queue.enqueue(conn, [REGISTRATION_PROCESS.job(
+                    ProcessRequests([w.row if not w.row.stored else w.row.id for w in retry],
+                                    attempt + 1),
+                    run_at_ms=self._clock.epoch_ms() + int(delay * 1000))])
 
     async def _check_tokens_and_people(self, org_id: str, work: list[_Work]) -> None:
         async with self._db.read() as conn:
@@ -206,10 +213,10 @@ class RegistrationProcessor:
         for platform, items in by_platform.items():
             sender = self._senders.get(platform)
             platform_creds = creds.get(platform)
-            if sender is None or platform_creds is None:
+            if sender is None or platform_creds is None:  # a process built without one
                 for w in items:
-                    w.detail = (f"dry run skipped: this build has no {platform.value} provider "
-                                "adapter yet")
+                    w.detail = (f"dry run skipped: this process has no {platform.value} "
+                                "sender")
                 continue
             batch = [DeviceSend(
                 delivery_id=w.row.id,
@@ -223,8 +230,9 @@ class RegistrationProcessor:
                 outcomes = [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER,
                                     reason="InternalError",
                                     detail=f"Clarion failed during the dry run "
-                                    f"({type(exc).__name__}); it is retried",
+                                    f"({type(exc).__name__})",
                                     retry_after_seconds=5.0) for s in batch]
+            self._trouble.batch(app_id, platform, outcomes)
             await self._apply_dry_run(app_id, platform, items, outcomes, attempt)
 
     async def _apply_dry_run(self, app_id: str, platform: Platform, items: list[_Work],
@@ -234,15 +242,26 @@ class RegistrationProcessor:
             o = by_id.get(w.row.id)
             if o is None:
                 w.fail(FailureReason.DRY_RUN_SENDING_FAILED,
-                       "the provider adapter gave no outcome")
-            elif o.kind is OutcomeKind.ACCEPTED:
+                       "final, not retried: the provider adapter gave no outcome for the test "
+                       "push")
                 continue
-            elif o.kind is OutcomeKind.RETRY_LATER and attempt < MAX_DRY_RUN_RETRIES:
-                w.retry_after = o.retry_after_seconds or 2.0 ** (attempt + 1)
+            if o.kind is OutcomeKind.ACCEPTED:
+                continue
+            cause = f"{o.reason or o.kind.value}{': ' + o.detail if o.detail else ''}"
+            tries = attempt + 1
+            if o.kind is OutcomeKind.RETRY_LATER and attempt < MAX_DRY_RUN_RETRIES:
+                w.retry_after = o.retry_after_seconds or 2.0 ** tries
+                w.detail = (f"the test push through {platform.value} failed (attempt {tries} of "
+                            f"{MAX_DRY_RUN_RETRIES + 1}; retried in {w.retry_after:g} s): "
+                            f"{cause}")
+            elif o.kind is OutcomeKind.RETRY_LATER:
+                w.fail(FailureReason.DRY_RUN_SENDING_FAILED,
+                       f"final, not retried: the test push through {platform.value} failed "
+                       f"{tries} times: {cause}")
             else:
                 w.fail(FailureReason.DRY_RUN_SENDING_FAILED,
-                       f"the {platform.value} provider refused the test push: "
-                       f"{o.reason or o.kind.value}{': ' + o.detail if o.detail else ''}")
+                       f"final, not retried: the {platform.value} provider refused the test "
+                       f"push: {cause}")
                 if o.kind is OutcomeKind.CREDENTIAL_ERROR:
                     await self._apps.mark_credentials_invalid(
                         app_id, platform, o.detail or o.reason or "credential error")

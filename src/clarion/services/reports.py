@@ -24,8 +24,9 @@ from clarion.domain.report_range import (
 from clarion.domain.reports import Report, Scope, assemble, check_scope
 from clarion.domain.timeline import TimelineEntry, newest_first, with_outcome
 from clarion.errors import InvalidInput, NotFound
-from clarion.store import apps as app_store
-from clarion.store import people as people_store
+from clarion.services.apps import require_app
+from clarion.services.orgs import require_org
+from clarion.services.people import require_person
 from clarion.store import reports as store
 from clarion.store.db import Database
 
@@ -51,16 +52,17 @@ class Reports:
         hours = report_range(start, end, granularity)
         send_app = None
         async with self._db.read() as conn:
+            await require_org(conn, org_id)
             if scope == "send":
                 assert scope_id is not None
                 send_app = await store.send_app(conn, org_id, scope_id)
                 if send_app is None:
-                    raise NotFound(f"send {scope_id} does not exist in this organization",
+                    raise NotFound(f"send {scope_id} does not exist in organization {org_id}",
                                    field="id",
-                                   fix="Use an id returned by POST /v1/orgs/{org}/sends.")
-            elif scope == "app" and not await app_store.exists(conn, org_id, scope_id or ""):
-                raise NotFound(f"app {scope_id} does not exist in this organization",
-                               field="id", fix="List the apps with GET /v1/orgs/{org}/apps.")
+                                   fix=f"Use an id returned by `clarion send` or POST "
+                                   f"/v1/orgs/{org_id}/sends.")
+            elif scope == "app":
+                await require_app(conn, org_id, scope_id or "", field="id")
             rows = await store.sums(conn, org_id, scope=scope, scope_id=scope_id,
                                     send_app_id=send_app, hours=hours,
                                     step=HOURS[granularity], by_platform=by_platform)
@@ -81,10 +83,7 @@ class Reports:
         if before is not None:
             before = checked_time(before, "before")
         async with self._db.read() as conn:
-            if not await people_store.exists(conn, org_id, person_id):
-                raise NotFound(f"person {person_id} does not exist in this organization",
-                               field="person_id",
-                               fix="Look people up with GET /v1/orgs/{org}/people.")
+            person_id = await require_person(conn, org_id, person_id, field="person_id")
             merged = newest_first([
                 *await store.person_sends(conn, org_id, person_id, before=before,
                                           limit=limit + 1),

@@ -16,8 +16,10 @@ from clarion.domain.people import canonical_guid
 from clarion.domain.sends import SendCreate, SendRead, send_state, succeeded
 from clarion.domain.text import controls
 from clarion.errors import InvalidInput, NotFound
+from clarion.services.apps import require_app
 from clarion.services.fanout import page_job
-from clarion.store import apps as app_store
+from clarion.services.orgs import require_org
+from clarion.store import send_waits
 from clarion.store import sends as store
 from clarion.store.db import Database, Duplicate
 from clarion.store.jobs import JobQueue
@@ -62,17 +64,16 @@ class Sends:
                                fix="Pass the ids Clarion gave the people (or their CIJ "
                                "contact/lead ids).")
         async with self._db.read() as conn:
-            known_app = await app_store.exists(conn, org_id, command.app_id)
+            await require_app(conn, org_id, command.app_id, field="app_id")
             # One statement whatever the audience's size (the ids go as one parameter).
-            unknown = await store.not_people(conn, org_id, audience) if known_app else set()
-        if not known_app:
-            raise NotFound(f"app {command.app_id} does not exist in this organization",
-                           field="app_id", fix="List the apps with GET /v1/orgs/{org}/apps.")
+            unknown = await store.not_people(conn, org_id, audience)
         if unknown:
             example = next(i for i in audience if i in unknown)
             raise InvalidInput(f"{len(unknown)} user id(s) are not people of this organization, "
                                f"e.g. {example!r}", field="user_ids",
-                               fix="Create or import the people first, or remove these ids.")
+                               fix=f"Look people up with `clarion contacts list --org {org_id}` "
+                               f"(GET /v1/orgs/{org_id}/people); create or import them first, "
+                               "or remove these ids.")
         message = command.message.message()
         send_id = str(uuid.uuid4())
         document = message.as_dict()
@@ -100,7 +101,7 @@ class Sends:
         return SendAccepted(SendRead(
             id=send_id, app_id=command.app_id, user_ids=audience, message=document,
             state="queued", created_at=now, expires_at=expires_at, counts={},
-            succeeded=None, deliveries=[]), created=True)
+            succeeded=None, deliveries=[], waiting=[]), created=True)
 
     async def _by_key(self, org_id: str, key: str) -> SendAccepted | None:
         since = self._clock.now() - IDEMPOTENCY_WINDOW
@@ -115,13 +116,16 @@ class Sends:
         async with self._db.read() as conn:
             row = await store.get(conn, send_id, org_id)
             if row is None:
-                raise NotFound(f"send {send_id} does not exist",
-                               fix="Use the id returned by POST /v1/orgs/{org}/sends.")
+                await require_org(conn, org_id)
+                raise NotFound(f"send {send_id} does not exist in organization {org_id}",
+                               fix=f"Use the id returned by `clarion send` or POST "
+                               f"/v1/orgs/{org_id}/sends.")
             counts = await store.delivery_counts(conn, send_id)
             deliveries = await store.deliveries(conn, send_id, after=after, limit=limit)
             user_ids = await store.audience(conn, send_id)
+            waiting = await send_waits.waiting(conn, send_id) if counts.get("pending") else []
         return SendRead(
             id=row.id, app_id=row.app_id, user_ids=user_ids, message=row.message,
             state=send_state(row.state, counts.get("pending", 0)), created_at=row.created_at,
             expires_at=row.expires_at, counts=counts, succeeded=succeeded(row.state, counts),
-            deliveries=deliveries)
+            deliveries=deliveries, waiting=waiting)

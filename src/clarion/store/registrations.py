@@ -179,6 +179,15 @@ async def finish_tracked(conn: Conn, finished: Sequence[Finished], now: datetime
               "b_detail": f.detail} for f in finished])
 
 
+async def note_pending(conn: Conn, notes: Sequence[tuple[str, str]]) -> None:
+    """Say why requests are still ``Pending`` (``(id, detail)`` pairs); finished ones are left
+    as they are."""
+    if notes:
+        await conn.execute(update(_R).where(
+            _R.c.id == bindparam("b_id"), _R.c.status == Status.PENDING.value).values(
+            detail=bindparam("b_detail")), [{"b_id": i, "b_detail": d} for i, d in notes])
+
+
 async def forget(conn: Conn, ids: Sequence[str]) -> None:
     for chunk in chunks(ids):
         await conn.execute(delete(_R).where(_R.c.id.in_(chunk)))

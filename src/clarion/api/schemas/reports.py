@@ -67,7 +67,12 @@ class FiguresRead(_Strict):
 
 
 class TotalsRead(FiguresRead):
-    rates: RatesRead = Field(description="Null where the denominator is zero.")
+    rates: RatesRead = Field(description="Null where the denominator is zero, or where the "
+                             "rate's inputs were not reported (listed in rates_not_reported).")
+    rates_not_reported: list[str] = Field(
+        description="Rates that are null because no app reported their inputs in the range "
+        "(no delivered report for delivery_rate, no open for open_rate, no click for the "
+        "click rates, neither for engagement_rate): unknown, not 0 %.")
 
 
 class BucketRead(FiguresRead):

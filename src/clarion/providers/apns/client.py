@@ -187,10 +187,9 @@ class ApnsConnection(asyncio.Protocol):
             error = TransportError(
                 "ConnectionError", "APNs closed the connection during the TLS handshake: if "
                 "this repeats, the app's push certificate is being refused (expired, revoked, "
-                "not issued by Apple, or for the other environment); retrying later")
+                "not issued by Apple, or for the other environment)")
         else:
-            error = TransportError("ConnectionError", "APNs closed the connection: retrying "
-                                   "later")
+            error = TransportError("ConnectionError", "APNs closed the connection")
         self._shutdown(error)
 
     # --- requests --------------------------------------------------------------------------
@@ -282,7 +281,7 @@ class ApnsConnection(asyncio.Protocol):
         if not st.future.done():
             st.future.set_exception(TransportError(
                 "StreamReset", f"APNs reset the stream ({event.error_code!r})"
-                + ("; it was not processed" if refused else ": retrying later"),
+                + ("; it was not processed" if refused else ""),
                 retry_safe=refused))
         return True
 
@@ -355,7 +354,7 @@ class ApnsConnection(asyncio.Protocol):
             if not st.future.done():
                 st.future.set_exception(TransportError(
                     "Timeout", f"APNs did not answer within {self._timeout:g} s; the "
-                    "notification may or may not have been delivered: retrying later"))
+                    "notification may or may not have been delivered"))
         if self._ping_sent_at is not None and now - self._ping_sent_at > self._ping_timeout:
             self._abort(TransportError("ConnectionError", "APNs stopped answering PINGs"))
             return

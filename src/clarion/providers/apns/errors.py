@@ -63,17 +63,16 @@ _TABLE: dict[str, tuple[OutcomeKind, str]] = {
     "DeviceTokenNotForTopic": (MISMATCH, "the device token belongs to another app than the "
                                "bundle id {topic}: check the app's bundle id, or register "
                                "tokens from the app with that bundle id"),
-    # Passing conditions: retry later with backoff.
-    "TooManyRequests": (RETRY, "too many notifications to this device in a short time: "
-                        "retrying later"),
-    "InternalServerError": (RETRY, "APNs had an internal error: retrying later"),
-    "ServiceUnavailable": (RETRY, "APNs is unavailable: retrying later"),
-    "Shutdown": (RETRY, "the APNs server was shutting down: retrying on a new connection"),
+    # Passing conditions: retry later with backoff. The words say what happened; whether it
+    # is tried again is the caller's to say (attempts and time to live may be used up).
+    "TooManyRequests": (RETRY, "too many notifications to this device in a short time"),
+    "InternalServerError": (RETRY, "APNs had an internal error"),
+    "ServiceUnavailable": (RETRY, "APNs is unavailable"),
+    "Shutdown": (RETRY, "the APNs server was shutting down"),
     "TooManyProviderTokenUpdates": (RETRY, "the provider token (JWT) was renewed too often "
-                                    "(more than once in 20 minutes): retrying later with "
-                                    "the current token; if it repeats, make sure only one "
-                                    "Clarion process per key renews tokens"),
-    "IdleTimeout": (RETRY, "the connection was idle too long: retrying on a new connection"),
+                                    "(more than once in 20 minutes); if it repeats, make sure "
+                                    "only one Clarion process per key renews tokens"),
+    "IdleTimeout": (RETRY, "the connection was idle too long"),
     # Credential problems: stop the app's sends and flag the configuration.
     "InvalidProviderToken": (CREDENTIALS, "APNs does not accept the provider token (JWT): "
                              "the Key ID, Team ID or signing key is wrong, or the key was "
@@ -191,7 +190,7 @@ def classify(
                         (reason or body[:200].decode("utf-8", "replace"))[:200], apns_id)
         if status >= 500 or status == 429:
             return Outcome(delivery_id, RETRY, reason=str(status), provider_id=apns_id,
-                           detail=f"APNs answered HTTP {status}: retrying later",
+                           detail=f"APNs answered HTTP {status}",
                            retry_after_seconds=wait if wait is not None else 5.0)
         return Outcome(delivery_id, REJECTED, reason=str(status), provider_id=apns_id,
                        detail=f"APNs answered HTTP {status} with a reason Clarion does not "

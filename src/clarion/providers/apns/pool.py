@@ -112,8 +112,8 @@ class ApnsPool:
                 credential_auth=not self._token_auth, ping_interval=self._ping_interval)
         except Exception as exc:  # any failure must reach the waiters (no retry storm)
             error = exc if isinstance(exc, TransportError) else TransportError(
-                "ConnectionError", f"could not open a connection to APNs ({exc!r}): retrying "
-                "later", retry_safe=True)
+                "ConnectionError", f"could not open a connection to APNs ({exc!r})",
+                retry_safe=True)
             self._failures += 1
             self._last_error = error
             self._failed_at = asyncio.get_running_loop().time()
@@ -184,7 +184,7 @@ async def open_connection(*, host: str, port: int, ssl_context: ssl.SSLContext,
         raise
     except TimeoutError as exc:
         error = TransportError("Timeout", f"could not connect to APNs at {host}:{port} within "
-                               f"{connect_timeout:g} s: retrying later", retry_safe=True)
+                               f"{connect_timeout:g} s", retry_safe=True)
         if conn is not None:
             conn.abort(error)
         raise error from exc

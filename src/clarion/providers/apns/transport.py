@@ -46,5 +46,6 @@ def tls_error(exc: BaseException, *, credential_auth: bool) -> TransportError:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return TransportError("TLSError", f"the APNs server's certificate is not trusted "
                               f"({text}): when CLARION_APNS_URL points at an emulator, set "
-                              "CLARION_CA_FILE to its CA file")
-    return TransportError("ConnectionError", f"could not talk to APNs ({text}): retrying later")
+                              "CLARION_CA_FILE to its CA file (read once: restart Clarion "
+                              "when the emulator makes a new CA)")
+    return TransportError("ConnectionError", f"could not talk to APNs ({text})")

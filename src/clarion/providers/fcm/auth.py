@@ -168,11 +168,10 @@ def token_failure(status: int, body: bytes, token_uri: str) -> TokenError:
     if 300 <= status < 400:
         return TokenError(OutcomeKind.RETRY_LATER, "TokenEndpointUnavailable",
                           f"{where} answered {status}, a redirect, which Clarion does not "
-                          "follow; the sends are retried later")
+                          "follow")
     if status in (408, 429) or status >= 500 or raw_code in _RETRYABLE_ERRORS:
         return TokenError(OutcomeKind.RETRY_LATER, "TokenEndpointUnavailable",
-                          f"{where} is unavailable (it answered {status}); the sends are "
-                          "retried later")
+                          f"{where} is unavailable (it answered {status})")
     named = f" {code}" if code else ""
     return TokenError(OutcomeKind.CREDENTIAL_ERROR, code or "TokenRefused",
                       f"{where} answered {status}{named}: {_explanation(code, description)}")
@@ -253,20 +252,17 @@ class AccessTokens:
                 headers={"Content-Type": "application/x-www-form-urlencoded"})
         except AddressRefused as exc:
             raise TokenError(OutcomeKind.RETRY_LATER, "AddressRefused",
-                             f"{exc.message}; nothing was sent and the sends are retried "
-                             "later") from exc
+                             f"{exc.message}; nothing was sent") from exc
         except Unreachable as exc:
             raise TokenError(OutcomeKind.RETRY_LATER, "ConnectionError",
-                             f"could not reach {where} ({exc.message}); the sends are retried "
-                             "later") from exc
+                             f"could not reach {where} ({exc.message})") from exc
         if answer.status != 200:
             raise token_failure(answer.status, answer.body, account.token_uri)
         granted = json_object(answer.body) or {}
         token = granted.get("access_token")
         if not isinstance(token, str) or not token:
             raise TokenError(OutcomeKind.RETRY_LATER, "TokenEndpointUnavailable",
-                             f"{where} answered without an access token; the sends are retried "
-                             "later")
+                             f"{where} answered without an access token")
         expires_in = granted.get("expires_in", 3600)
         lifetime = (float(expires_in) if isinstance(expires_in, int | float)
                     and math.isfinite(expires_in) else 3600.0)

@@ -74,12 +74,11 @@ _DETAILS: Mapping[str, tuple[OutcomeKind, str]] = {
                            "is for that project"),
     "QUOTA_EXCEEDED": (OutcomeKind.RETRY_LATER,
                        "FCM answered QUOTA_EXCEEDED: the project's sending quota (or this "
-                       "device's message rate) is exhausted; the send is retried later"),
+                       "device's message rate) is exhausted"),
     "UNAVAILABLE": (OutcomeKind.RETRY_LATER,
-                    "FCM answered UNAVAILABLE: the service is overloaded; the send is retried "
-                    "later"),
+                    "FCM answered UNAVAILABLE: the service is overloaded"),
     "INTERNAL": (OutcomeKind.RETRY_LATER,
-                 "FCM answered INTERNAL: an error inside FCM; the send is retried later"),
+                 "FCM answered INTERNAL: an error inside FCM"),
     "THIRD_PARTY_AUTH_ERROR": (OutcomeKind.CREDENTIAL_ERROR,
                                "FCM answered THIRD_PARTY_AUTH_ERROR: the APNs credentials "
                                "configured in Firebase are wrong: upload a valid APNs key or "
@@ -227,7 +226,7 @@ def classify(delivery_id: str, status: int, body: bytes, *, retry_after: str | N
     if status in _RETRYABLE_HTTP:
         return Outcome(delivery_id, OutcomeKind.RETRY_LATER, reason=code or str(status),
                        detail=f"FCM is unavailable ({_answer(status, body)}"
-                              f"{' ' + code if code else ''}); retried later",
+                              f"{' ' + code if code else ''})",
                        retry_after_seconds=parse_retry_after(retry_after, now))
     return Outcome(delivery_id, OutcomeKind.REJECTED, reason=code or str(status),
                    detail=f"FCM gave an unexpected answer ({_answer(status, body)}"
@@ -239,8 +238,8 @@ def connection_outcome(delivery_id: str, *, timeout: bool, error: str,
     """No answer: retry later. A timeout may hide a message FCM accepted (say so)."""
     if timeout:
         return Outcome(delivery_id, OutcomeKind.RETRY_LATER, reason="Timeout",
-                       detail="FCM did not answer in time; the send is retried later (FCM may "
-                              "have accepted it, so the device could see it twice)")
+                       detail="FCM did not answer in time (FCM may have accepted it, so a "
+                              "device sent it again could see it twice)")
     return Outcome(delivery_id, OutcomeKind.RETRY_LATER, reason="ConnectionError",
-                   detail=f"could not reach FCM ({error}); the send is retried later: check "
-                          f"this server's network access to {host}")
+                   detail=f"could not reach FCM ({error}): check this server's network "
+                          f"access to {host}")

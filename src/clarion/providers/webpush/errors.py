@@ -153,8 +153,7 @@ def classify(delivery_id: str, status: int, *, body: str = "",
                 else "could not take the message now")
         return Outcome(delivery_id, OutcomeKind.RETRY_LATER, reason=reason,
                        retry_after_seconds=retry,
-                       detail=f"the push service answered {status}: it {what}{said}; "
-                              "the send is retried later.")
+                       detail=f"the push service answered {status}: it {what}{said}.")
     mismatch = _has(_MISMATCH_WORDS, body)
     refused_jwt = _has(_JWT_WORDS, body)
     if mismatch and status in (400, 401, 403):
@@ -183,4 +182,4 @@ def connection_failure(delivery_id: str, reason: str, message: str) -> Outcome:
             "TLSError": "the TLS handshake failed (set CLARION_CA_FILE if the push service "
                         "uses a private CA)"}.get(reason, "the connection failed")
     return Outcome(delivery_id, OutcomeKind.RETRY_LATER, reason=reason,
-                   detail=f"{what}: {message}; the send is retried later.")
+                   detail=f"{what}: {message}.")

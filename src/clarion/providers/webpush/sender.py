@@ -120,8 +120,7 @@ class WebPushSender:
         except Exception as exc:  # a bug must not lose the other sends of the batch
             log.exception("web push send %s failed unexpectedly", item.delivery_id)
             return Outcome(item.delivery_id, OutcomeKind.RETRY_LATER, reason="InternalError",
-                           detail=f"Clarion failed while sending ({type(exc).__name__}); the "
-                                  "send is retried later.")
+                           detail=f"Clarion failed while sending ({type(exc).__name__}).")
 
     async def _attempt(self, key: VapidKey, subject: str, item: DeviceSend) -> Outcome:
         endpoint = item.device.token

@@ -73,6 +73,19 @@ def test_a_json_array_is_read_too() -> None:
     assert rows == [(1, {"email": "a@x.com"}), (2, {"email": "b@x.com"})]
 
 
+def test_a_deeply_nested_json_array_is_an_input_error_not_a_crash() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        list(iter_jsonl(io.StringIO("[" * 100_000 + "]" * 100_000)))
+    assert caught.value.field == "file"
+    assert "line 1, column" in caught.value.message
+
+
+def test_a_line_with_an_escaped_nul_or_lone_surrogate_is_unreadable_not_stored() -> None:
+    rows = list(iter_jsonl(io.StringIO('{"email": "a\\u0000@x.com"}\n{"email": "\\ud800"}\n'
+                                       '{"email": "c@x.com"}\n')))
+    assert [type(r) for _, r in rows] == [UnreadableRow, UnreadableRow, dict]
+
+
 def test_known_columns_map_to_fields_and_the_rest_to_attributes() -> None:
     data = row_to_data({"Type": "lead", "EmailAddress1": "a@x.com", "mobilephone": "+33612345678",
                         "firstname": "Ada", "LastName": "Lovelace", "timezone": "Europe/London",

@@ -11,7 +11,6 @@ warning naming the line, rather than losing the person.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import IO, Any
 from clarion.clock import Clock
 from clarion.config import Settings
 from clarion.domain.people import new_person_values
+from clarion.domain.text import loads
 from clarion.errors import InvalidInput
 from clarion.services.csv_records import records
 from clarion.services.orgs import require_org
@@ -160,11 +160,16 @@ def iter_jsonl(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         skipped += head == "\n"
         head = stream.read(1)
     if head == "[":
+        # domain.text.loads: line and column in the error, the text rule (no NUL, no lone
+        # surrogate), and orjson's nesting bound instead of a RecursionError.
         try:
-            items = json.loads(head + stream.read())
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"the JSON array is not valid JSON: {exc}", field="file",
-                               fix="Fix the JSON, or write one object per line.") from exc
+            items = loads(head + stream.read(), what="the JSON array",
+                          fix="Fix the JSON, or write one object per line.")
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message, field="file", fix=exc.fix) from exc
+        if not isinstance(items, list):  # pragma: no cover - "[" starts an array or nothing
+            raise InvalidInput("the file is not a JSON array", field="file",
+                               fix="Write one object per line, or one array of objects.")
         for number, item in enumerate(items, start=1):
             yield number, _json_row(item)
         return
@@ -175,10 +180,11 @@ def iter_jsonl(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         if not text.strip():
             continue
         try:
-            yield number, _json_row(json.loads(text))
-        except json.JSONDecodeError as exc:
-            yield number, UnreadableRow(f"the line is not valid JSON: {exc.msg} at column "
-                                        f"{exc.colno}")
+            row = loads(text, what="the line")
+        except InvalidInput as exc:
+            yield number, UnreadableRow(exc.message)
+            continue
+        yield number, _json_row(row)
 
 
 def _json_row(item: object) -> dict[str, Any]:

@@ -230,10 +230,11 @@ def compile_template(source: str, *, field: str = "template",
 
 
 @lru_cache(maxsize=1024)
-def _cached(source: str) -> CompiledTemplate:
+def cached_template(source: str) -> CompiledTemplate:
+    """A template compiled once per process (for templates validated when saved)."""
     return compile_template(source)
 
 
 def render(template: str, values: Mapping[str, object]) -> str:
     """Render a CIJ template with placeholder values (compiled templates are cached)."""
-    return _cached(template).render(values)
+    return cached_template(template).render(values)

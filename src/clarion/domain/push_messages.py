@@ -20,7 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 from pydantic import (
@@ -40,6 +41,7 @@ from clarion.domain.messages import (
     _url,
     invalid_input,
 )
+from clarion.domain.outcomes import Notification, Platform
 from clarion.domain.people import PersonRead
 from clarion.domain.templates import (
     NAME,
@@ -47,7 +49,7 @@ from clarion.domain.templates import (
     cached_template,
     compile_template,
 )
-from clarion.domain.text import check_document
+from clarion.domain.text import check_document, controls
 from clarion.errors import InvalidInput
 
 PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "time_zone", "locale", "kind")
@@ -150,10 +152,14 @@ class PushMessageIn(BaseModel):
         if long_keys:
             raise InvalidInput("data keys must be 1 to 100 characters", field="data",
                                fix=f"Shorten {long_keys[0][:20]!r}….")
-        reserved = _RESERVED_DATA & set(self.data)
+        reserved = _RESERVED_DATA & set(self.data) | {
+            k for k in self.data if k.lower() in ("from", "message_type", "notification")
+            or k.lower().startswith(("google", "gcm"))}  # FCM refuses these (Message.data)
         if reserved:
             raise InvalidInput(f"data may not use the reserved keys {sorted(reserved)}",
-                               field="data", fix="Use on_click / image_url, or rename the keys.")
+                               field="data",
+                               fix="Use on_click / image_url, or rename the keys (FCM also "
+                               "reserves from, message_type, notification, google*, gcm*).")
         self.image_url = _url(self.image_url, "image_url", https_only=True)
         if self.on_click.action == "open_url":
             if not self.on_click.url:
@@ -272,3 +278,61 @@ def parse_push_message(raw: Any) -> PushMessageIn:
 def stored(raw: Mapping[str, Any]) -> PushMessageIn:
     """A document read back from the store (validated when it was saved)."""
     return PushMessageIn.model_validate(raw, context={"stored": True})
+
+
+class PushMessageRead(PushMessageIn):
+    """A stored push message: the document as written, with its id."""
+
+    id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+MAX_ORG_SETTINGS = 100
+
+
+def parse_org_settings(raw: Any) -> dict[str, str]:
+    """An org's settings: at most 100 string values named like fields."""
+    if not isinstance(raw, Mapping):
+        raise InvalidInput("settings must be a JSON object of strings", field="settings",
+                           fix='Send {"support_phone": "+1 555 0100", ...}.')
+    if len(raw) > MAX_ORG_SETTINGS:
+        raise InvalidInput(f"at most {MAX_ORG_SETTINGS} settings", field="settings",
+                           fix="Remove settings no message uses.")
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or not _FIELD.fullmatch(key):
+            raise InvalidInput(f"setting name {key!r} is not a name", field=f"settings.{key}",
+                               fix="Use letters, digits, _, . and - (a letter or _ first).")
+        if not isinstance(value, str) or len(value) > 1000:
+            raise InvalidInput(f"setting {key} must be a string of at most 1000 characters",
+                               field=f"settings.{key}", fix="Give the value as a string.")
+        controls(value, f"settings.{key}")
+        out[key] = value
+    return out
+
+
+# ------------------------------------------------------------------------------ preview
+
+PREVIEW_TRACKING_ID = "00000000-0000-4000-8000-000000000000"  # as long as a real one
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformPayload:
+    """What a device of one platform would receive, and its size against the provider's
+    limit."""
+
+    platform: str
+    payload: dict[str, Any]
+    bytes: int  # what the provider counts
+    limit: int
+    fits: bool
+    note: str | None = None
+
+
+class PayloadPreviewer(Protocol):
+    """The providers' payload builders, seen from the domain (a port: the adapters implement
+    it in ``clarion.providers.preview``)."""
+
+    def preview(self, platform: Platform, notification: Notification, *,
+                notification_block: bool) -> PlatformPayload: ...

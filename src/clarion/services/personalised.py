@@ -19,6 +19,7 @@ from clarion.domain.sends import SendCreate
 from clarion.domain.templates import TemplateOutputTooLarge
 from clarion.domain.text import check_document
 from clarion.errors import InvalidInput, NotFound
+from clarion.services.orgs import require_org
 from clarion.store import messages as message_store
 from clarion.store import org_settings as settings_store
 from clarion.store.db import Conn
@@ -46,6 +47,7 @@ async def personalised_document(conn: Conn, org_id: str, command: SendCreate, *,
     assert command.message_id is not None
     row = await message_store.get(conn, org_id, command.message_id)
     if row is None:
+        await require_org(conn, org_id)  # a mistyped org is named as such
         raise message_not_found(org_id, command.message_id, field="message_id")
     if command.app_id is not None and command.app_id != row.app_id:
         raise InvalidInput(f"message {row.id} belongs to app {row.app_id}, not "

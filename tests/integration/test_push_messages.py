@@ -239,3 +239,41 @@ async def test_test_send_has_an_empty_tracking_id_and_an_untracked_link(
     n = sent.notification
     assert (n.title, n.tracking_id, n.link) == ("Welcome, Ann", "",
                                                 "https://contoso.example/welcome")
+
+
+async def test_fanout_reads_each_pages_people_at_once_and_skips_who_cannot_be_rendered(
+    container: Container, client: httpx.AsyncClient, fake_sender: FakeSender,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clarion.services import fanout
+    from clarion.store import messages as message_store
+
+    monkeypatch.setattr(fanout, "DELIVERIES_PER_PAGE", 4)
+    reads: list[int] = []
+    real = message_store.people_facts
+
+    async def counted(conn: Any, org_id: str, ids: Any) -> Any:
+        reads.append(len(ids))
+        return await real(conn, org_id, ids)
+
+    monkeypatch.setattr(message_store, "people_facts", counted)
+    w = await world(container, people_count=10, dry_run_on_register=False)
+    for i, person in enumerate(w.person_ids):
+        await register(container, client, w, person, FcmDeviceToken=f"fcm-{i}")
+    huge = w.person_ids[3]
+    await container.people.update(w.org_id, huge, {"attributes": {"tier": "x" * 2000}})
+    m = await create(client, w, welcome(w, body="{{#if Tier}}" + "{{Tier}}" * 5
+                                        + "{{else}}Glad you are here{{/if}}"))
+    r = await client.post(f"/v1/orgs/{w.org_id}/sends", headers=admin(w),
+                          json={"message_id": m["id"], "user_ids": w.person_ids})
+    assert r.status_code == 202, r.text
+    await drain(container)
+    assert reads == [4, 4, 2]  # one read per fan-out page, never one per person
+    sent = [s for s in fake_sender.sent if not s.dry_run]
+    assert len(sent) == 9
+    assert all(s.notification.body == "Glad you are here" for s in sent)
+    async with container.db.read() as conn:
+        failed = await conn.scalar(select(func.sum(t.report_counters.c.value)).where(
+            t.report_counters.c.send_id == r.json()["id"],
+            t.report_counters.c.metric == "not_sent:personalisation_failed"))
+    assert failed == 1

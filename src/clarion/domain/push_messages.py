@@ -170,8 +170,10 @@ class PushMessageIn(BaseModel):
         elif self.on_click.url:
             raise InvalidInput("on_click.url is only for action open_url", field="on_click.url",
                                fix='Set "action": "open_url", or remove the url.')
-        if not (info.context or {}).get("stored"):
-            self.compiled()  # every template parses and uses declared placeholders only
+        # Every template parses and uses declared placeholders only: checked when a document
+        # is written, not again on reading one back (stored, or a read model being answered).
+        if type(self) is PushMessageIn and not (info.context or {}).get("stored"):
+            self.compiled()
         return self
 
     @staticmethod

@@ -20,6 +20,10 @@ credential_error   app's credentials flagged invalid; the delivery stays ``pendi
                    configuration is fixed or the message expires
 =================  ==================================================================
 
+A personalised send's deliveries take their person's rendering (``send_messages``, read once
+per batch by (send, person)); a test send's notifications carry an empty trackingId and the
+link untracked (CIJ contract §4).
+
 Duplicates: a worker killed after the provider accepted a batch but before the outcome was
 committed sends that batch again after its lease expires. At most one batch per in-flight
 handler can be repeated: ``worker_concurrency × delivery_jobs_per_call × delivery_batch_size``

@@ -8,7 +8,11 @@ person with more devices than a page holds gets a page alone. A page's ``offset`
 transaction that writes one delivery row per (send, device) — unique, so a re-run writes
 nothing twice — the ``delivery.send`` jobs for those rows, the report counts (inflow, not sent
 for want of a device) and the job for the next page. Small pages keep fan-out's memory flat
-and let delivery start early."""
+and let delivery start early.
+
+A personalised send (``message_id``, ``clarion.services.personalised``) also renders, in the
+page, one message per person with a device, from one read of those people; the rows go to
+``send_messages`` in the page's transaction. Inline sends skip this entirely."""
 
 from __future__ import annotations
 

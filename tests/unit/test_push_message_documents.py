@@ -134,3 +134,11 @@ def test_wrong_values_are_invalid_input(changes: dict[str, Any]) -> None:
 def test_an_attribute_named_like_nothing_known_is_empty_or_default() -> None:
     doc = parse_push_message(_doc(body="[{{Tier}}]"))
     assert personalise(doc, BOB, {}, {}).body == "[]"
+
+
+def test_person_facts_as_one_mapping() -> None:
+    facts = PersonFacts(id="p", first_name="Ann", attributes={"tier": "gold",
+                                                             "first_name": "shadowed"})
+    got = facts.as_mapping()
+    assert (got["first_name"], got["tier"], got["id"], got["email"]) == ("Ann", "gold", "p",
+                                                                         None)

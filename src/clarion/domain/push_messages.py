@@ -89,6 +89,12 @@ class PersonFacts:
             return getattr(self, name)
         return self.attributes.get(name)
 
+    def as_mapping(self) -> dict[str, object]:
+        """Fields and attributes as one flat mapping (fields win over a same-named
+        attribute), e.g. the facts a segment filter evaluates."""
+        return {**self.attributes, **{f: getattr(self, f) for f in PERSON_FIELDS},
+                "id": self.id}
+
 
 class Placeholder(BaseModel):
     model_config = ConfigDict(extra="forbid")

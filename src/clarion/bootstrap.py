@@ -16,6 +16,7 @@ from clarion.config import Settings
 from clarion.crypto import SecretBox, derived_key
 from clarion.domain.netguard import OutboundPolicy
 from clarion.domain.outcomes import Platform, Sender
+from clarion.domain.push_messages import PayloadPreviewer
 from clarion.providers.base import Network, ProviderSettings
 from clarion.providers.outbound import OutboundClient
 from clarion.services.api_tokens import ApiTokenCache
@@ -27,6 +28,7 @@ from clarion.services.fanout import FanOut
 from clarion.services.health import Health
 from clarion.services.importing import Importer
 from clarion.services.interactions import Interactions
+from clarion.services.messages import Messages
 from clarion.services.orgs import Orgs
 from clarion.services.people import People
 from clarion.services.recording import Recorder
@@ -70,6 +72,7 @@ class Container:
     events: EventBus  # in-service events: subscribe here at bootstrap (services/events.py)
     reports: Reports
     health: Health
+    messages: Messages  # designed push messages, preview, test send (issue 14 A)
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -156,6 +159,7 @@ def build(
     tokens = ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds)
     apps = Apps(db, box, clock, settings, tokens)
     people = People(db, clock, settings)
+    sends = Sends(db, clock, queue)
     return Container(
         settings=settings, clock=clock, db=db, box=box, link_key=link_key, policy=policy,
         queue=queue, writer=writer, backlog=backlog, senders=senders, orgs=Orgs(db, clock),
@@ -165,7 +169,7 @@ def build(
         processor=RegistrationProcessor(db=db, clock=clock, queue=queue, apps=apps,
                                         people=people, senders=senders, settings=settings),
         callbacks=Callbacks(callback_client),
-        sends=Sends(db, clock, queue),
+        sends=sends,
         fanout=FanOut(db, clock, queue, policy),
         delivery=Delivery(db=db, clock=clock, queue=queue, apps=apps, senders=senders,
                           policy=policy, public_url=settings.public_url, link_key=link_key),
@@ -179,4 +183,12 @@ def build(
         events=EventBus(db, queue, clock),
         reports=Reports(db, clock),
         health=Health(db, clock, backlog),
+        messages=Messages(db, clock, sends, _payload_previewer(),
+                          public_url=settings.public_url, link_key=link_key),
     )
+
+
+def _payload_previewer() -> PayloadPreviewer:
+    from clarion.providers.preview import ProviderPayloads
+
+    return ProviderPayloads()

@@ -43,6 +43,8 @@ class Known:
     empty_org: str  # an org with nothing in it
     config: str  # an app configuration file
     people_file: str
+    message: str = ""  # a push message of the org
+    message_file: str = ""
 
 
 @pytest.fixture
@@ -57,7 +59,12 @@ def known(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> K
             doc = {"name": "Web", "web": {"vapid_subject": "mailto:ops@contoso.com"}}
             created = await c.apps.create(org.id, doc)
             person = await c.people.create(org.id, {"email": "ada@contoso.com"})
-            return Known(org.id, created.app.id, person.id, empty.id, json.dumps(doc), "")
+            from clarion.domain.push_messages import parse_push_message
+
+            message = {"name": "Hi", "app_id": created.app.id, "title": "Hi"}
+            stored = await c.messages.create(org.id, parse_push_message(message))
+            return Known(org.id, created.app.id, person.id, empty.id, json.dumps(doc), "",
+                         stored.id, json.dumps(message))
         finally:
             await c.close()
 
@@ -67,6 +74,9 @@ def known(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> K
     people = tmp_path / "people.csv"
     people.write_text("email\nbob@contoso.com\n")
     k.config, k.people_file = str(config), str(people)
+    message = tmp_path / "message.json"
+    message.write_text(k.message_file)
+    k.message_file = str(message)
     monkeypatch.setenv("CLARION_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("CLARION_SECRET_KEY", TEST_SECRET)
     monkeypatch.setenv("CLARION_VAR_DIR", str(tmp_path / "var"))
@@ -99,6 +109,10 @@ def _extra(path: tuple[str, ...], k: Known) -> list[str]:
         ("contacts", "show"): [k.person],
         ("devices", "registration"): [UNKNOWN_APP],
         ("send",): ["--title", "Hello"],
+        ("messages", "create"): ["--file", k.message_file],
+        ("messages", "show"): ["--id", k.message],
+        ("messages", "preview"): ["--id", k.message],
+        ("messages", "test"): ["--id", k.message],
     }
     return extra.get(path, [])
 
@@ -166,6 +180,7 @@ def test_empty_listings_say_so(known: Known) -> None:
     empty = known.empty_org
     for args, words in [
             (["apps", "list", "--org", empty], f"No apps in organization {empty}"),
+            (["messages", "list", "--org", empty], f"No messages in organization {empty}"),
             (["contacts", "list", "--org", empty], f"No people in organization {empty}"),
             (["contacts", "list", "--org", known.org, "--email", "nobody@contoso.com"],
              "with email nobody@contoso.com"),

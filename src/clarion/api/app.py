@@ -18,6 +18,7 @@ from clarion.api.routes import (
     devices,
     health,
     links,
+    messages,
     orgs,
     people,
     reports,
@@ -64,7 +65,7 @@ def create_app(container: Container) -> FastAPI:
     app.state.container = container
     errors.install(app)
     for module in (health, orgs, apps, people, devices, sends, cij_registration, cij_odata,
-                   cij_interactions, links, reports):
+                   cij_interactions, links, reports, messages):
         app.include_router(module.router)
 
     def openapi_schema() -> dict[str, Any]:

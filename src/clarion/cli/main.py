@@ -12,6 +12,7 @@ import typer
 
 from clarion import __version__
 from clarion.cli import apps, contacts, demo, devices, emulator, jobs, orgs, reports, send
+from clarion.cli import messages as messages_cli
 from clarion.cli.check import check_config
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.add_typer(devices.app, name="devices")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(emulator.app, name="emulator")
 app.add_typer(reports.app, name="reports")
+app.add_typer(messages_cli.app, name="messages")
 app.command("check-config")(check_config)
 app.command("send")(send.send)
 app.command("demo")(demo.demo)

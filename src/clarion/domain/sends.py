@@ -23,10 +23,17 @@ FINAL_STATES = ("accepted", "invalid_token", "mismatch", "rejected", "expired")
 class SendCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    app_id: str = Field(max_length=64)
+    app_id: str | None = Field(None, max_length=64, description="The app (required with an "
+                               "inline message; with message_id, the message's app).")
     user_id: str | None = Field(None, description="One person (contact, lead or profile).")
     user_ids: list[str] | None = Field(None, description="Or several people (up to 100,000).")
-    message: MessageIn
+    message: MessageIn | None = Field(None, description="An inline message, the same for "
+                                      "everyone; or give message_id.")
+    message_id: str | None = Field(None, max_length=64, description="A stored push message "
+                                   "(/v1/orgs/{org}/messages), personalised for each person.")
+    trigger_data: dict[str, Any] | None = Field(
+        None, max_length=100, description="With message_id: the values of placeholders whose "
+        "source is trigger (strings, numbers, booleans).")
 
     @model_validator(mode="after")
     def _one_audience(self) -> SendCreate:
@@ -38,6 +45,23 @@ class SendCreate(BaseModel):
             raise InvalidInput(f"user_ids must be 1 to {MAX_USERS_PER_SEND} person ids",
                                field="user_ids",
                                fix="Split larger audiences into several sends.")
+        if (self.message is None) == (self.message_id is None):
+            raise InvalidInput("give exactly one of message or message_id", field="message",
+                               fix="Send an inline message, or the id of a stored push "
+                               "message (personalised per person).")
+        if self.message is not None and self.app_id is None:
+            raise InvalidInput("app_id is required with an inline message", field="app_id",
+                               fix="Give the id of the app to send through.")
+        if self.trigger_data is not None:
+            if self.message_id is None:
+                raise InvalidInput("trigger_data goes with message_id", field="trigger_data",
+                                   fix="Remove trigger_data, or send a stored message.")
+            bad = [k for k, v in self.trigger_data.items()
+                   if not isinstance(v, str | int | float | bool) and v is not None]
+            if bad:
+                raise InvalidInput(f"trigger_data.{bad[0]} must be a string, number, boolean "
+                                   "or null", field=f"trigger_data.{bad[0]}",
+                                   fix="Flatten the value to a scalar.")
         return self
 
     @property

@@ -20,6 +20,10 @@ credential_error   app's credentials flagged invalid; the delivery stays ``pendi
                    configuration is fixed or the message expires
 =================  ==================================================================
 
+A personalised send's deliveries take their person's rendering (``send_messages``, read once
+per batch by (send, person)); a test send's notifications carry an empty trackingId and the
+link untracked (CIJ contract §4).
+
 Duplicates: a worker killed after the provider accepted a batch but before the outcome was
 committed sends that batch again after its lease expires. At most one batch per in-flight
 handler can be repeated: ``worker_concurrency × delivery_jobs_per_call × delivery_batch_size``
@@ -50,10 +54,13 @@ from clarion.domain.outcomes import (
     Platform,
     Sender,
 )
+from clarion.domain.push_messages import TEST_TRACKING_ID
 from clarion.domain.ratelimit import TokenBucket
 from clarion.services.apps import Apps
+from clarion.services.personalised import is_personalised, is_test
 from clarion.services.provider_trouble import TroubleLog
 from clarion.store import counters
+from clarion.store import messages as message_store
 from clarion.store import sends as store
 from clarion.store.db import Conn, Database
 from clarion.store.jobs import JobQueue
@@ -111,8 +118,10 @@ class _Send:
     """What the deliveries of one send share: parsed once per send per batch."""
 
     row: store.SendToDeliver
-    message: Message
+    message: Message | None  # None: personalised, each person has theirs (``personal``)
     notification: Notification | None  # the same for every device (no link to track)
+    personal: Mapping[str, Message] = field(default_factory=dict)  # person id -> message
+    test: bool = False  # CIJ test send: empty trackingId, link not tracked
 
     def keys(self, app_id: str, platform: str, at: datetime) -> dict[str, Any]:
         s = self.row
@@ -180,11 +189,22 @@ class Delivery:
         async with self._db.read() as conn:
             rows = await store.pending_deliveries(conn, ids)
             found = await store.sends_to_deliver(conn, sorted({r.send_id for r in rows}))
+            personalised = {s.id for s in found if is_personalised(s.message)}
+            rendered = await message_store.send_messages(conn, [
+                (r.send_id, r.person_id) for r in rows if r.send_id in personalised]
+            ) if personalised else {}
         sends: dict[str, _Send] = {}
         for s in found:
+            test = is_test(s.message)
+            tracking_id = TEST_TRACKING_ID if test else s.id
+            if s.id in personalised:
+                personal = {person: Message.from_dict(m)
+                            for (send_id, person), m in rendered.items() if send_id == s.id}
+                sends[s.id] = _Send(s, None, None, personal, test)
+                continue
             message = Message.from_dict(s.message)
-            sends[s.id] = _Send(s, message, None if message.link else
-                                message.notification(tracking_id=s.id))
+            sends[s.id] = _Send(s, message, None if message.link and not test else
+                                message.notification(tracking_id=tracking_id), test=test)
         return [r for r in rows if r.send_id in sends], sends  # a deleted send: nothing to do
 
     async def _deliver_group(self, app_id: str, platform: Platform,
@@ -199,6 +219,11 @@ class Delivery:
                 outcomes[r.id] = Outcome(r.id, OutcomeKind.REJECTED, reason="Expired",
                                          detail="the message's time to live ran out before "
                                          "delivery")
+            elif sends[r.send_id].message is None and r.person_id not in sends[
+                    r.send_id].personal:
+                outcomes[r.id] = Outcome(r.id, OutcomeKind.REJECTED, reason="NotRendered",
+                                         detail="the person's personalised message is missing "
+                                         "(the send was being deleted?)")
             elif r.token is None or r.device_state != "active":
                 outcomes[r.id] = Outcome(r.id, OutcomeKind.REJECTED, reason="DeviceGone",
                                          detail="the device was removed or invalidated after "
@@ -228,7 +253,7 @@ class Delivery:
         batch = [DeviceSend(
             delivery_id=r.id,
             device=DeviceAddress(platform, r.token or "", r.web_keys),
-            notification=self._notification(sends[r.send_id], r.id),
+            notification=self._notification(sends[r.send_id], r),
         ) for r in live]
         async with self._limiter.slot(app_id, platform):
             await self._limiter.wait(app_id, platform, len(batch))
@@ -249,14 +274,19 @@ class Delivery:
                     r.id, OutcomeKind.RETRY_LATER, reason="NoOutcome",
                     detail="the provider adapter returned no outcome for this device")
 
-    def _notification(self, send: _Send, delivery_id: str) -> Notification:
+    def _notification(self, send: _Send, row: store.PendingDelivery) -> Notification:
         """The device gets a tracked link (records the click, then redirects to the
         original) and the original link for apps without tracking consent; trackingId is the
-        send id."""
+        send id. A test send's is empty and its link is not tracked (CIJ contract §4)."""
         if send.notification is not None:
             return send.notification
-        link = links.tracked_url(self._public_url, self._link_key, delivery_id)
-        return send.message.notification(tracking_id=send.row.id, link=link)
+        message = send.message if send.message is not None else send.personal[row.person_id]
+        if send.test:
+            return message.notification(tracking_id=TEST_TRACKING_ID)
+        if not message.link:
+            return message.notification(tracking_id=send.row.id)
+        link = links.tracked_url(self._public_url, self._link_key, row.id)
+        return message.notification(tracking_id=send.row.id, link=link)
 
     async def _apply(self, app_id: str, platform: Platform, rows: list[store.PendingDelivery],
                      sends: Mapping[str, _Send], outcomes: Mapping[str, Outcome]) -> None:

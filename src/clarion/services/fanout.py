@@ -8,7 +8,11 @@ person with more devices than a page holds gets a page alone. A page's ``offset`
 transaction that writes one delivery row per (send, device) — unique, so a re-run writes
 nothing twice — the ``delivery.send`` jobs for those rows, the report counts (inflow, not sent
 for want of a device) and the job for the next page. Small pages keep fan-out's memory flat
-and let delivery start early."""
+and let delivery start early.
+
+A personalised send (``message_id``, ``clarion.services.personalised``) also renders, in the
+page, one message per person with a device, from one read of those people; the rows go to
+``send_messages`` in the page's transaction. Inline sends skip this entirely."""
 
 from __future__ import annotations
 
@@ -19,11 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from clarion.clock import Clock
+from clarion.domain.push_messages import PersonFacts
 from clarion.ids import time_ordered_ids
 from clarion.services.delivery import DELIVER, DeliveryPolicy
+from clarion.services.personalised import Renderer, is_personalised
 from clarion.store import counters
+from clarion.store import messages as message_store
 from clarion.store import sends as store
-from clarion.store.db import Database
+from clarion.store.db import Conn, Database
 from clarion.store.jobs import JobQueue, NewJob
 from clarion.store.tables import AUDIENCE_CHUNK
 from clarion.store.tasks import Task
@@ -89,6 +96,10 @@ class FanOut:
                 # One person with more devices than a page holds: their page is theirs alone.
                 devices = await store.active_devices(conn, send.app_id, people[:1])
                 covered = 1
+            rendered: list[tuple[str, str, dict[str, Any]]] = []
+            unrendered = 0
+            if is_personalised(send.message) and devices:
+                rendered, devices, unrendered = await self._render(conn, send, devices)
         now = self._clock.now()
         ids = time_ordered_ids(len(devices), self._clock.epoch_ms())
         per_person = Counter(d.person_id for d in devices)
@@ -101,10 +112,14 @@ class FanOut:
         keys = send.keys()
         counts = [counters.Count(**keys, platform="", at=now, metric="inflow",
                                  value=covered)]
-        if covered > with_devices:
+        if covered > with_devices + unrendered:
             counts.append(counters.Count(**keys, platform="", at=now,
                                          metric="not_sent:no_valid_device",
-                                         value=covered - with_devices))
+                                         value=covered - with_devices - unrendered))
+        if unrendered:
+            counts.append(counters.Count(**keys, platform="", at=now,
+                                         metric="not_sent:personalisation_failed",
+                                         value=unrendered))
         per_platform: dict[str, int] = defaultdict(int)
         for d in devices:
             per_platform[d.platform] += 1
@@ -117,7 +132,30 @@ class FanOut:
         async with self._db.write() as conn:
             await counters.increment(conn, counts)
             await store.insert_deliveries(conn, rows)
+            await message_store.insert_send_messages(conn, rendered)
             if jobs:
                 await self._queue.enqueue(conn, jobs)
             await store.advance_fanout(conn, send.id, people_done=next_offset,
                                        devices=len(rows), last=last, now=now)
+
+    @staticmethod
+    async def _render(conn: Conn, send: store.SendRow, devices: list[store.ActiveDevice]
+                      ) -> tuple[list[tuple[str, str, dict[str, Any]]],
+                                 list[store.ActiveDevice], int]:
+        """A personalised send's page: each person with a device gets their message, from
+        one read of the page's people. Returns (rows for send_messages, the devices of the
+        people rendered, how many people could not be rendered)."""
+        renderer = Renderer.of(send.message)
+        people = list(dict.fromkeys(d.person_id for d in devices))
+        facts = await message_store.people_facts(conn, send.org_id, people)
+        rows: list[tuple[str, str, dict[str, Any]]] = []
+        failed: set[str] = set()
+        for person_id in people:
+            message = renderer.render(facts.get(person_id) or PersonFacts(id=person_id))
+            if message is None:
+                failed.add(person_id)
+            else:
+                rows.append((send.id, person_id, message.as_dict()))
+        if failed:
+            devices = [d for d in devices if d.person_id not in failed]
+        return rows, devices, len(failed)

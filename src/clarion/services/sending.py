@@ -19,6 +19,7 @@ from clarion.errors import InvalidInput, NotFound
 from clarion.services.apps import require_app
 from clarion.services.fanout import page_job
 from clarion.services.orgs import require_org
+from clarion.services.personalised import personalised_document
 from clarion.store import send_waits
 from clarion.store import sends as store
 from clarion.store.db import Database, Duplicate
@@ -45,7 +46,11 @@ class Sends:
         self._queue = queue
 
     async def create(self, org_id: str, command: SendCreate, *,
-                     idempotency_key: str | None = None) -> SendAccepted:
+                     idempotency_key: str | None = None, journey_id: str | None = None,
+                     journey_step_id: str | None = None, test: bool = False) -> SendAccepted:
+        """Queue a send. With ``command.message_id`` each person gets the stored message
+        rendered for them (fan-out renders it); ``journey_id``/``journey_step_id`` key the
+        send's reports; ``test`` sends carry an empty trackingId and an untracked link (CIJ)."""
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 200:
             raise InvalidInput("the Idempotency-Key header must be 1 to 200 characters",
                                fix="Use a UUID per logical send.", field="Idempotency-Key")
@@ -64,7 +69,14 @@ class Sends:
                                fix="Pass the ids Clarion gave the people (or their CIJ "
                                "contact/lead ids).")
         async with self._db.read() as conn:
-            await require_app(conn, org_id, command.app_id, field="app_id")
+            if command.message is not None:
+                assert command.app_id is not None  # SendCreate's rule
+                app_id, document = command.app_id, command.message.message().as_dict()
+                ttl = command.message.ttl
+            else:
+                app_id, document, ttl = await personalised_document(
+                    conn, org_id, command, test=test)
+            await require_app(conn, org_id, app_id, field="app_id")
             # One statement whatever the audience's size (the ids go as one parameter).
             unknown = await store.not_people(conn, org_id, audience)
         if unknown:
@@ -74,15 +86,16 @@ class Sends:
                                fix=f"Look people up with `clarion contacts list --org {org_id}` "
                                f"(GET /v1/orgs/{org_id}/people); create or import them first, "
                                "or remove these ids.")
-        message = command.message.message()
+        if test and command.message is not None:
+            document["test"] = True
         send_id = str(uuid.uuid4())
-        document = message.as_dict()
-        expires_at = now + timedelta(seconds=message.ttl_seconds or 60)
+        expires_at = now + timedelta(seconds=ttl or 60)
         row = {
-            "id": send_id, "org_id": org_id, "app_id": command.app_id, "message": document,
+            "id": send_id, "org_id": org_id, "app_id": app_id, "message": document,
             "idempotency_key": idempotency_key, "state": "queued", "fanned_out_people": 0,
             "device_count": 0, "created_at": now, "expires_at": expires_at,
-            "fanned_out_at": None,
+            "fanned_out_at": None, "message_id": command.message_id,
+            "journey_id": journey_id, "journey_step_id": journey_step_id,
         }
         try:
             async with self._db.write() as conn:
@@ -99,7 +112,7 @@ class Sends:
             return earlier
         # What was accepted, as accepted (not read back: the audience may be 100,000 ids).
         return SendAccepted(SendRead(
-            id=send_id, app_id=command.app_id, user_ids=audience, message=document,
+            id=send_id, app_id=app_id, user_ids=audience, message=document,
             state="queued", created_at=now, expires_at=expires_at, counts={},
             succeeded=None, deliveries=[], waiting=[]), created=True)
 

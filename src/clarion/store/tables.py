@@ -363,3 +363,40 @@ report_rollups = Table(
                          name="pk_report_rollups"),
     sqlite_with_rowid=False,
 )
+
+# ------------------------------------------------------------------ issue 14 A: push messages
+
+# Designed push messages (domain.push_messages): the validated document as written, templates
+# and placeholders included; app_id is a column too, so deleting the app deletes its messages.
+push_messages = Table(
+    "push_messages",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("org_id", GUID, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("app_id", GUID, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_push_messages_org_name", "org_id", "name"),
+)
+
+# An org's settings, read by placeholders with source "org": one JSON object per org.
+org_settings = Table(
+    "org_settings",
+    metadata,
+    Column("org_id", GUID, ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True),
+    Column("settings", JSON, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+# A personalised send's message per person, rendered by fan-out with the person's page (the
+# devices of one person share it; delivery reads a batch's rows by key). Inline sends have none.
+send_messages = Table(
+    "send_messages",
+    metadata,
+    Column("send_id", GUID, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+    Column("person_id", GUID, nullable=False),
+    Column("message", JSON, nullable=False),
+    PrimaryKeyConstraint("send_id", "person_id", name="pk_send_messages"),
+)

@@ -20,6 +20,7 @@ from clarion.providers.base import Network, ProviderSettings
 from clarion.providers.outbound import OutboundClient
 from clarion.services.api_tokens import ApiTokenCache
 from clarion.services.apps import Apps
+from clarion.services.compliance import Compliance
 from clarion.services.delivery import Delivery, DeliveryPolicy
 from clarion.services.devices import Devices
 from clarion.services.events import EventBus
@@ -70,6 +71,7 @@ class Container:
     events: EventBus  # in-service events: subscribe here at bootstrap (services/events.py)
     reports: Reports
     health: Health
+    compliance: Compliance
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -179,4 +181,5 @@ def build(
         events=EventBus(db, queue, clock),
         reports=Reports(db, clock),
         health=Health(db, clock, backlog),
+        compliance=Compliance(db, clock),
     )

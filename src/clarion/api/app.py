@@ -15,6 +15,7 @@ from clarion.api.routes import (
     cij_interactions,
     cij_odata,
     cij_registration,
+    compliance,
     devices,
     health,
     links,
@@ -64,7 +65,7 @@ def create_app(container: Container) -> FastAPI:
     app.state.container = container
     errors.install(app)
     for module in (health, orgs, apps, people, devices, sends, cij_registration, cij_odata,
-                   cij_interactions, links, reports):
+                   cij_interactions, links, reports, compliance):
         app.include_router(module.router)
 
     def openapi_schema() -> dict[str, Any]:

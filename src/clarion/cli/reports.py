@@ -36,7 +36,8 @@ _LABELS = {
     "inflow": "Inflow (people)", "sent_people": "Sent (people)",
     "sent_devices": "Sent (devices)", "targeted_devices": "Devices targeted",
     "not_sent_people": "Not sent (people)", "not_sent_devices": "Not sent (devices)",
-    "blocked": "Blocked (people)", "engaged_people": "Engaged (people: opened or clicked)",
+    "blocked": "Blocked (people)", "held": "Held for quiet time (people)",
+    "engaged_people": "Engaged (people: opened or clicked)",
 }
 _RATES = {
     "send_rate": ("Send rate", "sent people / inflow"),

@@ -1,0 +1,116 @@
+"""An org's compliance rules (quiet times, frequency caps, consent) and people's consent.
+
+Each rule is checked when it is saved (``clarion.domain.compliance``: a bad document is a 400
+naming the field, and nothing changes) and stored as given; fan-out reads them once per page
+(``clarion.services.screening``). Consent is off by default, as in CIJ: only an org that sets
+``require_consent`` blocks commercial pushes to people who did not opt in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from clarion.clock import Clock
+from clarion.domain.compliance.caps import caps_from_document
+from clarion.domain.compliance.quiet_times import profile_from_document
+from clarion.domain.people import normalize_time_zone
+from clarion.errors import InvalidInput
+from clarion.services.apps import require_app
+from clarion.services.orgs import require_org
+from clarion.services.people import require_person
+from clarion.store import compliance as store
+from clarion.store.db import Database
+
+NO_CAPS = {"push": {"per_24h": None, "per_7d": None, "per_30d": None}}
+MAX_SOURCE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ComplianceRead:
+    require_consent: bool
+    time_zone: str | None
+    quiet_times: dict[str, Any] | None
+    frequency_caps: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRead:
+    app_id: str
+    user_id: str
+    opted_in: bool | None  # None: the person never said
+    source: str | None
+    at: str | None
+
+
+class Compliance:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def get(self, org_id: str) -> ComplianceRead:
+        async with self._db.read() as conn:
+            await require_org(conn, org_id)
+            row = await store.settings(conn, org_id)
+        if row is None:
+            return ComplianceRead(False, None, None, NO_CAPS)
+        return ComplianceRead(row.require_consent, row.time_zone, row.quiet_times,
+                              row.frequency_caps or NO_CAPS)
+
+    async def set_frequency_caps(self, org_id: str, doc: Mapping[str, object]) -> ComplianceRead:
+        caps = caps_from_document(doc)
+        stored = {channel: cap.as_document() for channel, cap in caps.items()}
+        return await self._save(org_id, {"frequency_caps": {**NO_CAPS, **stored}})
+
+    async def set_quiet_times(self, org_id: str,
+                              doc: Mapping[str, object] | None) -> ComplianceRead:
+        if doc is not None:
+            profile_from_document(doc)  # a 400 naming the field, before anything is stored
+        return await self._save(org_id, {"quiet_times": None if doc is None else dict(doc)})
+
+    async def set_policy(self, org_id: str, *, require_consent: bool | None = None,
+                         time_zone: str | None = None, clear_time_zone: bool = False
+                         ) -> ComplianceRead:
+        values: dict[str, Any] = {}
+        if require_consent is not None:
+            values["require_consent"] = require_consent
+        if time_zone is not None:
+            values["time_zone"] = normalize_time_zone(time_zone)
+        elif clear_time_zone:
+            values["time_zone"] = None
+        return await self._save(org_id, values)
+
+    async def _save(self, org_id: str, values: dict[str, Any]) -> ComplianceRead:
+        if values:
+            async with self._db.write() as conn:
+                await require_org(conn, org_id)
+                await store.save_settings(conn, org_id, values, self._clock.now())
+        return await self.get(org_id)
+
+    async def consent(self, org_id: str, app_id: str, person_id: str) -> ConsentRead:
+        async with self._db.read() as conn:
+            await require_app(conn, org_id, app_id)
+            person_id = await require_person(conn, org_id, person_id)
+            row = await store.consent(conn, app_id, person_id)
+        return _consent(app_id, person_id, row)
+
+    async def set_consent(self, org_id: str, app_id: str, person_id: str, *, opted_in: bool,
+                          source: str) -> ConsentRead:
+        source = source.strip()
+        if not 0 < len(source) <= MAX_SOURCE:
+            raise InvalidInput(f"source must be 1 to {MAX_SOURCE} characters", field="source",
+                               fix="Say where the choice was made, e.g. \"app settings\" or "
+                               "\"signup form\".")
+        async with self._db.write() as conn:
+            await require_app(conn, org_id, app_id)
+            person_id = await require_person(conn, org_id, person_id)
+            row = store.ConsentRow(app_id, person_id, opted_in, source, self._clock.now())
+            await store.set_consent(conn, org_id, row)
+        return _consent(app_id, person_id, row)
+
+
+def _consent(app_id: str, person_id: str, row: store.ConsentRow | None) -> ConsentRead:
+    if row is None:
+        return ConsentRead(app_id, person_id, None, None, None)
+    return ConsentRead(app_id, person_id, row.opted_in, row.source, row.at.isoformat())

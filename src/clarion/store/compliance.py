@@ -73,8 +73,8 @@ async def save_settings(conn: Conn, org_id: str, values: Mapping[str, Any],
     changed = (await conn.execute(update(_C).where(_C.c.org_id == org_id)
                                   .values(**values, updated_at=now))).rowcount
     if not changed:
-        await conn.execute(insert(_C).values(org_id=org_id, require_consent=False,
-                                             **values, updated_at=now))
+        await conn.execute(insert(_C).values(**{"org_id": org_id, "require_consent": False,
+                                                **values, "updated_at": now}))
 
 
 async def people_facts(conn: Conn, ids: Sequence[str]) -> dict[str, PersonFacts]:

@@ -217,3 +217,20 @@ def test_a_quiet_date_ending_in_a_midnight_fall_back_ends() -> None:
     assert release is not None
     assert not is_quiet(rules, beirut, release)
     assert release.astimezone(beirut).date() == date(2023, 10, 29)
+
+
+def test_the_profile_in_the_docs_is_valid_and_behaves_as_described() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "compliance.md").read_text()
+    block = re.search(r"```json\n(\{\"name\": \"Default\".*?)```", text, re.S)
+    assert block is not None
+    profile = profile_from_document(json.loads(block.group(1)))
+    paris, new_york = ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York")
+    at = local(paris, 2026, 6, 10, 22, 30)
+    general = profile.rules_for({}, Category.COMMERCIAL)
+    assert quiet_until(general, paris, at) == local(paris, 2026, 6, 11, 8, 0)
+    assert quiet_until(general, new_york, at) is None
+    assert profile.rules_for({"country": "fr"}, Category.COMMERCIAL).windows[0].days == {6}

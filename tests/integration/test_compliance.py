@@ -100,6 +100,12 @@ async def test_a_push_in_quiet_time_is_held_and_leaves_when_it_ends(
     totals = report.json()["totals"]
     assert totals["held"] == {"total": 1, "by_reason": {"quiet_time": 1}}
     assert totals["inflow"] == 1 and totals["sent"]["people"] == 1
+    timeline = await api.get(f"/v1/orgs/{w.org_id}/people/{w.person_ids[0]}/timeline",
+                             headers=admin(w))
+    kinds = [(e["kind"], e["reason"], e["until"]) for e in timeline.json()["items"]
+             if e["kind"] in ("held", "released")]
+    assert kinds == [("released", "quiet_time", None),
+                     ("held", "quiet_time", "2026-06-11T06:00:00Z")]
 
 
 async def test_the_person_s_time_zone_comes_before_the_org_s(
@@ -140,6 +146,11 @@ async def test_a_frequency_cap_blocks_the_push_that_would_cross_it(
     assert (capped["counts"], capped["blocked"], capped["state"]) == (
         {}, {"frequency_cap": 1}, "done")
     assert (await get(api, w, transactional.json()["id"]))["counts"] == {"accepted": 1}
+    export = await api.get(f"/v1/orgs/{w.org_id}/sends/{second.json()['id']}/blocked",
+                           params={"format": "csv"}, headers=admin(w))
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    assert export.text.splitlines() == ["user_id,reason,at",
+                                        f"{w.person_ids[0]},frequency_cap,{EVENING_PARIS.isoformat()}"]
     assert len(delivered(fake_sender)) == 2
     clock.advance(24 * 3600)  # the first push leaves the rolling window
     third = await send(api, w, user_id=w.person_ids[0])

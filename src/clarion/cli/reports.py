@@ -298,6 +298,9 @@ def timeline(
             devices = ", ".join(f"{d.platform} {d.state}" + (f" ({d.reason})" if d.reason
                                                              else "") for d in e.devices)
             detail = f"{e.outcome}: {e.title or ''}" + (f" — {devices}" if devices else "")
+        elif e.kind in ("held", "released", "blocked"):
+            detail = (e.reason or "") + (f" until {e.until:%Y-%m-%d %H:%M} UTC"
+                                         if e.until else "")
         else:
             detail = f"{e.platform} device {(e.device_id or '')[:8]} via {e.source}"
         table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.kind, e.send_id[:8], detail)

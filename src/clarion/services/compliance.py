@@ -8,6 +8,8 @@ naming the field, and nothing changes) and stored as given; fan-out reads them o
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +18,12 @@ from clarion.clock import Clock
 from clarion.domain.compliance.caps import caps_from_document
 from clarion.domain.compliance.quiet_times import profile_from_document
 from clarion.domain.people import normalize_time_zone
-from clarion.errors import InvalidInput
+from clarion.errors import InvalidInput, NotFound
 from clarion.services.apps import require_app
 from clarion.services.orgs import require_org
 from clarion.services.people import require_person
 from clarion.store import compliance as store
+from clarion.store import sends as sends_store
 from clarion.store.db import Database
 
 NO_CAPS = {"push": {"per_24h": None, "per_7d": None, "per_30d": None}}
@@ -33,6 +36,21 @@ class ComplianceRead:
     time_zone: str | None
     quiet_times: dict[str, Any] | None
     frequency_caps: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedRead:
+    user_id: str
+    reason: str  # frequency_cap | no_consent | expired
+    at: str
+
+
+def blocked_csv(rows: list[BlockedRead]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["user_id", "reason", "at"])
+    writer.writerows((r.user_id, r.reason, r.at) for r in rows)
+    return out.getvalue()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +105,22 @@ class Compliance:
                 await require_org(conn, org_id)
                 await store.save_settings(conn, org_id, values, self._clock.now())
         return await self.get(org_id)
+
+    async def blocked_recipients(self, org_id: str, send_id: str) -> list[BlockedRead]:
+        """Everyone the rules kept the send from, with the reason, in the order decided."""
+        out: list[BlockedRead] = []
+        async with self._db.read() as conn:
+            if await sends_store.get(conn, send_id, org_id) is None:
+                await require_org(conn, org_id)
+                raise NotFound(f"send {send_id} does not exist in organization {org_id}",
+                               fix=f"Use the id returned by POST /v1/orgs/{org_id}/sends.")
+            after = 0
+            while True:  # keyset pages: bounded statements whatever the send's size
+                page = await store.blocked_of_send(conn, send_id, after=after, limit=5000)
+                out += [BlockedRead(e.person_id, e.reason, e.at.isoformat()) for _, e in page]
+                if len(page) < 5000:
+                    return out
+                after = page[-1][0]
 
     async def consent(self, org_id: str, app_id: str, person_id: str) -> ConsentRead:
         async with self._db.read() as conn:

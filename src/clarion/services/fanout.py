@@ -174,7 +174,8 @@ class FanOut:
         async with self._db.write() as conn:
             if await compliance.unhold(conn, send.id, people) != len(people):
                 raise RetryLater("another worker is releasing these people", delay_seconds=1)
-            rows = await self._deliveries(conn, send, devices, checks, counts, jobs, now)
+            rows = await self._deliveries(conn, send, devices, checks, counts, jobs, now,
+                                          released=people)
             await store.add_devices(conn, send.id, rows)
 
     async def _screen(self, conn: Conn, send: store.SendRow,
@@ -190,22 +191,31 @@ class FanOut:
     async def _deliveries(self, conn: Conn, send: store.SendRow,
                           devices: Sequence[store.ActiveDevice], checks: _Screening | None,
                           counts: list[counters.Count], jobs: list[NewJob],
-                          now: datetime) -> int:
+                          now: datetime, released: Sequence[str] = ()) -> int:
         """In the write transaction: the screen's holds and blocks, the frequency cap, then one
         delivery row per remaining device, their jobs and counts; how many rows."""
         keys = send.keys()
+        await compliance.log(conn, send.org_id, [
+            compliance.ComplianceEvent(send.id, send.app_id, p, "released", "quiet_time", now)
+            for p in released])
         if checks is not None:
             allowed, capped = await screening.cap(conn, checks.rules, send,
                                                   checks.result.now, now)
             keep = set(allowed)
             devices = [d for d in devices if d.person_id in keep]
             held = checks.result.held
+            blocked = {**checks.result.blocked, **dict.fromkeys(capped, "frequency_cap")}
             await compliance.hold(conn, send.id, held, now)
             jobs += release_jobs(send.id, held)
+            await compliance.log(conn, send.org_id, [
+                *(compliance.ComplianceEvent(send.id, send.app_id, p, "held", "quiet_time",
+                                             now, until) for p, until in held.items()),
+                *(compliance.ComplianceEvent(send.id, send.app_id, p, "blocked", reason, now)
+                  for p, reason in blocked.items())])
             if held:
                 counts.append(counters.Count(**keys, platform="", at=now,
                                              metric="held:quiet_time", value=len(held)))
-            for reason, n in (checks.result.blocked + capped).items():
+            for reason, n in Counter(blocked.values()).items():
                 counts.append(counters.Count(**keys, platform="", at=now,
                                              metric=f"blocked:{reason}", value=n))
         ids = time_ordered_ids(len(devices), self._clock.epoch_ms())

@@ -13,7 +13,6 @@ The rules and their order are ``clarion.domain.compliance.screen``; here they me
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,7 +58,7 @@ class OrgRules:
 class Screened:
     now: list[str] = field(default_factory=list)  # may leave now (caps still to check)
     held: dict[str, datetime] = field(default_factory=dict)  # person → release instant
-    blocked: Counter[str] = field(default_factory=Counter)  # reason → people
+    blocked: dict[str, str] = field(default_factory=dict)  # person → reason
 
 
 def category_of(send: SendRow) -> Category:
@@ -97,28 +96,25 @@ async def screen(conn: Conn, rules: OrgRules, send: SendRow, people: Sequence[st
             assert decision.until is not None
             out.held[person] = decision.until
         else:
-            out.blocked[str(decision.reason)] += 1
+            out.blocked[person] = str(decision.reason)
     return out
 
 
 async def cap(conn: Conn, rules: OrgRules, send: SendRow, people: Sequence[str],
-              now: datetime) -> tuple[list[str], Counter[str]]:
-    """(those of ``people`` who may have the push, blocked by reason); records the ledger
+              now: datetime) -> tuple[list[str], list[str]]:
+    """(those of ``people`` who may have the push, those the cap blocks); records the ledger
     for the first. Call inside the write transaction that creates their deliveries."""
     if (rules.cap is None or category_of(send) is not Category.COMMERCIAL or not people):
-        return list(people), Counter()
+        return list(people), []
     longest = rules.cap.longest
     assert longest is not None
     await store.lock_people(conn, people)
     recent = await store.recent_sends(conn, send.org_id, people, CHANNEL, now - longest)
     allowed: list[str] = []
-    blocked: Counter[str] = Counter()
+    blocked: list[str] = []
     for person in people:
         full = rules.cap.full_window(recent.get(person, ()), now)
-        if full is None:
-            allowed.append(person)
-        else:
-            blocked["frequency_cap"] += 1
+        (allowed if full is None else blocked).append(person)
     # A page's deliveries and its ledger rows commit together (a page committed is never run
     # again: clarion.services.fanout), so nobody is recorded twice.
     await store.record_sent(conn, send.org_id, send.id, CHANNEL, allowed, now)

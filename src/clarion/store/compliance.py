@@ -176,3 +176,54 @@ async def blocked(conn: Conn, org_id: str, app_id: str, send_id: str) -> dict[st
         rc.c.org_id == org_id, rc.c.app_id == app_id, rc.c.send_id == send_id,
         rc.c.metric.like("blocked:%")).group_by(rc.c.metric))
     return {metric.removeprefix("blocked:"): int(n) for metric, n in rows}
+
+
+_E = t.compliance_events
+
+
+@dataclass(frozen=True, slots=True)
+class ComplianceEvent:
+    send_id: str
+    app_id: str
+    person_id: str
+    kind: str  # held | released | blocked
+    reason: str
+    at: datetime
+    until: datetime | None = None
+
+
+async def log(conn: Conn, org_id: str, events: Sequence[ComplianceEvent]) -> None:
+    if events:
+        await conn.execute(insert(_E), [
+            {"org_id": org_id, "app_id": e.app_id, "send_id": e.send_id,
+             "person_id": e.person_id, "kind": e.kind, "reason": e.reason, "at": e.at,
+             "until": e.until} for e in events])
+
+
+def _event(r: Any) -> ComplianceEvent:
+    return ComplianceEvent(r.send_id, r.app_id, r.person_id, r.kind, r.reason, r.at, r.until)
+
+
+async def person_events(conn: Conn, org_id: str, person_id: str, *,
+                        before: datetime | None = None, at: datetime | None = None,
+                        limit: int | None = None) -> list[ComplianceEvent]:
+    """What the rules did to the person, newest first (``before``/``at`` as the timeline's
+    other reads)."""
+    query = select(_E).where(_E.c.org_id == org_id, _E.c.person_id == person_id)
+    if before is not None:
+        query = query.where(_E.c.at < before)
+    if at is not None:
+        query = query.where(_E.c.at == at)
+    query = query.order_by(_E.c.at.desc(), _E.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return [_event(r) for r in await conn.execute(query)]
+
+
+async def blocked_of_send(conn: Conn, send_id: str, *, after: int, limit: int
+                          ) -> list[tuple[int, ComplianceEvent]]:
+    """The send's blocked people, by event id (keyset pages: ``after`` the last id)."""
+    rows = await conn.execute(select(_E).where(
+        _E.c.send_id == send_id, _E.c.kind == "blocked", _E.c.id > after)
+        .order_by(_E.c.id).limit(limit))
+    return [(r.id, _event(r)) for r in rows]

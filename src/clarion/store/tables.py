@@ -421,3 +421,23 @@ held_pushes = Table(
     PrimaryKeyConstraint("send_id", "person_id", name="pk_held_pushes"),
     Index("ix_held_pushes_release", "send_id", "release_at"),
 )
+
+# What the rules did to each person: held (with when it ends), released, blocked (with the
+# reason). Read by a person's timeline and the blocked-recipients export; written only when an
+# org's rules apply, in the transaction that decided.
+compliance_events = Table(
+    "compliance_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("org_id", GUID, nullable=False),
+    Column("app_id", GUID, nullable=False),
+    Column("send_id", GUID, ForeignKey("sends.id", ondelete="CASCADE"), nullable=False),
+    Column("person_id", GUID, nullable=False),
+    Column("kind", String(12), nullable=False),  # held | released | blocked
+    # quiet_time | frequency_cap | no_consent | expired
+    Column("reason", String(32), nullable=False),
+    Column("at", TS, nullable=False),
+    Column("until", TS, nullable=True),  # held: when the quiet time ends
+    Index("ix_compliance_events_person", "org_id", "person_id", "at"),
+    Index("ix_compliance_events_send", "send_id", "kind"),
+)

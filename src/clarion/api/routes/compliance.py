@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Query, Response
 
 from clarion.api.deps import AdminOrg, ComplianceDep
 from clarion.api.intake import CheckedRoute
 from clarion.api.schemas.compliance import (
+    BlockedRead,
     CompliancePolicy,
     ComplianceRead,
     ConsentRead,
@@ -18,6 +19,7 @@ from clarion.api.schemas.compliance import (
 )
 from clarion.api.schemas.errors import ADMIN_ERRORS
 from clarion.errors import NotFound
+from clarion.services.compliance import blocked_csv
 
 router = APIRouter(prefix="/v1/orgs/{org_id}", tags=["compliance"], route_class=CheckedRoute,
                    responses=ADMIN_ERRORS)
@@ -91,3 +93,18 @@ async def set_consent(org_id: AdminOrg, app_id: str, user_id: str, body: Consent
     """Record a person's opt-in or opt-out of an app's commercial push."""
     return ConsentRead.model_validate(asdict(await compliance.set_consent(
         org_id, app_id, user_id, opted_in=body.opted_in, source=body.source)))
+
+
+@router.get("/sends/{send_id}/blocked", response_model=list[BlockedRead], responses={200: {
+    "content": {"text/csv": {"schema": {"type": "string"}}},
+    "description": "The people the rules kept the send from (JSON, or CSV with format=csv)."}})
+async def get_blocked_recipients(
+    org_id: AdminOrg, send_id: str, compliance: ComplianceDep,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> list[BlockedRead] | Response:
+    """Every person the compliance rules blocked for this send, with the reason."""
+    rows = await compliance.blocked_recipients(org_id, send_id)
+    if format == "csv":
+        return Response(blocked_csv(rows), media_type="text/csv; charset=utf-8", headers={
+            "content-disposition": f'attachment; filename="clarion-blocked-{send_id}.csv"'})
+    return [BlockedRead.model_validate(asdict(r)) for r in rows]

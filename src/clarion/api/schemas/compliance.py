@@ -63,3 +63,9 @@ class ConsentRead(BaseModel):
     opted_in: bool | None = Field(description="null: the person never said.")
     source: str | None
     at: str | None
+
+
+class BlockedRead(BaseModel):
+    user_id: str
+    reason: str = Field(description="frequency_cap, no_consent or expired")
+    at: str

@@ -4,7 +4,8 @@
 apply. ``compliance_settings`` holds an org's rules (no row: none, and fan-out skips the
 screen); ``consents`` a person's opt-in or opt-out per app; ``cap_ledger`` the commercial
 pushes that left, per (send, person), which frequency caps count; ``held_pushes`` the people
-whose push waits for the end of their quiet time.
+whose push waits for the end of their quiet time; ``compliance_events`` what the rules did to
+each person (held, released, blocked), for timelines and the blocked-recipients export.
 
 Revision ID: 0009
 Revises: 0005
@@ -76,9 +77,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('send_id', 'person_id', name='pk_held_pushes'),
     )
     op.create_index('ix_held_pushes_release', 'held_pushes', ['send_id', 'release_at'])
+    op.create_table(
+        'compliance_events',
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True,
+                  nullable=False),
+        sa.Column('org_id', _GUID, nullable=False),
+        sa.Column('app_id', _GUID, nullable=False),
+        sa.Column('send_id', _GUID, nullable=False),
+        sa.Column('person_id', _GUID, nullable=False),
+        sa.Column('kind', sa.String(length=12), nullable=False),
+        sa.Column('reason', sa.String(length=32), nullable=False),
+        sa.Column('at', _ts(), nullable=False),
+        sa.Column('until', _ts(), nullable=True),
+        sa.ForeignKeyConstraint(['send_id'], ['sends.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_compliance_events_person', 'compliance_events',
+                    ['org_id', 'person_id', 'at'])
+    op.create_index('ix_compliance_events_send', 'compliance_events', ['send_id', 'kind'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_compliance_events_send', table_name='compliance_events')
+    op.drop_index('ix_compliance_events_person', table_name='compliance_events')
+    op.drop_table('compliance_events')
     op.drop_index('ix_held_pushes_release', table_name='held_pushes')
     op.drop_table('held_pushes')
     op.drop_index('ix_cap_ledger_person', table_name='cap_ledger')

@@ -181,5 +181,6 @@ def build(
         events=EventBus(db, queue, clock),
         reports=Reports(db, clock),
         health=Health(db, clock, backlog),
-        compliance=Compliance(db, clock),
+        compliance=Compliance(db, clock, derived_key(keys[0], "unsubscribe-links"),
+                              settings.public_url),
     )

@@ -237,3 +237,40 @@ async def test_bad_rules_are_a_400_naming_the_field_and_change_nothing(
     assert got.json() == {"require_consent": False, "time_zone": None, "quiet_times": None,
                           "frequency_caps": {"push": {"per_24h": None, "per_7d": None,
                                                       "per_30d": None}}}
+
+
+async def test_an_opt_out_is_honoured_even_when_consent_is_not_required(
+        frozen: Container, api: httpx.AsyncClient, fake_sender: FakeSender) -> None:
+    w = await world(frozen, dry_run_on_register=False, people_count=2)
+    tokens = await one_device_each(frozen, api, w)
+    r = await put(api, w, f"apps/{w.app_id}/people/{w.person_ids[0]}/consent",
+                  {"opted_in": False, "source": "app settings"})
+    assert r.status_code == 200
+    r = await send(api, w, user_ids=w.person_ids)
+    t = await send(api, w, user_ids=w.person_ids, category="transactional")
+    await drain(frozen)
+    assert (await get(api, w, r.json()["id"]))["blocked"] == {"no_consent": 1}
+    assert (await get(api, w, t.json()["id"]))["counts"] == {"accepted": 2}
+    assert sorted(delivered(fake_sender)) == sorted([tokens[1], *tokens])
+
+
+async def test_an_unsubscribe_link_asks_then_records_the_opt_out(
+        frozen: Container, api: httpx.AsyncClient, fake_sender: FakeSender) -> None:
+    w = await world(frozen, dry_run_on_register=False, people_count=2)
+    await one_device_each(frozen, api, w)
+    url = frozen.compliance.unsubscribe_url(w.app_id, w.person_ids[0])
+    path = url.split("://", 1)[1].split("/", 1)[1]
+    page = await api.get(f"/{path}")
+    assert page.status_code == 200 and "<form method=\"post\">" in page.text
+    consent = f"/v1/orgs/{w.org_id}/apps/{w.app_id}/people/{w.person_ids[0]}/consent"
+    assert (await api.get(consent, headers=admin(w))).json()["opted_in"] is None  # GET: nothing
+    done = await api.post(f"/{path}")
+    assert done.status_code == 200 and "unsubscribed" in done.text
+    got = (await api.get(consent, headers=admin(w))).json()
+    assert (got["opted_in"], got["source"]) == (False, "unsubscribe link")
+    r = await send(api, w, user_ids=w.person_ids)
+    await drain(frozen)
+    assert (await get(api, w, r.json()["id"]))["blocked"] == {"no_consent": 1}
+    forged = path[:-6] + ("AAAAAA" if not path.endswith("AAAAAA") else "BBBBBB")
+    assert (await api.post(f"/{forged}")).status_code == 404
+    assert (await api.get("/u/short")).status_code == 404

@@ -91,7 +91,9 @@ def test_consent_given_or_not_required() -> None:
     assert decide(screen(consent_required=True, consented=True), NOON).verdict is Verdict.SEND
     assert decide(screen(consent_required=True, consented=False),
                   NOON).reason is Reason.NO_CONSENT
-    assert decide(screen(consented=False), NOON).verdict is Verdict.SEND  # off by default
+    assert decide(screen(), NOON).verdict is Verdict.SEND  # not required: silence is fine
+    # an explicit opt-out is honoured even where consent is not required
+    assert decide(screen(consented=False), NOON).reason is Reason.NO_CONSENT
 
 
 def test_an_excluded_journey_is_not_capped() -> None:

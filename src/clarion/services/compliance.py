@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clarion.clock import Clock
+from clarion.domain import unsubscribe
 from clarion.domain.compliance.caps import caps_from_document
 from clarion.domain.compliance.quiet_times import profile_from_document
 from clarion.domain.people import normalize_time_zone
@@ -62,10 +63,43 @@ class ConsentRead:
     at: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    app_name: str
+    done: bool  # the opt-out was recorded (a confirmation), or only looked up
+
+
 class Compliance:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, unsubscribe_key: bytes,
+                 public_url: str) -> None:
         self._db = db
         self._clock = clock
+        self._unsubscribe_key = unsubscribe_key
+        self._public_url = public_url
+
+    def unsubscribe_url(self, app_id: str, person_id: str) -> str:
+        """The person's unsubscribe link for the app (what a message's unsubscribe
+        placeholder renders to)."""
+        return unsubscribe.unsubscribe_url(self._public_url, self._unsubscribe_key, app_id,
+                                           person_id)
+
+    async def unsubscribe(self, token: str, *, confirm: bool) -> Unsubscribe:
+        """The app an unsubscribe link is for; with ``confirm``, record the person's opt-out
+        (source ``unsubscribe link``). NotFound for a forged or stale link."""
+        named = unsubscribe.verify(self._unsubscribe_key, token)
+        if named is not None:
+            app_id, person_id = named
+            async with self._db.read() as conn:
+                found = await store.app_and_person(conn, app_id, person_id)
+            if found is not None:
+                org_id, name = found
+                if confirm:
+                    await self.set_consent(org_id, app_id, person_id, opted_in=False,
+                                           source="unsubscribe link")
+                return Unsubscribe(name, confirm)
+        raise NotFound("this unsubscribe link is not valid",
+                       fix="Open it again from the notification, or change your choice in "
+                       "the app.")
 
     async def get(self, org_id: str) -> ComplianceRead:
         async with self._db.read() as conn:
@@ -141,6 +175,8 @@ class Compliance:
             person_id = await require_person(conn, org_id, person_id)
             row = store.ConsentRow(app_id, person_id, opted_in, source, self._clock.now())
             await store.set_consent(conn, org_id, row)
+            if not opted_in:  # fan-out now reads this org's consent (screening.OrgRules)
+                await store.save_settings(conn, org_id, {"opt_outs": True}, row.at)
         return _consent(app_id, person_id, row)
 
 

@@ -38,6 +38,7 @@ class OrgRules:
     cap: FrequencyCap | None
     require_consent: bool
     time_zone: str | None
+    opt_outs: bool = False
 
     @staticmethod
     def of(row: store.ComplianceRow) -> OrgRules:
@@ -45,12 +46,12 @@ class OrgRules:
         cap = caps.get(CHANNEL)
         return OrgRules(profile_from_document(row.quiet_times) if row.quiet_times else None,
                         cap if cap is not None and cap.limits else None,
-                        row.require_consent, row.time_zone)
+                        row.require_consent, row.time_zone, row.opt_outs)
 
     def applies(self, category: Category) -> bool:
         if category is Category.COMMERCIAL:
             return (self.profile is not None or self.cap is not None
-                    or self.require_consent)
+                    or self.require_consent or self.opt_outs)
         return self.profile is not None  # transactional: only its own quiet rules
 
 
@@ -79,7 +80,8 @@ async def screen(conn: Conn, rules: OrgRules, send: SendRow, people: Sequence[st
         return out
     facts = await store.people_facts(conn, people) if rules.profile is not None else {}
     consents = (await store.consents(conn, send.app_id, people)
-                if rules.require_consent and category is Category.COMMERCIAL else {})
+                if (rules.require_consent or rules.opt_outs)
+                and category is Category.COMMERCIAL else {})
     for person in people:
         fact = facts.get(person)
         if rules.profile is not None:

@@ -36,6 +36,7 @@ class ComplianceRow:
     require_consent: bool
     time_zone: str | None
     updated_at: datetime
+    opt_outs: bool = False  # someone opted out (consent is read even when not required)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,8 @@ async def settings(conn: Conn, org_id: str) -> ComplianceRow | None:
     if row is None:
         return None
     return ComplianceRow(row.org_id, row.quiet_times, row.frequency_caps,
-                         bool(row.require_consent), row.time_zone, row.updated_at)
+                         bool(row.require_consent), row.time_zone, row.updated_at,
+                         bool(row.opt_outs))
 
 
 async def save_settings(conn: Conn, org_id: str, values: Mapping[str, Any],
@@ -227,3 +229,12 @@ async def blocked_of_send(conn: Conn, send_id: str, *, after: int, limit: int
         _E.c.send_id == send_id, _E.c.kind == "blocked", _E.c.id > after)
         .order_by(_E.c.id).limit(limit))
     return [(r.id, _event(r)) for r in rows]
+
+
+async def app_and_person(conn: Conn, app_id: str, person_id: str) -> tuple[str, str] | None:
+    """(org id, app name) when the app exists and the person is of its org."""
+    a = t.apps
+    row = (await conn.execute(select(a.c.org_id, a.c.name).join(
+        _P, (_P.c.org_id == a.c.org_id) & (_P.c.id == person_id)).where(a.c.id == app_id))
+    ).first()
+    return None if row is None else (row.org_id, row.name)

@@ -377,6 +377,9 @@ compliance_settings = Table(
     Column("quiet_times", JSON, nullable=True),  # the profile document, as given
     Column("frequency_caps", JSON, nullable=True),  # {"push": {"per_24h": …}}
     Column("require_consent", Boolean, nullable=False, server_default=false()),
+    # Someone opted out of an app's commercial push: fan-out reads consent even when the org
+    # does not require it (an explicit opt-out is always honoured).
+    Column("opt_outs", Boolean, nullable=False, server_default=false()),
     Column("time_zone", String(64), nullable=True),  # the org's, when a person has none
     Column("updated_at", TS, nullable=False),
 )

@@ -4,8 +4,9 @@ Evaluated when a push is about to leave (at fan-out, and again when a held push 
 
 1. **Expiry**: past the message's TTL or the journey step's "send before" deadline → *skipped*,
    reason ``expired``.
-2. **Consent** (only when the org requires it, commercial only): no opt-in, or an opt-out →
-   *blocked*, reason ``no_consent``.
+2. **Consent** (commercial only): an opt-out, or when the org requires consent no opt-in →
+   *blocked*, reason ``no_consent``. An explicit opt-out is honoured even where consent is
+   not required.
 3. **Quiet time** (the category's rules, in the person's zone): inside → *held* until it ends;
    when that end is past the deadline → *skipped*, ``expired``.
 4. **Frequency cap** (commercial only, unless the journey is excluded): a full window →
@@ -72,7 +73,8 @@ def decide(screen: Screen, now: datetime, sent_at: Iterable[datetime] = ()) -> D
     if screen.deadline is not None and now >= screen.deadline:
         return Decision(Verdict.SKIP, Reason.EXPIRED)
     commercial = screen.category is Category.COMMERCIAL
-    if commercial and screen.consent_required and screen.consented is not True:
+    if commercial and (screen.consented is False
+                       or (screen.consent_required and screen.consented is not True)):
         return Decision(Verdict.BLOCK, Reason.NO_CONSENT)
     release = quiet_until(screen.quiet, screen.zone, now)
     if release is not None:

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column('quiet_times', sa.JSON(), nullable=True),
         sa.Column('frequency_caps', sa.JSON(), nullable=True),
         sa.Column('require_consent', sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column('opt_outs', sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column('time_zone', sa.String(length=64), nullable=True),
         sa.Column('updated_at', _ts(), nullable=False),
         sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], ondelete='CASCADE'),

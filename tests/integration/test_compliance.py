@@ -274,3 +274,63 @@ async def test_an_unsubscribe_link_asks_then_records_the_opt_out(
     forged = path[:-6] + ("AAAAAA" if not path.endswith("AAAAAA") else "BBBBBB")
     assert (await api.post(f"/{forged}")).status_code == 404
     assert (await api.get("/u/short")).status_code == 404
+
+
+async def test_consents_in_bulk_by_id_or_email_refuse_bad_items_alone(
+        frozen: Container, api: httpx.AsyncClient) -> None:
+    w = await world(frozen, dry_run_on_register=False, people_count=3)
+    items = [{"user_id": w.person_ids[0].upper(), "opted_in": True},
+             {"email": "USER1@contoso.com", "opted_in": False, "source": "signup form"},
+             {"email": "nobody@contoso.com", "opted_in": True},
+             {"user_id": "00000000-0000-0000-0000-000000000000", "opted_in": True}]
+    r = await api.post(f"/v1/orgs/{w.org_id}/apps/{w.app_id}/consents",
+                       json={"items": items, "source": "crm sync"}, headers=admin(w))
+    assert r.status_code == 200, r.text
+    assert r.json()["imported"] == 2
+    assert [x["index"] for x in r.json()["rejected"]] == [2, 3]
+    assert "nobody@contoso.com" in r.json()["rejected"][0]["reason"]
+
+    async def read(person: str) -> Any:
+        return (await api.get(f"/v1/orgs/{w.org_id}/apps/{w.app_id}/people/{person}/consent",
+                              headers=admin(w))).json()
+
+    assert ((await read(w.person_ids[0]))["opted_in"],
+            (await read(w.person_ids[0]))["source"]) == (True, "crm sync")
+    assert ((await read(w.person_ids[1]))["opted_in"],
+            (await read(w.person_ids[1]))["source"]) == (False, "signup form")
+    assert (await read(w.person_ids[2]))["opted_in"] is None
+    bad = await api.post(f"/v1/orgs/{w.org_id}/apps/{w.app_id}/consents",
+                         json={"items": []}, headers=admin(w))
+    assert bad.status_code in (400, 422)
+
+
+def test_the_cli_imports_consent_from_csv(sqlite_url: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from clarion.cli.main import app
+    from tests.conftest import TEST_SECRET
+
+    async def setup() -> World:
+        c = build(make_settings(sqlite_url, tmp_path))
+        await c.start()
+        try:
+            return await world(c, dry_run_on_register=False, people_count=2)
+        finally:
+            await c.close()
+
+    upgrade(sqlite_url)
+    w = asyncio.run(setup())
+    csv_file = tmp_path / "consent.csv"
+    csv_file.write_text(f"user_id,email,opted_in\n{w.person_ids[0]},,yes\n,user1@contoso.com,no\n"
+                        ",,maybe\n", encoding="utf-8")
+    monkeypatch.setenv("CLARION_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("CLARION_SECRET_KEY", TEST_SECRET)
+    monkeypatch.setenv("CLARION_VAR_DIR", str(tmp_path / "var"))
+    out = CliRunner().invoke(app, ["consent", "import", "--org", w.org_id, "--app", w.app_id,
+                                   str(csv_file), "--json"])
+    assert out.exit_code == 0, out.output
+    import json
+    summary = json.loads(out.output)
+    assert summary["imported"] == 2
+    assert [r["line"] for r in summary["rejected"]] == [4]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +18,10 @@ from clarion.clock import Clock
 from clarion.domain import unsubscribe
 from clarion.domain.compliance.caps import caps_from_document
 from clarion.domain.compliance.quiet_times import profile_from_document
-from clarion.domain.people import normalize_time_zone
+from clarion.domain.people import canonical_guid, normalize_time_zone
 from clarion.errors import InvalidInput, NotFound
 from clarion.services.apps import require_app
+from clarion.services.importing import UnreadableRow
 from clarion.services.orgs import require_org
 from clarion.services.people import require_person
 from clarion.store import compliance as store
@@ -61,6 +62,32 @@ class ConsentRead:
     opted_in: bool | None  # None: the person never said
     source: str | None
     at: str | None
+
+
+_YES = {"true", "yes", "y", "1", "opted_in", "in"}
+_NO = {"false", "no", "n", "0", "opted_out", "out"}
+IMPORT_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentImport:
+    """What an import did: rows recorded, and each refused row with its line and why."""
+
+    imported: int
+    rejected: list[tuple[int, str]]
+
+
+def _choice(row: Mapping[str, object]) -> bool:
+    value = row.get("opted_in")
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().casefold() if value is not None else ""
+    if text in _YES:
+        return True
+    if text in _NO:
+        return False
+    raise InvalidInput(f"opted_in {value!r} is neither yes nor no", field="opted_in",
+                       fix="Write true or false (also yes/no, 1/0).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +182,68 @@ class Compliance:
                 if len(page) < 5000:
                     return out
                 after = page[-1][0]
+
+    async def import_consents(self, org_id: str, app_id: str,
+                              rows: Iterable[tuple[int, Mapping[str, object]]], *,
+                              source: str = "import",
+                              progress: Callable[[int], None] | None = None) -> ConsentImport:
+        """Record many people's choice: rows with ``user_id`` or ``email``, ``opted_in`` and
+        optionally ``source`` (CSV or JSON lines through ``services.importing.iter_rows``).
+        A bad row is refused alone, with its line; chunks of 1,000 rows, one transaction
+        each."""
+        async with self._db.read() as conn:
+            await require_app(conn, org_id, app_id)
+        imported, rejected = 0, list[tuple[int, str]]()
+        chunk: list[tuple[int, Mapping[str, object]]] = []
+        for item in rows:
+            chunk.append(item)
+            if len(chunk) == IMPORT_CHUNK:
+                imported += await self._import_chunk(org_id, app_id, chunk, source, rejected)
+                if progress is not None:
+                    progress(len(chunk))
+                chunk = []
+        if chunk:
+            imported += await self._import_chunk(org_id, app_id, chunk, source, rejected)
+            if progress is not None:
+                progress(len(chunk))
+        return ConsentImport(imported, rejected)
+
+    async def _import_chunk(self, org_id: str, app_id: str,
+                            chunk: list[tuple[int, Mapping[str, object]]], source: str,
+                            rejected: list[tuple[int, str]]) -> int:
+        now = self._clock.now()
+        parsed: list[tuple[int, str | None, str | None, bool, str]] = []
+        for line, row in chunk:
+            try:
+                if isinstance(row, UnreadableRow):
+                    raise InvalidInput(row.reason)
+                person = canonical_guid(str(row.get("user_id") or "").strip()) \
+                    if row.get("user_id") else None
+                email = str(row.get("email") or "").strip().casefold() or None
+                if person is None and email is None:
+                    raise InvalidInput("the row names nobody", field="user_id",
+                                       fix="Give a user_id (the person's id) or an email.")
+                said = str(row.get("source") or source).strip()[:MAX_SOURCE] or source
+                parsed.append((line, person, email, _choice(row), said))
+            except InvalidInput as exc:
+                rejected.append((line, str(exc)))
+        async with self._db.write() as conn:
+            by_email = await store.ids_by_email(conn, org_id,
+                                                [e for _, _, e, _, _ in parsed if e])
+            known = await store.known_people(conn, org_id,
+                                             [p for _, p, _, _, _ in parsed if p])
+            rows: list[store.ConsentRow] = []
+            for line, person, email, opted_in, said in parsed:
+                found = person if person in known else by_email.get(email or "")
+                if found is None:
+                    rejected.append((line, f"no person of this organization has "
+                                     f"{'id ' + person if person else 'email ' + str(email)}"))
+                    continue
+                rows.append(store.ConsentRow(app_id, found, opted_in, said, now))
+            await store.upsert_consents(conn, org_id, rows)
+            if any(not r.opted_in for r in rows):
+                await store.save_settings(conn, org_id, {"opt_outs": True}, now)
+        return len(rows)
 
     async def consent(self, org_id: str, app_id: str, person_id: str) -> ConsentRead:
         async with self._db.read() as conn:

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from clarion.store import tables as t
 from clarion.store.db import Conn
@@ -238,3 +239,34 @@ async def app_and_person(conn: Conn, app_id: str, person_id: str) -> tuple[str, 
         _P, (_P.c.org_id == a.c.org_id) & (_P.c.id == person_id)).where(a.c.id == app_id))
     ).first()
     return None if row is None else (row.org_id, row.name)
+
+
+async def upsert_consents(conn: Conn, org_id: str, rows: Sequence[ConsentRow]) -> None:
+    """Set many people's choice at once (the last row of a person wins)."""
+    if not rows:
+        return
+    latest = {(r.app_id, r.person_id): r for r in rows}
+    values = [{"org_id": org_id, "app_id": r.app_id, "person_id": r.person_id,
+               "opted_in": r.opted_in, "source": r.source, "at": r.at}
+              for r in latest.values()]
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(_K)
+    await conn.execute(stmt.on_conflict_do_update(
+        index_elements=[_K.c.app_id, _K.c.person_id],
+        set_={"opted_in": stmt.excluded.opted_in, "source": stmt.excluded.source,
+              "at": stmt.excluded.at}), values)
+
+
+async def ids_by_email(conn: Conn, org_id: str, emails: Sequence[str]) -> dict[str, str]:
+    """Lower-cased email → person id, for those of ``emails`` that name people of the org."""
+    given = id_values(conn, emails)
+    rows = await conn.execute(select(_P.c.email, _P.c.id).where(
+        _P.c.org_id == org_id, _P.c.email.in_(select(given.c.value))))
+    return {r.email: r.id for r in rows}
+
+
+async def known_people(conn: Conn, org_id: str, ids: Sequence[str]) -> set[str]:
+    given = id_values(conn, ids)
+    rows = await conn.execute(select(_P.c.id).where(_P.c.org_id == org_id,
+                                                   _P.c.id.in_(select(given.c.value))))
+    return set(rows.scalars())

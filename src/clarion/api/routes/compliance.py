@@ -13,6 +13,8 @@ from clarion.api.schemas.compliance import (
     BlockedRead,
     CompliancePolicy,
     ComplianceRead,
+    ConsentBatch,
+    ConsentImportRead,
     ConsentRead,
     ConsentSet,
     FrequencyCaps,
@@ -108,3 +110,15 @@ async def get_blocked_recipients(
         return Response(blocked_csv(rows), media_type="text/csv; charset=utf-8", headers={
             "content-disposition": f'attachment; filename="clarion-blocked-{send_id}.csv"'})
     return [BlockedRead.model_validate(asdict(r)) for r in rows]
+
+
+@router.post("/apps/{app_id}/consents")
+async def import_consents(org_id: AdminOrg, app_id: str, body: ConsentBatch,
+                          compliance: ComplianceDep) -> ConsentImportRead:
+    """Record up to 1,000 people's choices (by user_id or email); a bad item is refused alone
+    (listed with its index), the others are recorded."""
+    rows = ((i, item.model_dump(exclude_none=True)) for i, item in enumerate(body.items))
+    done = await compliance.import_consents(org_id, app_id, rows, source=body.source)
+    return ConsentImportRead.model_validate({
+        "imported": done.imported,
+        "rejected": [{"index": i, "reason": why} for i, why in done.rejected]})

@@ -69,3 +69,30 @@ class BlockedRead(BaseModel):
     user_id: str
     reason: str = Field(description="frequency_cap, no_consent or expired")
     at: str
+
+
+class ConsentItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str | None = Field(None, max_length=64, description="The person's id …")
+    email: str | None = Field(None, max_length=320, description="… or their email.")
+    opted_in: bool
+    source: str | None = Field(None, max_length=64)
+
+
+class ConsentBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ConsentItem] = Field(min_length=1, max_length=1000)
+    source: str = Field("api", min_length=1, max_length=64,
+                        description="The source of items that name none.")
+
+
+class RejectedItem(BaseModel):
+    index: int = Field(description="The item's position in items (0-based).")
+    reason: str
+
+
+class ConsentImportRead(BaseModel):
+    imported: int
+    rejected: list[RejectedItem]

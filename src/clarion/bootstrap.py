@@ -21,6 +21,7 @@ from clarion.providers.base import Network, ProviderSettings
 from clarion.providers.outbound import OutboundClient
 from clarion.services.api_tokens import ApiTokenCache
 from clarion.services.apps import Apps
+from clarion.services.compliance import Compliance
 from clarion.services.delivery import Delivery, DeliveryPolicy
 from clarion.services.devices import Devices
 from clarion.services.events import EventBus
@@ -73,6 +74,7 @@ class Container:
     reports: Reports
     health: Health
     messages: Messages  # designed push messages, preview, test send (issue 14 A)
+    compliance: Compliance
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -185,6 +187,8 @@ def build(
         health=Health(db, clock, backlog),
         messages=Messages(db, clock, sends, _payload_previewer(),
                           public_url=settings.public_url, link_key=link_key),
+        compliance=Compliance(db, clock, derived_key(keys[0], "unsubscribe-links"),
+                              settings.public_url),
     )
 
 

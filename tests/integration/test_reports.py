@@ -267,8 +267,9 @@ async def test_org_app_and_send_figures_and_rates_match_the_hand_computed_ones(
     assert org["totals"]["rates"] == pytest.approx({
         "send_rate": 4 / 8, "delivery_rate": 4 / 6, "open_rate": 3 / 4,
         "click_through_rate": 2 / 4, "click_to_open_rate": 2 / 3, "engagement_rate": 4 / 4})
-    assert org["totals"]["blocked"]["by_reason"] == {"quiet_time": 0, "frequency_cap": 0,
-                                                     "expired": 0, "consent": 0}
+    assert org["totals"]["blocked"]["by_reason"] == {"frequency_cap": 0, "no_consent": 0,
+                                                     "expired": 0}
+    assert org["totals"]["held"] == {"total": 0, "by_reason": {"quiet_time": 0}}
 
     a1 = flat((await get_report(client, data, scope="app", id=data.a1, **rng))["totals"])
     assert a1 == {**ORG_A, "inflow": 7, "sent_people": 3, "sent_devices": 5,

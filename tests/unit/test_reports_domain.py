@@ -36,7 +36,7 @@ SUMS = {
     "opened": 6, "unique_opened_devices": 5, "unique_opened_people": 4,
     "clicked": 3, "unique_clicked_devices": 2, "unique_clicked_people": 2,
     "dismissed": 1, "unique_dismissed_devices": 1, "unique_dismissed_people": 1,
-    "unique_engaged_people": 5, "blocked:quiet_time": 3,
+    "unique_engaged_people": 5, "blocked:frequency_cap": 3, "held:quiet_time": 2,
 }
 
 
@@ -47,9 +47,9 @@ def test_figures_read_every_metric_and_split_not_sent_by_level() -> None:
     assert dict(f.not_sent_devices.by_reason) == {
         "invalid_token": 1, "mismatch": 1, "rejected": 1, "credential_error": 0, "expired": 0}
     assert (f.not_sent_people.total, f.not_sent_devices.total) == (2, 3)
-    assert dict(f.blocked.by_reason) == {"quiet_time": 3, "frequency_cap": 0, "expired": 0,
-                                         "consent": 0}
+    assert dict(f.blocked.by_reason) == {"frequency_cap": 3, "no_consent": 0, "expired": 0}
     assert f.blocked.total == 3
+    assert dict(f.held.by_reason) == {"quiet_time": 2} and f.held.total == 2
     assert (f.delivered.events, f.delivered.unique_devices, f.delivered.unique_people) == (9, 8, 6)
     assert (f.opened.events, f.opened.unique_devices, f.opened.unique_people) == (6, 5, 4)
     assert (f.clicked.events, f.clicked.unique_devices, f.clicked.unique_people) == (3, 2, 2)
@@ -96,9 +96,8 @@ def test_rates_whose_inputs_were_not_reported_are_unknown_not_zero() -> None:
 
 
 def test_unknown_reasons_are_reported_after_the_known_ones() -> None:
-    f = figures({"blocked:holiday": 2, "not_sent:provider_gone": 1, "blocked:consent": 1})
-    assert list(f.blocked.by_reason) == ["quiet_time", "frequency_cap", "expired", "consent",
-                                         "holiday"]
+    f = figures({"blocked:holiday": 2, "not_sent:provider_gone": 1, "blocked:no_consent": 1})
+    assert list(f.blocked.by_reason) == ["frequency_cap", "no_consent", "expired", "holiday"]
     assert f.blocked.total == 3
     assert f.not_sent_devices.by_reason["provider_gone"] == 1
     assert "provider_gone" not in f.not_sent_people.by_reason
@@ -113,6 +112,7 @@ def test_flat_columns_and_dict_agree() -> None:
         "invalid_token"] == 1
     assert cols["opened_people"] == d["opened"]["unique_people"] == 4
     assert cols["blocked"] == d["blocked"]["total"] == 3
+    assert cols["held:quiet_time"] == d["held"]["by_reason"]["quiet_time"] == 2
     assert "rates" in d and "rates" not in f.as_dict(rates=False)
 
 
@@ -201,7 +201,7 @@ def test_series_are_zero_filled_and_sum_to_the_totals() -> None:
     hours = HourRange(H0, H0 + 4, "hour")
     rows = [(H0, "", "inflow", 3), (H0, "ios", "sent", 2), (H0, "android", "sent", 1),
             (H0 + 2, "ios", "opened", 5), (H0 + 9, "ios", "opened", 100),  # outside: ignored
-            (H0 + 2, "", "blocked:consent", 1)]
+            (H0 + 2, "", "blocked:no_consent", 1)]
     r = assemble(org_id="o", scope="org", scope_id=None, hours=hours, by_platform=True,
                  rows=rows)
     assert [b.start for b in r.series] == [T0 + timedelta(hours=i) for i in range(4)]
@@ -249,7 +249,7 @@ def test_rollup_scopes_and_rows() -> None:
 def test_csv_has_totals_then_buckets_and_blank_rates_for_buckets() -> None:
     hours = HourRange(H0, H0 + 2, "hour")
     rows = [(H0, "ios", k, v) for k, v in SUMS.items() if k not in (
-        "inflow", "not_sent:no_valid_device", "blocked:quiet_time")]
+        "inflow", "not_sent:no_valid_device", "blocked:frequency_cap", "held:quiet_time")]
     rows += [(H0, "", "inflow", 10), (H0, "", "not_sent:no_valid_device", 2)]
     r = assemble(org_id="o", scope="org", scope_id=None, hours=hours, by_platform=True,
                  rows=rows)

@@ -15,6 +15,7 @@ from clarion.api.routes import (
     cij_interactions,
     cij_odata,
     cij_registration,
+    compliance,
     devices,
     health,
     links,
@@ -23,6 +24,7 @@ from clarion.api.routes import (
     people,
     reports,
     sends,
+    unsubscribe,
 )
 from clarion.bootstrap import Container
 
@@ -65,7 +67,8 @@ def create_app(container: Container) -> FastAPI:
     app.state.container = container
     errors.install(app)
     for module in (health, orgs, apps, people, devices, sends, cij_registration, cij_odata,
-                   cij_interactions, links, reports, messages):
+                   cij_interactions, links, reports, messages, compliance,
+                   unsubscribe):
         app.include_router(module.router)
 
     def openapi_schema() -> dict[str, Any]:

@@ -24,6 +24,7 @@ from clarion.bootstrap import Container
 from clarion.config import Settings
 from clarion.errors import NotFound, Unauthorized
 from clarion.services.apps import Apps
+from clarion.services.compliance import Compliance
 from clarion.services.devices import Devices
 from clarion.services.health import Health
 from clarion.services.interactions import Interactions
@@ -65,6 +66,7 @@ InteractionsDep = Annotated[Interactions, Depends(_part(lambda c: c.interactions
 ReportsDep = Annotated[Reports, Depends(_part(lambda c: c.reports))]
 HealthDep = Annotated[Health, Depends(_part(lambda c: c.health))]
 MessagesDep = Annotated[Messages, Depends(_part(lambda c: c.messages))]
+ComplianceDep = Annotated[Compliance, Depends(_part(lambda c: c.compliance))]
 
 
 async def authenticate(request: Request, orgs: Orgs, org_id: str | None) -> str:

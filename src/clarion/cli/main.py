@@ -11,7 +11,18 @@ from typing import Annotated
 import typer
 
 from clarion import __version__
-from clarion.cli import apps, contacts, demo, devices, emulator, jobs, orgs, reports, send
+from clarion.cli import (
+    apps,
+    consent,
+    contacts,
+    demo,
+    devices,
+    emulator,
+    jobs,
+    orgs,
+    reports,
+    send,
+)
 from clarion.cli import messages as messages_cli
 from clarion.cli.check import check_config
 
@@ -29,6 +40,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(emulator.app, name="emulator")
 app.add_typer(reports.app, name="reports")
 app.add_typer(messages_cli.app, name="messages")
+app.add_typer(consent.app, name="consent")
 app.command("check-config")(check_config)
 app.command("send")(send.send)
 app.command("demo")(demo.demo)

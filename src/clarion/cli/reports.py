@@ -36,7 +36,8 @@ _LABELS = {
     "inflow": "Inflow (people)", "sent_people": "Sent (people)",
     "sent_devices": "Sent (devices)", "targeted_devices": "Devices targeted",
     "not_sent_people": "Not sent (people)", "not_sent_devices": "Not sent (devices)",
-    "blocked": "Blocked (people)", "engaged_people": "Engaged (people: opened or clicked)",
+    "blocked": "Blocked (people)", "held": "Held for quiet time (people)",
+    "engaged_people": "Engaged (people: opened or clicked)",
 }
 _RATES = {
     "send_rate": ("Send rate", "sent people / inflow"),
@@ -297,6 +298,9 @@ def timeline(
             devices = ", ".join(f"{d.platform} {d.state}" + (f" ({d.reason})" if d.reason
                                                              else "") for d in e.devices)
             detail = f"{e.outcome}: {e.title or ''}" + (f" — {devices}" if devices else "")
+        elif e.kind in ("held", "released", "blocked"):
+            detail = (e.reason or "") + (f" until {e.until:%Y-%m-%d %H:%M} UTC"
+                                         if e.until else "")
         else:
             detail = f"{e.platform} device {(e.device_id or '')[:8]} via {e.source}"
         table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", e.kind, e.send_id[:8], detail)

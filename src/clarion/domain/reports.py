@@ -12,7 +12,9 @@ metric                         level     counted when
 =============================  ========  ====================================================
 ``inflow``                     people    a person enters a send (fan-out)
 ``not_sent:no_valid_device``   people    that person had no active device for the app
-``blocked:<reason>``           people    a compliance rule held the message back (journeys)
+``blocked:<reason>``           people    a compliance rule kept the push from them
+                                         (frequency_cap, no_consent, expired)
+``held:<reason>``              people    the push waited for the end of their quiet time
 ``deliveries``                 devices   a device is targeted (one delivery row)
 ``sent``                       devices   the provider accepted the notification
 ``sent_people``                people    the first device of a person accepted it (per send)
@@ -45,7 +47,8 @@ SCOPES: tuple[str, ...] = get_args(Scope)
 KINDS = ("delivered", "opened", "clicked", "dismissed")
 PERSON_NOT_SENT = ("no_valid_device",)
 DEVICE_NOT_SENT = ("invalid_token", "mismatch", "rejected", "credential_error", "expired")
-BLOCKED = ("quiet_time", "frequency_cap", "expired", "consent")
+BLOCKED = ("frequency_cap", "no_consent", "expired")
+HELD = ("quiet_time",)
 NO_PLATFORM = "none"  # the split's key for person-level facts (platform "" in the roll-ups)
 
 RATE_NAMES = ("send_rate", "delivery_rate", "open_rate", "click_through_rate",
@@ -144,6 +147,7 @@ class Figures:
     not_sent_people: Reasons
     not_sent_devices: Reasons
     blocked: Reasons
+    held: Reasons
     delivered: Interaction
     opened: Interaction
     clicked: Interaction
@@ -189,6 +193,7 @@ class Figures:
                             "by_reason": dict(self.not_sent_devices.by_reason)},
             },
             "blocked": {"total": self.blocked.total, "by_reason": dict(self.blocked.by_reason)},
+            "held": {"total": self.held.total, "by_reason": dict(self.held.by_reason)},
             **{kind: {"events": i.events, "unique_devices": i.unique_devices,
                       "unique_people": i.unique_people}
                for kind, i in self._interactions()},
@@ -209,6 +214,8 @@ class Figures:
         cols += [(f"not_sent_devices:{r}", n) for r, n in self.not_sent_devices.by_reason.items()]
         cols.append(("blocked", self.blocked.total))
         cols += [(f"blocked:{r}", n) for r, n in self.blocked.by_reason.items()]
+        cols.append(("held", self.held.total))
+        cols += [(f"held:{r}", n) for r, n in self.held.by_reason.items()]
         for kind, i in self._interactions():
             cols += [(f"{kind}_events", i.events), (f"{kind}_devices", i.unique_devices),
                      (f"{kind}_people", i.unique_people)]
@@ -235,12 +242,15 @@ def figures(sums: Mapping[str, int]) -> Figures:
     person: dict[str, int] = {}
     device: dict[str, int] = {}
     blocked: dict[str, int] = {}
+    held: dict[str, int] = {}
     for metric, value in sums.items():  # one pass: the reasons are open-ended
         if metric.startswith("not_sent:"):
             reason = metric[9:]
             (person if reason in PERSON_NOT_SENT else device)[reason] = value
         elif metric.startswith("blocked:"):
             blocked[metric[8:]] = value
+        elif metric.startswith("held:"):
+            held[metric[5:]] = value
 
     def interaction(kind: str) -> Interaction:
         return Interaction(g(kind, 0), g(f"unique_{kind}_devices", 0),
@@ -251,7 +261,7 @@ def figures(sums: Mapping[str, int]) -> Figures:
         targeted_devices=g("deliveries", 0),
         not_sent_people=_with_known(person, PERSON_NOT_SENT),
         not_sent_devices=_with_known(device, DEVICE_NOT_SENT),
-        blocked=_with_known(blocked, BLOCKED),
+        blocked=_with_known(blocked, BLOCKED), held=_with_known(held, HELD),
         delivered=interaction("delivered"), opened=interaction("opened"),
         clicked=interaction("clicked"), dismissed=interaction("dismissed"),
         engaged_people=g("unique_engaged_people", 0),
@@ -263,6 +273,7 @@ ZERO = Figures(  # shared by every empty bucket: most cells of an hourly series 
     inflow=0, sent_people=0, sent_devices=0, targeted_devices=0,
     not_sent_people=_with_known({}, PERSON_NOT_SENT),
     not_sent_devices=_with_known({}, DEVICE_NOT_SENT), blocked=_with_known({}, BLOCKED),
+    held=_with_known({}, HELD),
     delivered=_NONE, opened=_NONE, clicked=_NONE, dismissed=_NONE, engaged_people=0)
 
 

@@ -7,9 +7,9 @@ device accepted it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -34,6 +34,11 @@ class SendCreate(BaseModel):
     trigger_data: dict[str, Any] | None = Field(
         None, max_length=100, description="With message_id: the values of placeholders whose "
         "source is trigger (strings, numbers, booleans).")
+    category: Literal["commercial", "transactional"] | None = Field(
+        None, description="Which compliance rules apply: commercial pushes obey quiet times, "
+        "frequency caps and consent; transactional ones only their own quiet times "
+        "(docs/compliance.md). Default: the stored message's category with message_id, "
+        "else commercial.")
 
     @model_validator(mode="after")
     def _one_audience(self) -> SendCreate:
@@ -113,6 +118,12 @@ class SendRead:
     waiting: Annotated[list[Waiting], Field(
         description="Pending deliveries that were tried and wait for a retry, per platform and "
         "reason, most first: why the send is not done yet.")]
+    category: Annotated[str, Field(description="commercial or transactional")] = "commercial"
+    held: Annotated[int, Field(
+        description="People whose push waits for the end of their quiet time.")] = 0
+    blocked: Annotated[dict[str, int], Field(
+        description="People a compliance rule kept the push from, by reason (frequency_cap, "
+        "no_consent, expired).")] = field(default_factory=dict)
 
 
 def describe_waiting(waiting: list[Waiting]) -> str:
@@ -126,12 +137,15 @@ def describe_waiting(waiting: list[Waiting]) -> str:
             + "; ".join(parts))
 
 
-def send_state(fanout_state: str, pending: int) -> str:
+def send_state(fanout_state: str, pending: int, held: int = 0) -> str:
     """What a reader is told: ``queued``/``fanning_out`` while expanding, then ``sending``
-    while a delivery is pending, then ``done``."""
+    while a delivery is pending, ``held`` while people wait for the end of their quiet time,
+    then ``done``."""
     if fanout_state in ("queued", "fanning_out"):
         return fanout_state
-    return "sending" if pending else "done"
+    if pending:
+        return "sending"
+    return "held" if held else "done"
 
 
 def succeeded(fanout_state: str, counts: dict[str, int]) -> bool | None:

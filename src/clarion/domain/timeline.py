@@ -24,7 +24,8 @@ class DeviceOutcome:
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:
     at: datetime
-    kind: Annotated[str, Field(description="send, delivered, opened, clicked or dismissed")]
+    kind: Annotated[str, Field(description="send, held, released, blocked (compliance), "
+                               "delivered, opened, clicked or dismissed")]
     send_id: str
     app_id: str
     journey_id: str | None = None
@@ -40,13 +41,19 @@ class TimelineEntry:
     platform: str | None = None
     source: Annotated[str | None, Field(
         description="Interactions: cij_events, cij_legacy or link.")] = None
+    reason: Annotated[str | None, Field(
+        description="held, released, blocked: quiet_time, frequency_cap, no_consent or "
+        "expired.")] = None
+    until: Annotated[datetime | None, Field(
+        description="held: when the person's quiet time ends.")] = None
 
     @property
     def sort_key(self) -> tuple[datetime, int, str]:
         return (self.at, _RANK.get(self.kind, 9), self.device_id or "")
 
 
-_RANK = {"send": 0, "delivered": 1, "opened": 2, "clicked": 3, "dismissed": 4}
+_RANK = {"send": 0, "held": 1, "blocked": 1, "released": 2, "delivered": 3, "opened": 4,
+         "clicked": 5, "dismissed": 6}
 
 
 def newest_first(entries: list[TimelineEntry]) -> list[TimelineEntry]:

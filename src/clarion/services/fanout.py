@@ -12,22 +12,26 @@ and let delivery start early.
 
 A personalised send (``message_id``, ``clarion.services.personalised``) also renders, in the
 page, one message per person with a device, from one read of those people; the rows go to
-``send_messages`` in the page's transaction. Inline sends skip this entirely."""
+``send_messages`` in the page's transaction (a person held by quiet time keeps theirs for the
+release). Inline sends skip this entirely."""
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from clarion.clock import Clock
 from clarion.domain.push_messages import PersonFacts
+from clarion.errors import RetryLater
 from clarion.ids import time_ordered_ids
+from clarion.services import screening
 from clarion.services.delivery import DELIVER, DeliveryPolicy
 from clarion.services.personalised import Renderer, is_personalised
-from clarion.store import counters
+from clarion.store import compliance, counters
 from clarion.store import messages as message_store
 from clarion.store import sends as store
 from clarion.store.db import Conn, Database
@@ -72,6 +76,45 @@ def _page(people: list[str], devices: list[store.ActiveDevice], limit: int
     return bisect_left(people, last), [d for d in devices if d.person_id != last]
 
 
+@dataclass(frozen=True, slots=True)
+class ReleaseHeld:
+    """Send the pushes of a send held by quiet time until ``at_ms`` (part ``part``: a release
+    of more people than a page holds continues in the next part)."""
+
+    send_id: str
+    at_ms: int
+    part: int = 0
+
+    def encode(self) -> dict[str, Any]:
+        return {"send_id": self.send_id, "at_ms": self.at_ms, "part": self.part}
+
+    @staticmethod
+    def decode(payload: Mapping[str, Any]) -> ReleaseHeld:
+        return ReleaseHeld(str(payload["send_id"]), int(payload["at_ms"]),
+                           int(payload.get("part", 0)))
+
+
+RELEASE_HELD: Task[ReleaseHeld] = Task("compliance.release", ReleaseHeld.encode,
+                                       ReleaseHeld.decode)
+
+
+def release_job(release: ReleaseHeld) -> NewJob:
+    return RELEASE_HELD.job(release, run_at_ms=release.at_ms, unique_key=(
+        f"{RELEASE_HELD.name}:{release.send_id}:{release.at_ms}:{release.part}"))
+
+
+def release_jobs(send_id: str, held: Mapping[str, datetime]) -> list[NewJob]:
+    """One job per distinct release instant (people of one zone share theirs)."""
+    instants = {int(at.timestamp() * 1000) for at in held.values()}
+    return [release_job(ReleaseHeld(send_id, ms)) for ms in sorted(instants)]
+
+
+@dataclass(slots=True)
+class _Screening:
+    rules: screening.OrgRules
+    result: screening.Screened
+
+
 class FanOut:
     def __init__(self, db: Database, clock: Clock, queue: JobQueue,
                  policy: DeliveryPolicy) -> None:
@@ -82,6 +125,7 @@ class FanOut:
 
     async def page(self, page: FanOutPage) -> None:
         """Expand one page of the send's people into deliveries (idempotent per page)."""
+        now = self._clock.now()
         async with self._db.read() as conn:
             send = await store.get(conn, page.send_id)
             if (send is None or send.fanned_out_people > page.offset
@@ -100,43 +144,114 @@ class FanOut:
             unrendered = 0
             if is_personalised(send.message) and devices:
                 rendered, devices, unrendered = await self._render(conn, send, devices)
+            checks = await self._screen(conn, send, devices, now)
+        next_offset = page.offset + covered
+        last = next_offset >= send.people_count or not people  # (no chunk: none left)
+        with_devices = len({d.person_id for d in devices})
+        counts = [counters.Count(**send.keys(), platform="", at=now, metric="inflow",
+                                 value=covered)]
+        if covered > with_devices + unrendered:
+            counts.append(counters.Count(**send.keys(), platform="", at=now,
+                                         metric="not_sent:no_valid_device",
+                                         value=covered - with_devices - unrendered))
+        if unrendered:
+            counts.append(counters.Count(**send.keys(), platform="", at=now,
+                                         metric="not_sent:personalisation_failed",
+                                         value=unrendered))
+        jobs = [] if last else [page_job(send.id, next_offset)]
+        async with self._db.write() as conn:
+            await message_store.insert_send_messages(conn, rendered)
+            rows = await self._deliveries(conn, send, devices, checks, counts, jobs, now)
+            await store.advance_fanout(conn, send.id, people_done=next_offset,
+                                       devices=rows, last=last, now=now)
+
+    async def release(self, release: ReleaseHeld) -> None:
+        """Send the held pushes whose quiet time ended, screened again (the cap, expiry, and
+        consent are checked at release)."""
         now = self._clock.now()
+        until = datetime.fromtimestamp(release.at_ms / 1000, UTC)
+        async with self._db.read() as conn:
+            send = await store.get(conn, release.send_id)
+            if send is None:
+                return
+            people = await compliance.held_due(conn, send.id, until, PEOPLE_PER_PAGE)
+            if not people:
+                return
+            devices = await store.active_devices(conn, send.app_id, people)
+            checks = await self._screen(conn, send, devices, now)
+        with_devices = len({d.person_id for d in devices})
+        counts = []
+        if len(people) > with_devices:  # their devices went away while they waited
+            counts.append(counters.Count(**send.keys(), platform="", at=now,
+                                         metric="not_sent:no_valid_device",
+                                         value=len(people) - with_devices))
+        jobs = []
+        if len(people) == PEOPLE_PER_PAGE:
+            jobs.append(release_job(ReleaseHeld(send.id, release.at_ms, release.part + 1)))
+        async with self._db.write() as conn:
+            if await compliance.unhold(conn, send.id, people) != len(people):
+                raise RetryLater("another worker is releasing these people", delay_seconds=1)
+            rows = await self._deliveries(conn, send, devices, checks, counts, jobs, now,
+                                          released=people)
+            await store.add_devices(conn, send.id, rows)
+
+    async def _screen(self, conn: Conn, send: store.SendRow,
+                      devices: Sequence[store.ActiveDevice], now: datetime) -> _Screening | None:
+        """The compliance screen of the people with devices, when the org has rules that
+        apply to the send's category (else ``None``, and one primary-key read was the cost)."""
+        rules = await screening.rules_of(conn, send.org_id)
+        if rules is None or not rules.applies(screening.category_of(send)):
+            return None
+        people = sorted({d.person_id for d in devices})
+        return _Screening(rules, await screening.screen(conn, rules, send, people, now))
+
+    async def _deliveries(self, conn: Conn, send: store.SendRow,
+                          devices: Sequence[store.ActiveDevice], checks: _Screening | None,
+                          counts: list[counters.Count], jobs: list[NewJob],
+                          now: datetime, released: Sequence[str] = ()) -> int:
+        """In the write transaction: the screen's holds and blocks, the frequency cap, then one
+        delivery row per remaining device, their jobs and counts; how many rows."""
+        keys = send.keys()
+        await compliance.log(conn, send.org_id, [
+            compliance.ComplianceEvent(send.id, send.app_id, p, "released", "quiet_time", now)
+            for p in released])
+        if checks is not None:
+            allowed, capped = await screening.cap(conn, checks.rules, send,
+                                                  checks.result.now, now)
+            keep = set(allowed)
+            devices = [d for d in devices if d.person_id in keep]
+            held = checks.result.held
+            blocked = {**checks.result.blocked, **dict.fromkeys(capped, "frequency_cap")}
+            await compliance.hold(conn, send.id, held, now)
+            jobs += release_jobs(send.id, held)
+            await compliance.log(conn, send.org_id, [
+                *(compliance.ComplianceEvent(send.id, send.app_id, p, "held", "quiet_time",
+                                             now, until) for p, until in held.items()),
+                *(compliance.ComplianceEvent(send.id, send.app_id, p, "blocked", reason, now)
+                  for p, reason in blocked.items())])
+            if held:
+                counts.append(counters.Count(**keys, platform="", at=now,
+                                             metric="held:quiet_time", value=len(held)))
+            for reason, n in Counter(blocked.values()).items():
+                counts.append(counters.Count(**keys, platform="", at=now,
+                                             metric=f"blocked:{reason}", value=n))
         ids = time_ordered_ids(len(devices), self._clock.epoch_ms())
         per_person = Counter(d.person_id for d in devices)
         rows = [(i, send.id, send.org_id, send.app_id, d.person_id, d.id, d.platform,
                  "pending", 0, per_person[d.person_id] == 1, now, now)
                 for i, d in zip(ids, devices, strict=True)]
-        next_offset = page.offset + covered
-        last = next_offset >= send.people_count or not people  # (no chunk: none left)
-        with_devices = len(per_person)
-        keys = send.keys()
-        counts = [counters.Count(**keys, platform="", at=now, metric="inflow",
-                                 value=covered)]
-        if covered > with_devices + unrendered:
-            counts.append(counters.Count(**keys, platform="", at=now,
-                                         metric="not_sent:no_valid_device",
-                                         value=covered - with_devices - unrendered))
-        if unrendered:
-            counts.append(counters.Count(**keys, platform="", at=now,
-                                         metric="not_sent:personalisation_failed",
-                                         value=unrendered))
         per_platform: dict[str, int] = defaultdict(int)
         for d in devices:
             per_platform[d.platform] += 1
         counts += [counters.Count(**keys, platform=p, at=now, metric="deliveries", value=n)
                    for p, n in per_platform.items()]
         jobs = [DELIVER.job(ids[i:i + self._batch_size])
-                for i in range(0, len(ids), self._batch_size)]
-        if not last:
-            jobs.append(page_job(send.id, next_offset))
-        async with self._db.write() as conn:
-            await counters.increment(conn, counts)
-            await store.insert_deliveries(conn, rows)
-            await message_store.insert_send_messages(conn, rendered)
-            if jobs:
-                await self._queue.enqueue(conn, jobs)
-            await store.advance_fanout(conn, send.id, people_done=next_offset,
-                                       devices=len(rows), last=last, now=now)
+                for i in range(0, len(ids), self._batch_size)] + jobs
+        await counters.increment(conn, counts)
+        await store.insert_deliveries(conn, rows)
+        if jobs:
+            await self._queue.enqueue(conn, jobs)
+        return len(rows)
 
     @staticmethod
     async def _render(conn: Conn, send: store.SendRow, devices: list[store.ActiveDevice]

@@ -27,6 +27,7 @@ from clarion.errors import InvalidInput, NotFound
 from clarion.services.apps import require_app
 from clarion.services.orgs import require_org
 from clarion.services.people import require_person
+from clarion.store import compliance
 from clarion.store import reports as store
 from clarion.store.db import Database
 
@@ -88,13 +89,23 @@ class Reports:
                 *await store.person_sends(conn, org_id, person_id, before=before,
                                           limit=limit + 1),
                 *await store.person_interactions(conn, org_id, person_id, before=before,
-                                                 limit=limit + 1)])
+                                                 limit=limit + 1),
+                *_ruled(await compliance.person_events(conn, org_id, person_id, before=before,
+                                                       limit=limit + 1))])
             if len(merged) > limit:  # complete the group of entries sharing the last time
                 last = merged[limit - 1].at
                 merged = [e for e in merged[:limit] if e.at != last] + newest_first([
                     *await store.person_sends(conn, org_id, person_id, at=last),
-                    *await store.person_interactions(conn, org_id, person_id, at=last)])
+                    *await store.person_interactions(conn, org_id, person_id, at=last),
+                    *_ruled(await compliance.person_events(conn, org_id, person_id,
+                                                           at=last))])
             outcomes = await store.person_outcomes(
                 conn, person_id, [e.send_id for e in merged if e.kind == "send"])
         return [with_outcome(e, outcomes.get(e.send_id, [])) if e.kind == "send" else e
                 for e in merged]
+
+
+def _ruled(events: list[compliance.ComplianceEvent]) -> list[TimelineEntry]:
+    """What compliance rules did to the person, as timeline entries."""
+    return [TimelineEntry(at=e.at, kind=e.kind, send_id=e.send_id, app_id=e.app_id,
+                          reason=e.reason, until=e.until) for e in events]

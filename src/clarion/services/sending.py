@@ -20,7 +20,7 @@ from clarion.services.apps import require_app
 from clarion.services.fanout import page_job
 from clarion.services.orgs import require_org
 from clarion.services.personalised import personalised_document
-from clarion.store import send_waits
+from clarion.store import compliance, send_waits
 from clarion.store import sends as store
 from clarion.store.db import Database, Duplicate
 from clarion.store.jobs import JobQueue
@@ -90,11 +90,16 @@ class Sends:
             document["test"] = True
         send_id = str(uuid.uuid4())
         expires_at = now + timedelta(seconds=ttl or 60)
+        # The send's own word, else the stored message's, else commercial (the strict one).
+        template = document.get("template") if command.message_id is not None else None
+        category = command.category or (template.get("category") if isinstance(template, dict)
+                                        else None) or "commercial"
         row = {
             "id": send_id, "org_id": org_id, "app_id": app_id, "message": document,
             "idempotency_key": idempotency_key, "state": "queued", "fanned_out_people": 0,
             "device_count": 0, "created_at": now, "expires_at": expires_at,
             "fanned_out_at": None, "message_id": command.message_id,
+            "category": category,
             "journey_id": journey_id, "journey_step_id": journey_step_id,
         }
         try:
@@ -114,7 +119,8 @@ class Sends:
         return SendAccepted(SendRead(
             id=send_id, app_id=app_id, user_ids=audience, message=document,
             state="queued", created_at=now, expires_at=expires_at, counts={},
-            succeeded=None, deliveries=[], waiting=[]), created=True)
+            succeeded=None, deliveries=[], waiting=[], category=category),
+            created=True)
 
     async def _by_key(self, org_id: str, key: str) -> SendAccepted | None:
         since = self._clock.now() - IDEMPOTENCY_WINDOW
@@ -137,8 +143,11 @@ class Sends:
             deliveries = await store.deliveries(conn, send_id, after=after, limit=limit)
             user_ids = await store.audience(conn, send_id)
             waiting = await send_waits.waiting(conn, send_id) if counts.get("pending") else []
+            held = await compliance.held_count(conn, send_id)
+            blocked = await compliance.blocked(conn, row.org_id, row.app_id, send_id)
         return SendRead(
             id=row.id, app_id=row.app_id, user_ids=user_ids, message=row.message,
-            state=send_state(row.state, counts.get("pending", 0)), created_at=row.created_at,
-            expires_at=row.expires_at, counts=counts, succeeded=succeeded(row.state, counts),
-            deliveries=deliveries, waiting=waiting)
+            state=send_state(row.state, counts.get("pending", 0), held),
+            created_at=row.created_at, expires_at=row.expires_at, counts=counts,
+            succeeded=succeeded(row.state, counts), deliveries=deliveries, waiting=waiting,
+            category=row.category, held=held, blocked=blocked)

@@ -58,6 +58,7 @@ class SendRow:
     message_id: str | None
     created_at: datetime
     expires_at: datetime
+    category: str = "commercial"  # commercial | transactional (compliance rules)
 
     def keys(self) -> dict[str, Any]:
         """The report keys of the send (journey keys are null for API sends)."""
@@ -174,7 +175,8 @@ def _send(row: Any) -> SendRow:
                    people_count=row.people_count, message=dict(row.message), state=row.state,
                    fanned_out_people=row.fanned_out_people, journey_id=row.journey_id,
                    journey_step_id=row.journey_step_id, message_id=row.message_id,
-                   created_at=row.created_at, expires_at=row.expires_at)
+                   created_at=row.created_at, expires_at=row.expires_at,
+                   category=row.category)
 
 
 async def get(conn: Conn, send_id: str, org_id: str | None = None) -> SendRow | None:
@@ -242,6 +244,13 @@ async def advance_fanout(conn: Conn, send_id: str, *, people_done: int, devices:
     await conn.execute(update(_S).where(_S.c.id == send_id).values(
         state="fanned_out" if last else "fanning_out", fanned_out_people=people_done,
         device_count=_S.c.device_count + devices, fanned_out_at=now if last else None))
+
+
+async def add_devices(conn: Conn, send_id: str, devices: int) -> None:
+    """Deliveries added after fan-out (held pushes released)."""
+    if devices:
+        await conn.execute(update(_S).where(_S.c.id == send_id).values(
+            device_count=_S.c.device_count + devices))
 
 
 # --------------------------------------------------------------------------- delivery

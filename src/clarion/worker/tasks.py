@@ -17,7 +17,7 @@ from clarion.bootstrap import Container
 from clarion.domain.registration import PendingRequest
 from clarion.services.delivery import DELIVER
 from clarion.services.events import INTERACTION_EVENTS, Publication
-from clarion.services.fanout import SEND_FANOUT, FanOutPage
+from clarion.services.fanout import RELEASE_HELD, SEND_FANOUT, FanOutPage, ReleaseHeld
 from clarion.services.interactions import RECORD, Accepted
 from clarion.services.recording import RecordJob, record_groups
 from clarion.services.registration import REGISTRATION_PROCESS, ProcessRequests
@@ -83,6 +83,10 @@ def build_handlers(c: Container, *, with_api: bool = False) -> dict[str, Handler
         for call in calls:
             await c.fanout.page(call.args)
 
+    async def release(calls: Sequence[Call[ReleaseHeld]]) -> None:
+        for call in calls:
+            await c.fanout.release(call.args)
+
     async def deliver(calls: Sequence[Call[list[str]]]) -> None:
         await c.delivery.deliver([i for call in calls for i in call.args])
 
@@ -115,6 +119,7 @@ def build_handlers(c: Container, *, with_api: bool = False) -> dict[str, Handler
         on(RECORD, record),
         on(MAINTENANCE_PURGE, purge),
         on(SEND_FANOUT, fan_out),
+        on(RELEASE_HELD, release),
         # At most DELIVERY_JOBS_PER_CALL jobs (of up to DELIVERY_BATCH_SIZE deliveries) per
         # call, claimed only for free slots: a worker holds at most WORKER_CONCURRENCY calls'
         # worth of deliveries, and the rest of a large send stays claimable by the others.

@@ -58,7 +58,10 @@ class FiguresRead(_Strict):
     sent: SentRead
     targeted_devices: int = Field(description="Devices a notification was addressed to.")
     not_sent: NotSentRead
-    blocked: ReasonsRead = Field(description="People held back by a compliance rule (journeys).")
+    blocked: ReasonsRead = Field(description="People a compliance rule kept the push from: "
+                                 "frequency_cap, no_consent, expired (docs/compliance.md).")
+    held: ReasonsRead = Field(description="People whose push waited for the end of their "
+                              "quiet time (then sent, or blocked at release).")
     delivered: InteractionRead
     opened: InteractionRead
     clicked: InteractionRead

@@ -1,0 +1,127 @@
+"""The compliance screen applied to a fan-out page: who gets the push now, who waits, who not.
+
+Fan-out (``clarion.services.fanout``) calls this for the people of a page who have a device,
+only when the org has compliance rules (an org without any pays one primary-key read per page).
+The rules and their order are ``clarion.domain.compliance.screen``; here they meet the rows:
+
+* ``screen`` (a read): expiry, consent, quiet time per person, with the people's time zones and
+  fields, and their consent, read in one statement each for the whole page.
+* ``cap`` (inside the write transaction that creates the deliveries): locks the people's rows
+  (PostgreSQL), counts their recent commercial pushes from the ledger, blocks those over the cap
+  and records the others, so no two workers can both send the push that crosses a cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from clarion.domain.compliance.caps import FrequencyCap, caps_from_document
+from clarion.domain.compliance.quiet_times import (
+    Category,
+    QuietProfile,
+    profile_from_document,
+    zone_for,
+)
+from clarion.domain.compliance.screen import Screen, Verdict, decide
+from clarion.store import compliance as store
+from clarion.store.db import Conn
+from clarion.store.sends import SendRow
+
+CHANNEL = "push"
+
+
+@dataclass(frozen=True, slots=True)
+class OrgRules:
+    profile: QuietProfile | None
+    cap: FrequencyCap | None
+    require_consent: bool
+    time_zone: str | None
+    opt_outs: bool = False
+
+    @staticmethod
+    def of(row: store.ComplianceRow) -> OrgRules:
+        caps = caps_from_document(row.frequency_caps) if row.frequency_caps else {}
+        cap = caps.get(CHANNEL)
+        return OrgRules(profile_from_document(row.quiet_times) if row.quiet_times else None,
+                        cap if cap is not None and cap.limits else None,
+                        row.require_consent, row.time_zone, row.opt_outs)
+
+    def applies(self, category: Category) -> bool:
+        if category is Category.COMMERCIAL:
+            return (self.profile is not None or self.cap is not None
+                    or self.require_consent or self.opt_outs)
+        return self.profile is not None  # transactional: only its own quiet rules
+
+
+@dataclass(slots=True)
+class Screened:
+    now: list[str] = field(default_factory=list)  # may leave now (caps still to check)
+    held: dict[str, datetime] = field(default_factory=dict)  # person → release instant
+    blocked: dict[str, str] = field(default_factory=dict)  # person → reason
+
+
+def category_of(send: SendRow) -> Category:
+    return Category(send.category)
+
+
+async def rules_of(conn: Conn, org_id: str) -> OrgRules | None:
+    row = await store.settings(conn, org_id)
+    return None if row is None else OrgRules.of(row)
+
+
+async def screen(conn: Conn, rules: OrgRules, send: SendRow, people: Sequence[str],
+                 now: datetime) -> Screened:
+    """Expiry, consent and quiet time for ``people`` (the cap comes later, in ``cap``)."""
+    category = category_of(send)
+    out = Screened()
+    if not people:
+        return out
+    facts = await store.people_facts(conn, people) if rules.profile is not None else {}
+    consents = (await store.consents(conn, send.app_id, people)
+                if (rules.require_consent or rules.opt_outs)
+                and category is Category.COMMERCIAL else {})
+    for person in people:
+        fact = facts.get(person)
+        if rules.profile is not None:
+            quiet = rules.profile.rules_for(fact.fields() if fact else {}, category)
+            zone = zone_for(fact.time_zone if fact else None, rules.time_zone)
+        else:
+            quiet, zone = _NO_QUIET, _UTC
+        decision = decide(Screen(category, quiet, zone, consent_required=rules.require_consent,
+                                 consented=consents.get(person), deadline=send.expires_at),
+                          now)
+        if decision.verdict is Verdict.SEND:
+            out.now.append(person)
+        elif decision.verdict is Verdict.HOLD:
+            assert decision.until is not None
+            out.held[person] = decision.until
+        else:
+            out.blocked[person] = str(decision.reason)
+    return out
+
+
+async def cap(conn: Conn, rules: OrgRules, send: SendRow, people: Sequence[str],
+              now: datetime) -> tuple[list[str], list[str]]:
+    """(those of ``people`` who may have the push, those the cap blocks); records the ledger
+    for the first. Call inside the write transaction that creates their deliveries."""
+    if (rules.cap is None or category_of(send) is not Category.COMMERCIAL or not people):
+        return list(people), []
+    longest = rules.cap.longest
+    assert longest is not None
+    await store.lock_people(conn, people)
+    recent = await store.recent_sends(conn, send.org_id, people, CHANNEL, now - longest)
+    allowed: list[str] = []
+    blocked: list[str] = []
+    for person in people:
+        full = rules.cap.full_window(recent.get(person, ()), now)
+        (allowed if full is None else blocked).append(person)
+    # A page's deliveries and its ledger rows commit together (a page committed is never run
+    # again: clarion.services.fanout), so nobody is recorded twice.
+    await store.record_sent(conn, send.org_id, send.id, CHANNEL, allowed, now)
+    return allowed, blocked
+
+
+_NO_QUIET = profile_from_document({"name": "none"}).general.commercial
+_UTC = zone_for("UTC")

@@ -334,3 +334,30 @@ def test_the_cli_imports_consent_from_csv(sqlite_url: str, tmp_path: Path,
     summary = json.loads(out.output)
     assert summary["imported"] == 2
     assert [r["line"] for r in summary["rejected"]] == [4]
+
+
+async def test_a_held_personalised_push_leaves_with_its_own_text(
+        frozen: Container, api: httpx.AsyncClient, fake_sender: FakeSender,
+        clock: FrozenClock) -> None:
+    w = await world(frozen, dry_run_on_register=False, people_count=0)
+    ada = await frozen.people.create(w.org_id, {"email": "ada@contoso.com",
+                                                "first_name": "Ada"})
+    w.person_ids.append(ada.id)
+    await one_device_each(frozen, api, w)
+    doc = {"name": "Hello", "app_id": w.app_id, "category": "commercial",
+           "title": "Hello, {{FirstName}}", "body": "News",
+           "placeholders": {"FirstName": {"source": "audience", "field": "first_name"}}}
+    created = await api.post(f"/v1/orgs/{w.org_id}/messages", json=doc, headers=admin(w))
+    assert created.status_code == 201, created.text
+    await put(api, w, "quiet-times", NIGHT)
+    await put(api, w, "compliance", {"time_zone": "Europe/Paris"})
+    r = await api.post(f"/v1/orgs/{w.org_id}/sends", headers=admin(w),
+                       json={"message_id": created.json()["id"], "user_id": ada.id})
+    assert r.status_code == 202, r.text
+    assert r.json()["category"] == "commercial"  # the message's
+    await drain(frozen)
+    assert delivered(fake_sender) == []
+    clock.advance(10 * 3600)  # 08:30 in Paris
+    await drain(frozen)
+    sent = [s for s in fake_sender.sent if not s.dry_run]
+    assert [s.notification.title for s in sent] == ["Hello, Ada"]

@@ -162,6 +162,8 @@ def build(
     apps = Apps(db, box, clock, settings, tokens)
     people = People(db, clock, settings)
     sends = Sends(db, clock, queue)
+    compliance = Compliance(db, clock, derived_key(keys[0], "unsubscribe-links"),
+                            settings.public_url)
     return Container(
         settings=settings, clock=clock, db=db, box=box, link_key=link_key, policy=policy,
         queue=queue, writer=writer, backlog=backlog, senders=senders, orgs=Orgs(db, clock),
@@ -172,7 +174,7 @@ def build(
                                         people=people, senders=senders, settings=settings),
         callbacks=Callbacks(callback_client),
         sends=sends,
-        fanout=FanOut(db, clock, queue, policy),
+        fanout=FanOut(db, clock, queue, policy, compliance.unsubscribe_url),
         delivery=Delivery(db=db, clock=clock, queue=queue, apps=apps, senders=senders,
                           policy=policy, public_url=settings.public_url, link_key=link_key),
         interactions=Interactions(
@@ -186,9 +188,9 @@ def build(
         reports=Reports(db, clock),
         health=Health(db, clock, backlog),
         messages=Messages(db, clock, sends, _payload_previewer(),
-                          public_url=settings.public_url, link_key=link_key),
-        compliance=Compliance(db, clock, derived_key(keys[0], "unsubscribe-links"),
-                              settings.public_url),
+                          public_url=settings.public_url, link_key=link_key,
+                          unsubscribe_url=compliance.unsubscribe_url),
+        compliance=compliance,
     )
 
 

@@ -361,3 +361,33 @@ async def test_a_held_personalised_push_leaves_with_its_own_text(
     await drain(frozen)
     sent = [s for s in fake_sender.sent if not s.dry_run]
     assert [s.notification.title for s in sent] == ["Hello, Ada"]
+
+
+async def test_an_unsubscribe_placeholder_renders_each_person_s_own_link(
+        frozen: Container, api: httpx.AsyncClient, fake_sender: FakeSender) -> None:
+    w = await world(frozen, dry_run_on_register=False, people_count=2)
+    await one_device_each(frozen, api, w)
+    doc = {"name": "News", "app_id": w.app_id, "category": "commercial", "title": "News",
+           "body": "Stop these: {{Stop}}", "data": {"unsubscribe": "{{Stop}}"},
+           "placeholders": {"Stop": {"source": "compliance", "field": "unsubscribe_url"}}}
+    created = await api.post(f"/v1/orgs/{w.org_id}/messages", json=doc, headers=admin(w))
+    assert created.status_code == 201, created.text
+    bad = {**doc, "placeholders": {"Stop": {"source": "compliance", "field": "first_name"}}}
+    refused = await api.post(f"/v1/orgs/{w.org_id}/messages", json=bad, headers=admin(w))
+    assert refused.status_code == 400 and "placeholders.Stop.field" in refused.text
+    r = await api.post(f"/v1/orgs/{w.org_id}/sends", headers=admin(w),
+                       json={"message_id": created.json()["id"], "user_ids": w.person_ids})
+    assert r.status_code == 202, r.text
+    await drain(frozen)
+    sent = [s for s in fake_sender.sent if not s.dry_run]
+    links = {s.device.token: s.notification.data["unsubscribe"] for s in sent}
+    assert len(set(links.values())) == 2  # one link per person
+    first = next(s for s in sent if s.notification.body.endswith(
+        links[s.device.token]))  # the body carries the same link
+    path = "/" + links[first.device.token].split("://", 1)[1].split("/", 1)[1]
+    assert (await api.post(path)).status_code == 200
+    person = next(p for p in w.person_ids
+                  if links[first.device.token] == frozen.compliance.unsubscribe_url(w.app_id, p))
+    got = await api.get(f"/v1/orgs/{w.org_id}/apps/{w.app_id}/people/{person}/consent",
+                        headers=admin(w))
+    assert got.json()["opted_in"] is False

@@ -53,6 +53,7 @@ from clarion.domain.text import check_document, controls
 from clarion.errors import InvalidInput
 
 PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "time_zone", "locale", "kind")
+COMPLIANCE_FIELDS = ("unsubscribe_url",)  # placeholders with source "compliance"
 MAX_PLACEHOLDERS = 100  # CIJ: "up to 100 dynamic attributes per message"
 TEST_TRACKING_ID = ""  # CIJ contract §4: a test send carries an empty trackingId
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,99}")
@@ -99,9 +100,10 @@ class PersonFacts:
 class Placeholder(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    source: Literal["audience", "trigger", "org"] = Field(
+    source: Literal["audience", "trigger", "org", "compliance"] = Field(
         description="audience: a person field or attribute; trigger: an attribute of the "
-        "trigger that started the journey; org: an org setting.")
+        "trigger that started the journey; org: an org setting; compliance: "
+        "unsubscribe_url, the person's unsubscribe link for the app.")
     field: str = Field(min_length=1, max_length=100, description="The field, attribute or "
                        "setting read, e.g. first_name, tier, support_phone.")
     default: str | None = Field(None, max_length=1000,
@@ -149,6 +151,11 @@ class PushMessageIn(BaseModel):
                 raise InvalidInput(f"placeholder name {name!r} is not a name",
                                    field=f"placeholders.{name}",
                                    fix="Use letters, digits and _ (not first), e.g. FirstName.")
+            if p.source == "compliance" and p.field not in COMPLIANCE_FIELDS:
+                raise InvalidInput(f"placeholder {name}: a compliance placeholder reads "
+                                   f"{', '.join(COMPLIANCE_FIELDS)}, not {p.field!r}",
+                                   field=f"placeholders.{name}.field",
+                                   fix='Write "field": "unsubscribe_url".')
             if not _FIELD.fullmatch(p.field):
                 raise InvalidInput(f"placeholder {name}: field {p.field!r} is not a field name",
                                    field=f"placeholders.{name}.field",
@@ -227,23 +234,31 @@ class CompiledMessage:
             body=cached_template(doc.body), url=cached_template(doc.on_click.url or ""),
             data={k: cached_template(v) for k, v in doc.data.items()})
 
+    @property
+    def needs_compliance(self) -> bool:
+        """Whether a placeholder reads a compliance value (the unsubscribe link)."""
+        return any(p.source == "compliance" for p in self.doc.placeholders.values())
+
     def values(self, person: PersonFacts, trigger: Mapping[str, object],
-               org_settings: Mapping[str, str]) -> dict[str, object]:
+               org_settings: Mapping[str, str],
+               compliance: Mapping[str, str] | None = None) -> dict[str, object]:
         out: dict[str, object] = {}
         for name, p in self.doc.placeholders.items():
             value: object = (person.value(p.field) if p.source == "audience" else
                              trigger.get(p.field) if p.source == "trigger" else
-                             org_settings.get(p.field))
+                             org_settings.get(p.field) if p.source == "org" else
+                             (compliance or {}).get(p.field))
             if value is None or value == "":
                 value = p.default
             out[name] = value
         return out
 
     def render(self, person: PersonFacts, trigger: Mapping[str, object],
-               org_settings: Mapping[str, str]) -> Message:
+               org_settings: Mapping[str, str],
+               compliance: Mapping[str, str] | None = None) -> Message:
         """The message of one person (``TemplateOutputTooLarge`` when a field renders past
         its bound)."""
-        values = self.values(person, trigger, org_settings)
+        values = self.values(person, trigger, org_settings, compliance)
         link = None
         if self.doc.on_click.action == "open_url":
             shown = {k: "" if v is None else quote(_text(v), safe="") for k, v in values.items()}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -117,7 +117,9 @@ class _Screening:
 
 class FanOut:
     def __init__(self, db: Database, clock: Clock, queue: JobQueue,
-                 policy: DeliveryPolicy) -> None:
+                 policy: DeliveryPolicy,
+                 unsubscribe_url: Callable[[str, str], str] = lambda _a, _p: "") -> None:
+        self._unsubscribe_url = unsubscribe_url  # (app id, person id) → the person's link
         self._db = db
         self._clock = clock
         self._queue = queue
@@ -253,8 +255,8 @@ class FanOut:
             await self._queue.enqueue(conn, jobs)
         return len(rows)
 
-    @staticmethod
-    async def _render(conn: Conn, send: store.SendRow, devices: list[store.ActiveDevice]
+    async def _render(self, conn: Conn, send: store.SendRow,
+                      devices: list[store.ActiveDevice]
                       ) -> tuple[list[tuple[str, str, dict[str, Any]]],
                                  list[store.ActiveDevice], int]:
         """A personalised send's page: each person with a device gets their message, from
@@ -265,8 +267,11 @@ class FanOut:
         facts = await message_store.people_facts(conn, send.org_id, people)
         rows: list[tuple[str, str, dict[str, Any]]] = []
         failed: set[str] = set()
+        unsubscribe = renderer.compiled.needs_compliance
         for person_id in people:
-            message = renderer.render(facts.get(person_id) or PersonFacts(id=person_id))
+            extra = ({"unsubscribe_url": self._unsubscribe_url(send.app_id, person_id)}
+                     if unsubscribe else None)
+            message = renderer.render(facts.get(person_id) or PersonFacts(id=person_id), extra)
             if message is None:
                 failed.add(person_id)
             else:

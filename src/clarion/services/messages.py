@@ -9,7 +9,7 @@ an ``InvalidInput`` naming the field and position, never a failure at send time.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +58,9 @@ def _read(row: store.MessageRow) -> PushMessageRead:
 
 class Messages:
     def __init__(self, db: Database, clock: Clock, sends: Sends, previewer: PayloadPreviewer,
-                 *, public_url: str, link_key: bytes) -> None:
+                 *, public_url: str, link_key: bytes,
+                 unsubscribe_url: Callable[[str, str], str] = lambda _a, _p: "") -> None:
+        self._unsubscribe_url = unsubscribe_url  # (app id, person id) → the person's link
         self._db = db
         self._clock = clock
         self._sends = sends
@@ -159,7 +161,9 @@ class Messages:
             settings = await settings_store.get(conn, org_id)
             app = await app_store.get(conn, row.app_id, org_id)
         doc = stored(row.document)
-        message = CompiledMessage.of(doc).render(facts, trigger, settings)
+        message = CompiledMessage.of(doc).render(
+            facts, trigger, settings,
+            {"unsubscribe_url": self._unsubscribe_url(row.app_id, facts.id)})
         link = (links.tracked_url(self._public_url, self._link_key, PREVIEW_TRACKING_ID)
                 if message.link else None)
         notification = message.notification(tracking_id=PREVIEW_TRACKING_ID, link=link)

@@ -80,10 +80,11 @@ class Renderer:
                         dict(document.get("trigger_data") or {}),
                         dict(document.get("org_settings") or {}))
 
-    def render(self, person: PersonFacts) -> Message | None:
+    def render(self, person: PersonFacts,
+               compliance: Mapping[str, str] | None = None) -> Message | None:
         """The person's message; None when it cannot be made (a value too long: the person is
         counted as not sent rather than the page failing for everyone)."""
         try:
-            return self.compiled.render(person, self.trigger, self.org_settings)
+            return self.compiled.render(person, self.trigger, self.org_settings, compliance)
         except TemplateOutputTooLarge:
             return None

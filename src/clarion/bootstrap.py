@@ -33,6 +33,7 @@ from clarion.services.recording import Recorder
 from clarion.services.registration import Registration
 from clarion.services.registration_processing import RegistrationProcessor
 from clarion.services.reports import Reports
+from clarion.services.segments import Segments
 from clarion.services.sending import Sends
 from clarion.services.webhooks import Callbacks
 from clarion.store.backlog import Backlog
@@ -70,6 +71,7 @@ class Container:
     events: EventBus  # in-service events: subscribe here at bootstrap (services/events.py)
     reports: Reports
     health: Health
+    segments: Segments
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -179,4 +181,5 @@ def build(
         events=EventBus(db, queue, clock),
         reports=Reports(db, clock),
         health=Health(db, clock, backlog),
+        segments=Segments(db, clock),
     )

@@ -21,6 +21,7 @@ from clarion.api.routes import (
     orgs,
     people,
     reports,
+    segments,
     sends,
 )
 from clarion.bootstrap import Container
@@ -64,7 +65,7 @@ def create_app(container: Container) -> FastAPI:
     app.state.container = container
     errors.install(app)
     for module in (health, orgs, apps, people, devices, sends, cij_registration, cij_odata,
-                   cij_interactions, links, reports):
+                   cij_interactions, links, reports, segments):
         app.include_router(module.router)
 
     def openapi_schema() -> dict[str, Any]:

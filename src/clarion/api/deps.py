@@ -31,6 +31,7 @@ from clarion.services.orgs import Orgs
 from clarion.services.people import People
 from clarion.services.registration import Registration
 from clarion.services.reports import Reports
+from clarion.services.segments import Segments
 from clarion.services.sending import Sends
 
 T = TypeVar("T")
@@ -63,6 +64,7 @@ SendsDep = Annotated[Sends, Depends(_part(lambda c: c.sends))]
 InteractionsDep = Annotated[Interactions, Depends(_part(lambda c: c.interactions))]
 ReportsDep = Annotated[Reports, Depends(_part(lambda c: c.reports))]
 HealthDep = Annotated[Health, Depends(_part(lambda c: c.health))]
+SegmentsDep = Annotated[Segments, Depends(_part(lambda c: c.segments))]
 
 
 async def authenticate(request: Request, orgs: Orgs, org_id: str | None) -> str:

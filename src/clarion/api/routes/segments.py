@@ -1,0 +1,112 @@
+"""Segments: dynamic filters over people, static member lists, size previews and member pages
+(``/v1/orgs/{org_id}/segments``)."""
+
+from __future__ import annotations
+
+import io
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from clarion.api.deps import AdminOrg, SegmentsDep
+from clarion.api.intake import CheckedRoute
+from clarion.api.schemas.errors import ADMIN_ERRORS, error
+from clarion.api.schemas.segments import (
+    ImportResult,
+    MemberPage,
+    SegmentCreate,
+    SegmentPage,
+    SegmentRead,
+    SegmentSize,
+    SegmentUpdate,
+)
+from clarion.errors import InvalidInput
+from clarion.services.importing import iter_csv, iter_jsonl
+
+router = APIRouter(prefix="/v1/orgs/{org_id}/segments", tags=["segments"],
+                   route_class=CheckedRoute, responses=ADMIN_ERRORS)
+
+
+@router.post("", status_code=201)
+async def create_segment(org_id: AdminOrg, segments: SegmentsDep,
+                         body: SegmentCreate) -> SegmentRead:
+    """A dynamic segment (`filter`) or a static one (`"kind": "static"`, then import members)."""
+    return await segments.create(org_id, body.model_dump(exclude_none=True))
+
+
+@router.get("")
+async def list_segments(
+    org_id: AdminOrg, segments: SegmentsDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+) -> SegmentPage:
+    items = await segments.all(org_id, after=cursor, limit=limit + 1)
+    page = items[:limit]
+    return SegmentPage(page, page[-1].id if len(items) > limit else None)
+
+
+@router.get("/{segment_id}")
+async def get_segment(org_id: AdminOrg, segments: SegmentsDep, segment_id: str) -> SegmentRead:
+    return await segments.get(org_id, segment_id)
+
+
+@router.put("/{segment_id}")
+async def replace_segment(org_id: AdminOrg, segments: SegmentsDep, segment_id: str,
+                          body: SegmentUpdate) -> SegmentRead:
+    return await segments.replace(org_id, segment_id, body.model_dump(exclude_none=True))
+
+
+@router.delete("/{segment_id}", status_code=204,
+               responses={409: error("Another segment uses this one (in_segment).")})
+async def delete_segment(org_id: AdminOrg, segments: SegmentsDep, segment_id: str) -> Response:
+    await segments.delete(org_id, segment_id)
+    return Response(status_code=204)
+
+
+@router.get("/{segment_id}/size")
+async def segment_size(org_id: AdminOrg, segments: SegmentsDep, segment_id: str) -> SegmentSize:
+    """How many people the segment holds now, and a sample of them."""
+    return await segments.size(org_id, segment_id)
+
+
+@router.get("/{segment_id}/preview", include_in_schema=False)
+async def segment_preview(org_id: AdminOrg, segments: SegmentsDep,
+                          segment_id: str) -> SegmentSize:
+    return await segments.size(org_id, segment_id)
+
+
+@router.get("/{segment_id}/members")
+async def segment_members(
+    org_id: AdminOrg, segments: SegmentsDep, segment_id: str,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+) -> MemberPage:
+    """Members in ascending id order, a page at a time."""
+    items = await segments.members(org_id, segment_id, cursor, limit + 1)
+    page = items[:limit]
+    return MemberPage(page, page[-1] if len(items) > limit else None)
+
+
+@router.post("/{segment_id}/members", openapi_extra={"requestBody": {"content": {
+    "text/csv": {"schema": {"type": "string"}},
+    "application/x-ndjson": {"schema": {"type": "string"}}}}})
+async def import_members(org_id: AdminOrg, segments: SegmentsDep, segment_id: str,
+                         request: Request) -> ImportResult:
+    """Add people to a static segment: CSV with a header line (an `id`/`user_id`/`contactid`
+    column, or `email`) or JSON lines (`{"user_id": …}` or `{"email": …}`)."""
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"the body is not UTF-8 ({exc.reason})",
+                           fix="Send the file as UTF-8.") from None
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "text/csv":
+        rows = (row for _, row in iter_csv(io.StringIO(text, newline="")))
+    elif kind in ("application/x-ndjson", "application/jsonl", "application/json"):
+        rows = (row for _, row in iter_jsonl(io.StringIO(text)))
+    else:
+        raise InvalidInput(f"the content type {kind or 'none'!r} is not an import format",
+                           fix="Send Content-Type: text/csv (a header line, then one person "
+                           "per line) or application/x-ndjson (one JSON object per line).")
+    return await segments.import_members(org_id, segment_id, rows)

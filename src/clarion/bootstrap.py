@@ -35,6 +35,7 @@ from clarion.services.registration_processing import RegistrationProcessor
 from clarion.services.reports import Reports
 from clarion.services.segments import Segments
 from clarion.services.sending import Sends
+from clarion.services.triggers import Triggers
 from clarion.services.webhooks import Callbacks
 from clarion.store.backlog import Backlog
 from clarion.store.db import Database
@@ -72,6 +73,7 @@ class Container:
     reports: Reports
     health: Health
     segments: Segments
+    triggers: Triggers
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -157,12 +159,12 @@ def build(
     senders = dict(senders if senders is not None else default_senders(settings, network))
     tokens = ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds)
     apps = Apps(db, box, clock, settings, tokens)
-    people = People(db, clock, settings)
+    people = People(db, clock, settings, queue)
     return Container(
         settings=settings, clock=clock, db=db, box=box, link_key=link_key, policy=policy,
         queue=queue, writer=writer, backlog=backlog, senders=senders, orgs=Orgs(db, clock),
         apps=apps, people=people,
-        importer=Importer(db, clock, settings), devices=Devices(db),
+        importer=Importer(db, clock, settings, queue), devices=Devices(db),
         registration=Registration(db, writer, tokens, clock, settings),
         processor=RegistrationProcessor(db=db, clock=clock, queue=queue, apps=apps,
                                         people=people, senders=senders, settings=settings),
@@ -182,4 +184,5 @@ def build(
         reports=Reports(db, clock),
         health=Health(db, clock, backlog),
         segments=Segments(db, clock),
+        triggers=Triggers(db, clock, queue),
     )

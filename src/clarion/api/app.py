@@ -23,6 +23,7 @@ from clarion.api.routes import (
     reports,
     segments,
     sends,
+    triggers,
 )
 from clarion.bootstrap import Container
 
@@ -65,7 +66,7 @@ def create_app(container: Container) -> FastAPI:
     app.state.container = container
     errors.install(app)
     for module in (health, orgs, apps, people, devices, sends, cij_registration, cij_odata,
-                   cij_interactions, links, reports, segments):
+                   cij_interactions, links, reports, segments, triggers):
         app.include_router(module.router)
 
     def openapi_schema() -> dict[str, Any]:

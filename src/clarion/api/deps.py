@@ -33,6 +33,7 @@ from clarion.services.registration import Registration
 from clarion.services.reports import Reports
 from clarion.services.segments import Segments
 from clarion.services.sending import Sends
+from clarion.services.triggers import Triggers
 
 T = TypeVar("T")
 # Documents the scheme in OpenAPI; the token itself is read by ``authenticate``.
@@ -65,6 +66,7 @@ InteractionsDep = Annotated[Interactions, Depends(_part(lambda c: c.interactions
 ReportsDep = Annotated[Reports, Depends(_part(lambda c: c.reports))]
 HealthDep = Annotated[Health, Depends(_part(lambda c: c.health))]
 SegmentsDep = Annotated[Segments, Depends(_part(lambda c: c.segments))]
+TriggersDep = Annotated[Triggers, Depends(_part(lambda c: c.triggers))]
 
 
 async def authenticate(request: Request, orgs: Orgs, org_id: str | None) -> str:

@@ -99,6 +99,12 @@ def _extra(path: tuple[str, ...], k: Known) -> list[str]:
         ("contacts", "show"): [k.person],
         ("devices", "registration"): [UNKNOWN_APP],
         ("send",): ["--title", "Hello"],
+        ("segments", "create"): ["Gold", "--filter", "tier eq 'gold'"],
+        ("segments", "show"): [UNKNOWN_APP],
+        ("segments", "size"): [UNKNOWN_APP],
+        ("segments", "import"): [UNKNOWN_APP, k.people_file],
+        ("triggers", "create"): ["cart_abandoned"],
+        ("triggers", "fire"): ["cart_abandoned"],
     }
     return extra.get(path, [])
 
@@ -174,7 +180,9 @@ def test_empty_listings_say_so(known: Known) -> None:
             (["devices", "list", "--org", known.org, "--user", known.person, "--state",
               "invalid"], f"No invalid devices for person {known.person}"),
             (["reports", "timeline", "--org", known.org, "--person", known.person],
-             f"Nothing yet for person {known.person}")]:
+             f"Nothing yet for person {known.person}"),
+            (["segments", "list", "--org", empty], f"No segments in organization {empty}"),
+            (["triggers", "list", "--org", empty], f"No triggers in organization {empty}")]:
         out = runner.invoke(cli, args)
         assert out.exit_code == 0, (args, out.output)
         assert words in out.output and "┏" not in out.output, (args, out.output)

@@ -11,7 +11,19 @@ from typing import Annotated
 import typer
 
 from clarion import __version__
-from clarion.cli import apps, contacts, demo, devices, emulator, jobs, orgs, reports, send
+from clarion.cli import (
+    apps,
+    contacts,
+    demo,
+    devices,
+    emulator,
+    jobs,
+    orgs,
+    reports,
+    segments,
+    send,
+    triggers,
+)
 from clarion.cli.check import check_config
 
 app = typer.Typer(
@@ -27,6 +39,8 @@ app.add_typer(devices.app, name="devices")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(emulator.app, name="emulator")
 app.add_typer(reports.app, name="reports")
+app.add_typer(segments.app, name="segments")
+app.add_typer(triggers.app, name="triggers")
 app.command("check-config")(check_config)
 app.command("send")(send.send)
 app.command("demo")(demo.demo)

@@ -101,15 +101,15 @@ class Triggers:
         now = self._clock.now()
         try:
             async with self._db.write() as conn:
+                person = canonical_guid(user_id)
+                if person is None or not await people_store.exists(conn, org_id, person):
+                    raise await missing_person(conn, org_id, user_id, field="user_id")
                 trigger = await self._require(conn, org_id, name)
                 if idempotency_key is not None:
                     earlier = await store.firing_by_key(conn, trigger.id, idempotency_key)
                     if earlier is not None:
                         return Fired(earlier, created=False)
                 values = check_data(trigger.attributes, data, trigger.name)
-                person = canonical_guid(user_id)
-                if person is None or not await people_store.exists(conn, org_id, person):
-                    raise await missing_person(conn, org_id, user_id, field="user_id")
                 event = await store.insert_firing(conn, {
                     "id": new_id(), "org_id": org_id, "trigger_id": trigger.id,
                     "trigger": trigger.name, "person_id": person, "data": values,

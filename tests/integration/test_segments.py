@@ -125,9 +125,14 @@ async def test_static_segment_imports_ids_and_emails(
         "name": "VIP gmail", "filter": f"in_segment('{sid}') and endswith(email, '2@example.com')"}
                               )).json()
     assert (await container.segments.members(org, both["id"], None, 10)) == [_pid(2)]
-    wrong = await client.post(f"{base}/{sid}/members", content="x",
-                              headers={**auth, "content-type": "text/plain"})
-    assert wrong.status_code == 400 and "text/csv" in wrong.json()["error"]["fix"]
+    as_json = await client.post(f"{base}/{sid}/members", headers=auth,
+                                json={"user_ids": [_pid(3)], "emails": ["p4@example.com"]})
+    assert as_json.json() == {"added": 2, "already": 0, "unknown": [], "unknown_count": 0}
+    wrong = await client.post(f"{base}/{sid}/members", headers=auth, json={"ids": []})
+    assert wrong.status_code == 400 and "user_ids" in wrong.json()["error"]["fix"]
+    broken = await client.post(f"{base}/{sid}/members", content='{"email": "a@b.c"}\n{oops\n',
+                               headers={**auth, "content-type": "application/x-ndjson"})
+    assert broken.status_code == 400 and "line 2" in broken.json()["error"]["message"]
 
 
 async def test_a_100k_segment_is_read_page_by_page(container: Container) -> None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import io
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -20,8 +20,9 @@ from clarion.api.schemas.segments import (
     SegmentSize,
     SegmentUpdate,
 )
+from clarion.domain.text import loads
 from clarion.errors import InvalidInput
-from clarion.services.importing import iter_csv, iter_jsonl
+from clarion.services.importing import UnreadableRow, iter_csv, iter_jsonl
 
 router = APIRouter(prefix="/v1/orgs/{org_id}/segments", tags=["segments"],
                    route_class=CheckedRoute, responses=ADMIN_ERRORS)
@@ -87,26 +88,51 @@ async def segment_members(
     return MemberPage(page, page[-1] if len(items) > limit else None)
 
 
+MEMBERS_JSON = {"type": "object", "properties": {
+    "user_ids": {"type": "array", "items": {"type": "string"}},
+    "emails": {"type": "array", "items": {"type": "string"}}}}
+
+
 @router.post("/{segment_id}/members", openapi_extra={"requestBody": {"content": {
+    "application/json": {"schema": MEMBERS_JSON},
     "text/csv": {"schema": {"type": "string"}},
     "application/x-ndjson": {"schema": {"type": "string"}}}}})
 async def import_members(org_id: AdminOrg, segments: SegmentsDep, segment_id: str,
                          request: Request) -> ImportResult:
-    """Add people to a static segment: CSV with a header line (an `id`/`user_id`/`contactid`
-    column, or `email`) or JSON lines (`{"user_id": …}` or `{"email": …}`)."""
+    """Add people to a static segment: JSON `{"user_ids": [...], "emails": [...]}`, CSV
+    (`text/csv`, a header line with an `id`/`user_id`/`contactid` or `email` column) or JSON
+    lines (`application/x-ndjson`, `{"user_id": …}` or `{"email": …}` per line)."""
     raw = await request.body()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"the body is not UTF-8 ({exc.reason})",
-                           fix="Send the file as UTF-8.") from None
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "text/csv":
-        rows = (row for _, row in iter_csv(io.StringIO(text, newline="")))
-    elif kind in ("application/x-ndjson", "application/jsonl", "application/json"):
-        rows = (row for _, row in iter_jsonl(io.StringIO(text)))
-    else:
-        raise InvalidInput(f"the content type {kind or 'none'!r} is not an import format",
-                           fix="Send Content-Type: text/csv (a header line, then one person "
-                           "per line) or application/x-ndjson (one JSON object per line).")
+    rows: list[dict[str, Any]]
+    if kind in ("text/csv", "application/x-ndjson", "application/jsonl"):
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"the body is not UTF-8 ({exc.reason})",
+                               fix="Send the file as UTF-8.") from None
+        found = (iter_csv(io.StringIO(text, newline="")) if kind == "text/csv"
+                 else iter_jsonl(io.StringIO(text)))
+        rows = []
+        # The body is bounded (CLARION_ADMIN_MAX_BODY_BYTES): read whole, refused whole.
+        for line, row in found:
+            if isinstance(row, UnreadableRow):
+                raise InvalidInput(f"line {line}: {row.reason}", fix="Fix that line; "
+                                   "nothing was imported.")
+            rows.append(row)
+    else:  # JSON, whatever the content type says, as every other route with a body
+        rows = _json_rows(loads(raw))
     return await segments.import_members(org_id, segment_id, rows)
+
+
+def _json_rows(document: Any) -> list[dict[str, Any]]:
+    fix = 'Send {"user_ids": ["<person id>", ...]} or {"emails": ["a@b.com", ...]}.'
+    if not isinstance(document, dict) or not document.keys() <= {"user_ids", "emails"}:
+        raise InvalidInput("the body must be an object with user_ids and/or emails", fix=fix)
+    rows: list[dict[str, Any]] = []
+    for key, column in (("user_ids", "user_id"), ("emails", "email")):
+        values = document.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise InvalidInput(f"{key} must be a list of strings", field=key, fix=fix)
+        rows += [{column: value} for value in values]
+    return rows

@@ -159,12 +159,13 @@ def build(
     senders = dict(senders if senders is not None else default_senders(settings, network))
     tokens = ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds)
     apps = Apps(db, box, clock, settings, tokens)
-    people = People(db, clock, settings, queue)
+    events = EventBus(db, queue, clock)
+    people = People(db, clock, settings, events)
     return Container(
         settings=settings, clock=clock, db=db, box=box, link_key=link_key, policy=policy,
         queue=queue, writer=writer, backlog=backlog, senders=senders, orgs=Orgs(db, clock),
         apps=apps, people=people,
-        importer=Importer(db, clock, settings, queue), devices=Devices(db),
+        importer=Importer(db, clock, settings, events), devices=Devices(db),
         registration=Registration(db, writer, tokens, clock, settings),
         processor=RegistrationProcessor(db=db, clock=clock, queue=queue, apps=apps,
                                         people=people, senders=senders, settings=settings),
@@ -180,7 +181,7 @@ def build(
             rate_per_client=settings.events_rate_per_client,
             rate_burst=settings.events_rate_burst),
         recorder=Recorder(db, clock, queue),
-        events=EventBus(db, queue, clock),
+        events=events,
         reports=Reports(db, clock),
         health=Health(db, clock, backlog),
         segments=Segments(db, clock),

@@ -34,8 +34,10 @@ class Collect:
         self.events.extend(batch)
 
 
-async def _setup(client: httpx.AsyncClient, container: Container
+async def _setup(client: httpx.AsyncClient, container: Container, created: Collect | None = None
                  ) -> tuple[str, dict[str, str], str]:
+    if created is not None:
+        container.events.subscribe("person.created", created, name="created")
     org = await container.orgs.create("Contoso")
     auth = {"authorization": f"Bearer {org.admin_token}"}
     person = await client.post(f"/v1/orgs/{org.id}/people", headers=auth,
@@ -81,12 +83,11 @@ async def test_declare_list_show_delete(client: httpx.AsyncClient,
 
 async def test_fire_is_validated_stored_and_published_once(
         client: httpx.AsyncClient, container: Container) -> None:
-    org, auth, person = await _setup(client, container)
+    fires, created = Collect(), Collect()
+    org, auth, person = await _setup(client, container, created)
     base = f"/v1/orgs/{org}/triggers"
     await client.post(base, headers=auth, json=CART)
-    fires, created = Collect(), Collect()
     container.events.subscribe("trigger.cart_abandoned", fires, name="fires")
-    container.events.subscribe("person.created", created, name="created")
     key = {**auth, "Idempotency-Key": "cart-42"}
     body = {"user_id": person, "data": {"cart_total": 72.5, "city": "Lyon"}}
 
@@ -158,6 +159,12 @@ async def test_imports_publish_person_created_per_chunk(
         people = sorted((await conn.execute(select(t.people.c.id).where(
             t.people.c.org_id == org.id))).scalars().all())
     assert ids == people
+
+
+async def test_nothing_is_queued_for_person_created_while_nobody_listens(
+        client: httpx.AsyncClient, container: Container) -> None:
+    await _setup(client, container)
+    assert await _count(container, t.jobs) == 0
 
 
 def test_topics() -> None:

@@ -17,8 +17,11 @@ There is one mechanism, durable and transactional (a "transactional outbox" on t
    (``InteractionEvent``); ``trigger.<name>`` for each fire of a custom trigger, and
    ``trigger.*`` (``clarion.domain.triggers.TriggerEvent``, published by
    ``publish_trigger`` in the transaction that stores the fire); ``person.created``
-   (``PersonCreatedEvent``, published by ``publish_people_created`` in the transaction that
-   inserts the people: one job per API create, one per chunk of an import).
+   (``PersonCreatedEvent``, published by ``EventBus.publish_people_created`` in the transaction
+   that inserts the people: one job per API create, one per chunk of an import). Creating
+   people is a hot path (imports of millions), so ``person.created`` is published only while a
+   subscriber for it is registered: register it in ``bootstrap.build`` (as every subscriber
+   should be), so that every process, API-only ones included, agrees.
 3. **Dispatch.** A worker runs the job (``EventBus.dispatch``): it loads the interactions
    by id and calls every subscriber whose topic matches, one after the other. Nothing polls
    the interaction tables.
@@ -198,14 +201,6 @@ async def publish_trigger(conn: Conn, queue: JobQueue, firing_id: str, *, now_ms
                                                   run_at_ms=now_ms + PUBLISH_DELAY_MS)])
 
 
-async def publish_people_created(conn: Conn, queue: JobQueue, org_id: str,
-                                 person_ids: Sequence[str], *, now_ms: int) -> None:
-    """Publish ``person.created`` for people just inserted; call inside that transaction."""
-    if person_ids:
-        await queue.enqueue(conn, [PERSON_EVENTS.job(PeoplePublication(org_id, list(person_ids)),
-                                                     run_at_ms=now_ms + PUBLISH_DELAY_MS)])
-
-
 class EventBus:
     """Subscribers of in-service events and their dispatch; see the module docstring for the
     semantics."""
@@ -229,6 +224,20 @@ class EventBus:
             raise ValueError(f"a subscriber named {key!r} is already registered; pass name=")
         self._subs[key] = _Subscription(key, topic, handler)
         return key
+
+    def listened(self, topic: str) -> bool:
+        """Whether a subscriber of ``topic`` (or of its family's ``.*``) is registered."""
+        family = topic.split(".")[0] + ".*"
+        return any(s.topic in (topic, family) for s in self._subs.values())
+
+    async def publish_people_created(self, conn: Conn, org_id: str,
+                                     person_ids: Sequence[str]) -> None:
+        """Publish ``person.created`` for people just inserted; call inside that transaction.
+        Nothing is queued while nobody subscribes (see the module docstring)."""
+        if person_ids and self.listened(PERSON_CREATED):
+            publication = PeoplePublication(org_id, list(person_ids))
+            await self._queue.enqueue(conn, [PERSON_EVENTS.job(
+                publication, run_at_ms=self._clock.epoch_ms() + PUBLISH_DELAY_MS)])
 
     def unsubscribe(self, name: str) -> None:
         self._subs.pop(name, None)

@@ -22,11 +22,10 @@ from clarion.domain.people import new_person_values
 from clarion.domain.text import loads
 from clarion.errors import InvalidInput
 from clarion.services.csv_records import records
-from clarion.services.events import publish_people_created
+from clarion.services.events import EventBus
 from clarion.services.orgs import require_org
 from clarion.store import people as store
 from clarion.store.db import Conn, Database, Duplicate
-from clarion.store.jobs import JobQueue
 
 SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
 
@@ -248,11 +247,11 @@ Pending = list[tuple[int, dict[str, Any], bool, list[str]]]
 
 class Importer:
     def __init__(self, db: Database, clock: Clock, settings: Settings,
-                 queue: JobQueue | None = None) -> None:
+                 events: EventBus | None = None) -> None:
         self._db = db
         self._clock = clock
         self._region = settings.default_phone_region
-        self._queue = queue  # publishes person.created, one job per chunk
+        self._events = events  # publishes person.created, one job per chunk
 
     async def import_people(
         self, org_id: str, rows: Iterable[Mapping[str, Any] | tuple[int, Mapping[str, Any]]],
@@ -344,6 +343,5 @@ class Importer:
             summary.by_kind[row["kind"]] = summary.by_kind.get(row["kind"], 0) + 1
 
     async def _publish(self, conn: Conn, org_id: str, person_ids: list[str]) -> None:
-        if self._queue is not None:
-            await publish_people_created(conn, self._queue, org_id, person_ids,
-                                         now_ms=self._clock.epoch_ms())
+        if self._events is not None:
+            await self._events.publish_people_created(conn, org_id, person_ids)

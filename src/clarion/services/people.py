@@ -24,11 +24,10 @@ from clarion.domain.people import (
     person_kind,
 )
 from clarion.errors import Conflict, InvalidInput, NotFound
-from clarion.services.events import publish_people_created
+from clarion.services.events import EventBus
 from clarion.services.orgs import require_org
 from clarion.store import people as store
 from clarion.store.db import Conn, Database, Duplicate
-from clarion.store.jobs import JobQueue
 
 MAX_PAGE = 1000
 _KIND_OF: dict[odata.Entity, str] = {"contacts": "contact", "leads": "lead"}
@@ -81,11 +80,11 @@ def lookup_phone(value: str, region: str | None) -> str:
 
 class People:
     def __init__(self, db: Database, clock: Clock, settings: Settings,
-                 queue: JobQueue | None = None) -> None:
+                 events: EventBus | None = None) -> None:
         self._db = db
         self._clock = clock
         self._region = settings.default_phone_region
-        self._queue = queue  # publishes person.created (None: tests without the bus)
+        self._events = events  # publishes person.created (None: tests without the bus)
 
     async def create(self, org_id: str, data: Mapping[str, Any]) -> PersonRead:
         values = new_person_values(data, default_region=self._region)
@@ -97,9 +96,8 @@ class People:
                 if await store.exists(conn, org_id, values["id"]):
                     raise taken(values["id"])
                 person = await store.insert_person(conn, row)
-                if self._queue is not None:
-                    await publish_people_created(conn, self._queue, org_id, [person.id],
-                                                 now_ms=self._clock.epoch_ms())
+                if self._events is not None:
+                    await self._events.publish_people_created(conn, org_id, [person.id])
                 return person
         except Duplicate as exc:  # a concurrent create of the same id
             raise taken(values["id"]) from exc

@@ -23,6 +23,7 @@ from clarion.store import segments as store
 from clarion.store.db import Conn, Database
 
 MAX_PAGE = 10_000
+MAX_LIST = 1000  # segments per listing page (one more is read to know if more follow)
 SAMPLE = 10
 IMPORT_CHUNK = 5_000
 _ID_KEYS = ("id", "user_id", "userid", "contactid", "leadid", "person_id")
@@ -111,7 +112,7 @@ class Segments:
                    limit: int = 100) -> list[SegmentRead]:
         async with self._db.read() as conn:
             await require_org(conn, org_id)
-            return await store.page(conn, org_id, _text_id(after), max(1, min(limit, 1000)))
+            return await store.page(conn, org_id, _text_id(after), max(1, min(limit, MAX_LIST + 1)))
 
     async def delete(self, org_id: str, segment_id: str) -> None:
         async with self._db.write() as conn:

@@ -32,6 +32,8 @@ from clarion.store import triggers as store
 from clarion.store.db import Conn, Database, Duplicate
 from clarion.store.jobs import JobQueue
 
+MAX_LIST = 1000  # triggers per listing page (one more is read to know if more follow)
+
 
 @dataclass(frozen=True, slots=True)
 class Fired:
@@ -81,7 +83,7 @@ class Triggers:
                   limit: int = 100) -> list[TriggerRead]:
         async with self._db.read() as conn:
             await require_org(conn, org_id)
-            return await store.page(conn, org_id, after, max(1, min(limit, 1000)))
+            return await store.page(conn, org_id, after, max(1, min(limit, MAX_LIST + 1)))
 
     async def delete(self, org_id: str, name: str) -> None:
         """Delete the declaration and its stored fires (published fires stay published)."""

@@ -125,3 +125,16 @@ def test_ne_is_not_eq_and_not_is_a_complement(facts: dict[str, object], text: st
     assert evaluate(Not(node), facts) is not evaluate(node, facts)
     if isinstance(node, Compare) and node.op == "ne":
         assert evaluate(node, facts) is not evaluate(Compare(node.field, "eq", node.value), facts)
+
+
+def test_facts_of_a_stored_person() -> None:
+    from clarion.domain.filters import facts_of
+    from clarion.domain.people import PersonRead
+
+    when = datetime(2026, 3, 1, tzinfo=UTC)
+    person = PersonRead(id="p", kind="lead", email="a@b.c", phone=None, first_name="Ana",
+                        last_name=None, time_zone=None, locale=None,
+                        attributes={"tier": "gold"}, created_at=when, updated_at=when)
+    facts = facts_of(person, {"cart_total": 80})
+    assert evaluate(parse("kind eq 'lead' and tier eq 'gold' and cart_total gt 50 and "
+                          "created_at lt '2026-04-01' and last_name eq null"), facts)

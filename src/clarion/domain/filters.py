@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from clarion.domain.people import PersonRead
 from clarion.errors import InvalidInput
 
 MAX_FILTER_LENGTH = 10_000
@@ -454,3 +455,11 @@ def person_facts(fields: Mapping[str, object], attributes: Mapping[str, object],
     if trigger:
         facts.update(trigger)
     return facts
+
+
+def facts_of(person: PersonRead, trigger: Mapping[str, object] | None = None
+             ) -> dict[str, object]:
+    """``person_facts`` of a stored person (and the data of the trigger that started the
+    journey, if any)."""
+    fields = {name: getattr(person, name) for name in PERSON_FIELDS}
+    return person_facts(fields, person.attributes, trigger)

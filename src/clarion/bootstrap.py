@@ -36,7 +36,9 @@ from clarion.services.recording import Recorder
 from clarion.services.registration import Registration
 from clarion.services.registration_processing import RegistrationProcessor
 from clarion.services.reports import Reports
+from clarion.services.segments import Segments
 from clarion.services.sending import Sends
+from clarion.services.triggers import Triggers
 from clarion.services.webhooks import Callbacks
 from clarion.store.backlog import Backlog
 from clarion.store.db import Database
@@ -75,6 +77,8 @@ class Container:
     health: Health
     messages: Messages  # designed push messages, preview, test send (issue 14 A)
     compliance: Compliance
+    segments: Segments
+    triggers: Triggers
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -160,7 +164,8 @@ def build(
     senders = dict(senders if senders is not None else default_senders(settings, network))
     tokens = ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds)
     apps = Apps(db, box, clock, settings, tokens)
-    people = People(db, clock, settings)
+    events = EventBus(db, queue, clock)
+    people = People(db, clock, settings, events)
     sends = Sends(db, clock, queue)
     compliance = Compliance(db, clock, derived_key(keys[0], "unsubscribe-links"),
                             settings.public_url)
@@ -168,7 +173,7 @@ def build(
         settings=settings, clock=clock, db=db, box=box, link_key=link_key, policy=policy,
         queue=queue, writer=writer, backlog=backlog, senders=senders, orgs=Orgs(db, clock),
         apps=apps, people=people,
-        importer=Importer(db, clock, settings), devices=Devices(db),
+        importer=Importer(db, clock, settings, events), devices=Devices(db),
         registration=Registration(db, writer, tokens, clock, settings),
         processor=RegistrationProcessor(db=db, clock=clock, queue=queue, apps=apps,
                                         people=people, senders=senders, settings=settings),
@@ -184,13 +189,15 @@ def build(
             rate_per_client=settings.events_rate_per_client,
             rate_burst=settings.events_rate_burst),
         recorder=Recorder(db, clock, queue),
-        events=EventBus(db, queue, clock),
+        events=events,
         reports=Reports(db, clock),
         health=Health(db, clock, backlog),
         messages=Messages(db, clock, sends, _payload_previewer(),
                           public_url=settings.public_url, link_key=link_key,
                           unsubscribe_url=compliance.unsubscribe_url),
         compliance=compliance,
+        segments=Segments(db, clock),
+        triggers=Triggers(db, clock, queue),
     )
 
 

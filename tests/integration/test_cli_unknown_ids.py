@@ -113,6 +113,14 @@ def _extra(path: tuple[str, ...], k: Known) -> list[str]:
         ("messages", "show"): ["--id", k.message],
         ("messages", "preview"): ["--id", k.message],
         ("messages", "test"): ["--id", k.message],
+        ("consent", "import"): [k.people_file],
+        ("consent", "set"): ["--opted-out"],
+        ("segments", "create"): ["Gold", "--filter", "tier eq 'gold'"],
+        ("segments", "show"): [UNKNOWN_APP],
+        ("segments", "size"): [UNKNOWN_APP],
+        ("segments", "import"): [UNKNOWN_APP, k.people_file],
+        ("triggers", "create"): ["cart_abandoned"],
+        ("triggers", "fire"): ["cart_abandoned"],
     }
     return extra.get(path, [])
 
@@ -189,7 +197,9 @@ def test_empty_listings_say_so(known: Known) -> None:
             (["devices", "list", "--org", known.org, "--user", known.person, "--state",
               "invalid"], f"No invalid devices for person {known.person}"),
             (["reports", "timeline", "--org", known.org, "--person", known.person],
-             f"Nothing yet for person {known.person}")]:
+             f"Nothing yet for person {known.person}"),
+            (["segments", "list", "--org", empty], f"No segments in organization {empty}"),
+            (["triggers", "list", "--org", empty], f"No triggers in organization {empty}")]:
         out = runner.invoke(cli, args)
         assert out.exit_code == 0, (args, out.output)
         assert words in out.output and "┏" not in out.output, (args, out.output)

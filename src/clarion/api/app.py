@@ -23,7 +23,9 @@ from clarion.api.routes import (
     orgs,
     people,
     reports,
+    segments,
     sends,
+    triggers,
     unsubscribe,
 )
 from clarion.bootstrap import Container
@@ -68,7 +70,7 @@ def create_app(container: Container) -> FastAPI:
     errors.install(app)
     for module in (health, orgs, apps, people, devices, sends, cij_registration, cij_odata,
                    cij_interactions, links, reports, messages, compliance,
-                   unsubscribe):
+                   unsubscribe, segments, triggers):
         app.include_router(module.router)
 
     def openapi_schema() -> dict[str, Any]:

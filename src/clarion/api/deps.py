@@ -33,7 +33,9 @@ from clarion.services.orgs import Orgs
 from clarion.services.people import People
 from clarion.services.registration import Registration
 from clarion.services.reports import Reports
+from clarion.services.segments import Segments
 from clarion.services.sending import Sends
+from clarion.services.triggers import Triggers
 
 T = TypeVar("T")
 # Documents the scheme in OpenAPI; the token itself is read by ``authenticate``.
@@ -67,6 +69,8 @@ ReportsDep = Annotated[Reports, Depends(_part(lambda c: c.reports))]
 HealthDep = Annotated[Health, Depends(_part(lambda c: c.health))]
 MessagesDep = Annotated[Messages, Depends(_part(lambda c: c.messages))]
 ComplianceDep = Annotated[Compliance, Depends(_part(lambda c: c.compliance))]
+SegmentsDep = Annotated[Segments, Depends(_part(lambda c: c.segments))]
+TriggersDep = Annotated[Triggers, Depends(_part(lambda c: c.triggers))]
 
 
 async def authenticate(request: Request, orgs: Orgs, org_id: str | None) -> str:

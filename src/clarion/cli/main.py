@@ -21,7 +21,9 @@ from clarion.cli import (
     jobs,
     orgs,
     reports,
+    segments,
     send,
+    triggers,
 )
 from clarion.cli import messages as messages_cli
 from clarion.cli.check import check_config
@@ -41,6 +43,8 @@ app.add_typer(emulator.app, name="emulator")
 app.add_typer(reports.app, name="reports")
 app.add_typer(messages_cli.app, name="messages")
 app.add_typer(consent.app, name="consent")
+app.add_typer(segments.app, name="segments")
+app.add_typer(triggers.app, name="triggers")
 app.command("check-config")(check_config)
 app.command("send")(send.send)
 app.command("demo")(demo.demo)

@@ -13,7 +13,15 @@ There is one mechanism, durable and transactional (a "transactional outbox" on t
    that runs a worker: ``container.events.subscribe("interaction.opened", handler)``. A
    subscriber is ``async def handler(events: Sequence[InteractionEvent]) -> None`` and gets a
    batch of the events of its topic. Topics: ``interaction.delivered``, ``interaction.opened``,
-   ``interaction.clicked``, ``interaction.dismissed``, and ``interaction.*`` (all of them).
+   ``interaction.clicked``, ``interaction.dismissed``, and ``interaction.*`` (all of them)
+   (``InteractionEvent``); ``trigger.<name>`` for each fire of a custom trigger, and
+   ``trigger.*`` (``clarion.domain.triggers.TriggerEvent``, published by
+   ``publish_trigger`` in the transaction that stores the fire); ``person.created``
+   (``PersonCreatedEvent``, published by ``EventBus.publish_people_created`` in the transaction
+   that inserts the people: one job per API create, one per chunk of an import). Creating
+   people is a hot path (imports of millions), so ``person.created`` is published only while a
+   subscriber for it is registered: register it in ``bootstrap.build`` (as every subscriber
+   should be), so that every process, API-only ones included, agrees.
 3. **Dispatch.** A worker runs the job (``EventBus.dispatch``): it loads the interactions
    by id and calls every subscriber whose topic matches, one after the other. Nothing polls
    the interaction tables.
@@ -27,7 +35,8 @@ Delivery semantics:
   called again. But a worker that dies (or loses its database connection) mid-dispatch has its
   job taken over after the lease, and then *every* subscriber of that job sees its events a
   second time. **Subscribers must be idempotent**: ``InteractionEvent.id`` (the interaction
-  row's id, unique and stable) is the dedupe key.
+  row's id, unique and stable) is the dedupe key; ``TriggerEvent.id`` (the firing's) and
+  ``(org_id, person_id)`` of a ``PersonCreatedEvent`` are the others'.
 * **Ordering.** Within one call, events are in id order, which is commit order for one
   writer. Across calls there is no order: jobs run concurrently on any worker, and retries
   come later. Use ``occurred_at`` (the time the app reported, which may be up to 30 days back)
@@ -46,15 +55,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from clarion.clock import Clock
 from clarion.domain.backoff import backoff_seconds
 from clarion.domain.interactions import InteractionEvent, InteractionKind
+from clarion.domain.triggers import (
+    PERSON_CREATED,
+    TRIGGER_NAME,
+    PersonCreatedEvent,
+    TriggerEvent,
+)
 from clarion.errors import RetryLater
 from clarion.store import interactions as store
+from clarion.store import triggers as trigger_store
 from clarion.store.db import Conn, Database
-from clarion.store.jobs import JobQueue
+from clarion.store.jobs import JobQueue, NewJob
 from clarion.store.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -62,6 +78,15 @@ log = logging.getLogger(__name__)
 PUBLISH_DELAY_MS = 200
 ALL_INTERACTIONS = "interaction.*"
 TOPICS = frozenset({f"interaction.{k.value}" for k in InteractionKind} | {ALL_INTERACTIONS})
+ALL_TRIGGERS = "trigger.*"
+
+
+def known_topic(topic: str) -> bool:
+    """An interaction topic, ``person.created``, ``trigger.*`` or ``trigger.<a valid name>``
+    (a trigger may be declared after its subscribers are registered)."""
+    if topic in TOPICS or topic in (PERSON_CREATED, ALL_TRIGGERS):
+        return True
+    return topic.startswith("trigger.") and TRIGGER_NAME.match(topic[8:]) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +113,78 @@ INTERACTION_EVENTS: Task[Publication] = Task(
     "events.interaction", Publication.encode, Publication.decode)
 
 
+@dataclass(frozen=True, slots=True)
+class TriggerPublication:
+    """Trigger fires (firing ids) to hand to the subscribers (``only`` one: a retry)."""
+
+    ids: list[str]
+    only: str | None = None
+
+    def encode(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ids": self.ids}
+        if self.only is not None:
+            out["only"] = self.only
+        return out
+
+    @staticmethod
+    def decode(payload: Mapping[str, Any]) -> TriggerPublication:
+        only = payload.get("only")
+        return TriggerPublication([str(i) for i in payload["ids"]],
+                                  None if only is None else str(only))
+
+
+@dataclass(frozen=True, slots=True)
+class PeoplePublication:
+    """People of one org just created (the event is the id: nothing to load)."""
+
+    org_id: str
+    ids: list[str]
+    only: str | None = None
+
+    def encode(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"org_id": self.org_id, "ids": self.ids}
+        if self.only is not None:
+            out["only"] = self.only
+        return out
+
+    @staticmethod
+    def decode(payload: Mapping[str, Any]) -> PeoplePublication:
+        only = payload.get("only")
+        return PeoplePublication(str(payload["org_id"]), [str(i) for i in payload["ids"]],
+                                 None if only is None else str(only))
+
+
+TRIGGER_EVENTS: Task[TriggerPublication] = Task(
+    "events.trigger", TriggerPublication.encode, TriggerPublication.decode)
+PERSON_EVENTS: Task[PeoplePublication] = Task(
+    "events.person_created", PeoplePublication.encode, PeoplePublication.decode)
+
+
+class _Event(Protocol):
+    @property
+    def topic(self) -> str: ...
+
+
+E = TypeVar("E", bound=_Event)
+# A subscriber gets a batch of the events of its topic: ``InteractionEvent`` for
+# ``interaction.*``, ``TriggerEvent`` for ``trigger.*``, ``PersonCreatedEvent`` for
+# ``person.created``.
 Subscriber = Callable[[Sequence[InteractionEvent]], Awaitable[None]]
+TriggerSubscriber = Callable[[Sequence[TriggerEvent]], Awaitable[None]]
+PersonSubscriber = Callable[[Sequence[PersonCreatedEvent]], Awaitable[None]]
+_Handler = Callable[[Sequence[Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
 class _Subscription:
     name: str
     topic: str
-    handler: Subscriber
+    handler: _Handler
 
-    def wants(self, event: InteractionEvent) -> bool:
-        return self.topic == ALL_INTERACTIONS or self.topic == event.topic
+    def wants(self, event: _Event) -> bool:
+        if self.topic.endswith(".*"):
+            return event.topic.startswith(self.topic[:-1])
+        return self.topic == event.topic
 
 
 async def publish_interactions(conn: Conn, queue: JobQueue, ids: Sequence[int],
@@ -107,6 +193,12 @@ async def publish_interactions(conn: Conn, queue: JobQueue, ids: Sequence[int],
     if ids:
         await queue.enqueue(conn, [INTERACTION_EVENTS.job(Publication(list(ids)),
                                                           run_at_ms=now_ms + PUBLISH_DELAY_MS)])
+
+
+async def publish_trigger(conn: Conn, queue: JobQueue, firing_id: str, *, now_ms: int) -> None:
+    """Publish a stored fire; call inside the transaction that inserted it."""
+    await queue.enqueue(conn, [TRIGGER_EVENTS.job(TriggerPublication([firing_id]),
+                                                  run_at_ms=now_ms + PUBLISH_DELAY_MS)])
 
 
 class EventBus:
@@ -119,15 +211,33 @@ class EventBus:
         self._clock = clock
         self._subs: dict[str, _Subscription] = {}
 
-    def subscribe(self, topic: str, handler: Subscriber, *, name: str | None = None) -> str:
-        """Register ``handler`` for ``topic``; returns its name (unique, stable)."""
-        if topic not in TOPICS:
-            raise ValueError(f"unknown topic {topic!r}; known: {', '.join(sorted(TOPICS))}")
+    def subscribe(self, topic: str, handler: Callable[[Sequence[E]], Awaitable[None]], *,
+                  name: str | None = None) -> str:
+        """Register ``handler`` for ``topic``; returns its name (unique, stable). The handler
+        takes the topic's event type (see ``Subscriber``, ``TriggerSubscriber``,
+        ``PersonSubscriber``)."""
+        if not known_topic(topic):
+            known = ", ".join(sorted(TOPICS | {PERSON_CREATED, ALL_TRIGGERS}))
+            raise ValueError(f"unknown topic {topic!r}; known: {known}, trigger.<name>")
         key = name or f"{handler.__module__}.{getattr(handler, '__qualname__', repr(handler))}"
         if key in self._subs:
             raise ValueError(f"a subscriber named {key!r} is already registered; pass name=")
         self._subs[key] = _Subscription(key, topic, handler)
         return key
+
+    def listened(self, topic: str) -> bool:
+        """Whether a subscriber of ``topic`` (or of its family's ``.*``) is registered."""
+        family = topic.split(".")[0] + ".*"
+        return any(s.topic in (topic, family) for s in self._subs.values())
+
+    async def publish_people_created(self, conn: Conn, org_id: str,
+                                     person_ids: Sequence[str]) -> None:
+        """Publish ``person.created`` for people just inserted; call inside that transaction.
+        Nothing is queued while nobody subscribes (see the module docstring)."""
+        if person_ids and self.listened(PERSON_CREATED):
+            publication = PeoplePublication(org_id, list(person_ids))
+            await self._queue.enqueue(conn, [PERSON_EVENTS.job(
+                publication, run_at_ms=self._clock.epoch_ms() + PUBLISH_DELAY_MS)])
 
     def unsubscribe(self, name: str) -> None:
         self._subs.pop(name, None)
@@ -142,20 +252,56 @@ class EventBus:
 
         A failing subscriber gets a job of its own (first dispatch) or makes this retry job
         fail with ``RetryLater`` (a dispatch for ``only`` one subscriber)."""
-        only = publication.only
+        def retry(events: Sequence[InteractionEvent], name: str, run_at: int) -> NewJob:
+            return INTERACTION_EVENTS.job(Publication([e.id for e in events], name),
+                                          run_at_ms=run_at)
+
+        await self._deliver(publication.only, len(publication.ids),
+                            lambda: self.load(publication.ids), retry, attempt)
+
+    async def dispatch_triggers(self, publication: TriggerPublication, *,
+                                attempt: int = 1) -> None:
+        """Deliver trigger fires, as ``dispatch`` does interactions."""
+        def retry(events: Sequence[TriggerEvent], name: str, run_at: int) -> NewJob:
+            return TRIGGER_EVENTS.job(TriggerPublication([e.id for e in events], name),
+                                      run_at_ms=run_at)
+
+        async def load() -> list[TriggerEvent]:
+            async with self._db.read() as conn:
+                return await trigger_store.firings(conn, publication.ids)
+
+        await self._deliver(publication.only, len(publication.ids), load, retry, attempt)
+
+    async def dispatch_people(self, publication: PeoplePublication, *,
+                              attempt: int = 1) -> None:
+        """Deliver ``person.created`` events, as ``dispatch`` does interactions."""
+        org_id = publication.org_id
+
+        def retry(events: Sequence[PersonCreatedEvent], name: str, run_at: int) -> NewJob:
+            return PERSON_EVENTS.job(PeoplePublication(
+                org_id, [e.person_id for e in events], name), run_at_ms=run_at)
+
+        async def load() -> list[PersonCreatedEvent]:
+            return [PersonCreatedEvent(org_id, p) for p in publication.ids]
+
+        await self._deliver(publication.only, len(publication.ids), load, retry, attempt)
+
+    async def _deliver(self, only: str | None, count: int,
+                       load: Callable[[], Awaitable[Sequence[E]]],
+                       retry: Callable[[Sequence[E], str, int], NewJob], attempt: int) -> None:
         if only is not None:
             sub = self._subs.get(only)
             if sub is None:
                 log.warning("dropping %d events for subscriber %r: it is not registered in "
-                            "this process", len(publication.ids), only)
+                            "this process", count, only)
                 return
             subs = [sub]
         else:
             subs = list(self._subs.values())
-        if not subs or not publication.ids:
+        if not subs or not count:
             return
-        events = await self.load(publication.ids)
-        failed: list[tuple[_Subscription, list[int]]] = []
+        events = await load()
+        failed: list[tuple[_Subscription, list[E]]] = []
         for sub in subs:
             mine = [e for e in events if sub.wants(e)]
             if not mine:
@@ -167,12 +313,11 @@ class EventBus:
                     raise RetryLater(f"subscriber {sub.name} failed: {exc!r}") from exc
                 log.exception("event subscriber %s failed on %d events; retrying it alone",
                               sub.name, len(mine))
-                failed.append((sub, [e.id for e in mine]))
+                failed.append((sub, mine))
         if failed:
             run_at = self._clock.epoch_ms() + int(backoff_seconds(attempt) * 1000)
-            await self._queue.enqueue_now([
-                INTERACTION_EVENTS.job(Publication(ids, sub.name), run_at_ms=run_at)
-                for sub, ids in failed])
+            await self._queue.enqueue_now([retry(mine, sub.name, run_at)
+                                           for sub, mine in failed])
 
     async def load(self, ids: Sequence[int]) -> list[InteractionEvent]:
         """The interactions ``ids`` as events, in id order (missing ids are skipped)."""

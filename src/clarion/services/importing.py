@@ -22,9 +22,10 @@ from clarion.domain.people import new_person_values
 from clarion.domain.text import loads
 from clarion.errors import InvalidInput
 from clarion.services.csv_records import records
+from clarion.services.events import EventBus
 from clarion.services.orgs import require_org
 from clarion.store import people as store
-from clarion.store.db import Database, Duplicate
+from clarion.store.db import Conn, Database, Duplicate
 
 SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
 
@@ -245,10 +246,12 @@ Pending = list[tuple[int, dict[str, Any], bool, list[str]]]
 
 
 class Importer:
-    def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
+    def __init__(self, db: Database, clock: Clock, settings: Settings,
+                 events: EventBus | None = None) -> None:
         self._db = db
         self._clock = clock
         self._region = settings.default_phone_region
+        self._events = events  # publishes person.created, one job per chunk
 
     async def import_people(
         self, org_id: str, rows: Iterable[Mapping[str, Any] | tuple[int, Mapping[str, Any]]],
@@ -320,11 +323,14 @@ class Importer:
                         keep.append((line, row, notes))
                 if keep:
                     await store.insert_many(conn, [row for _, row, _ in keep])
+                    await self._publish(conn, org_id, [row["id"] for _, row, _ in keep])
             summary.rejected += rejected
         except Duplicate:
             # Someone created one of these ids meanwhile: row by row, each in a savepoint.
             async with self._db.write() as conn:
                 went_in = await store.insert_each(conn, [row for _, row, _ in rows])
+                await self._publish(conn, org_id, [row["id"] for (_, row, _), ok
+                                                   in zip(rows, went_in, strict=True) if ok])
             keep = []
             for (line, row, notes), ok in zip(rows, went_in, strict=True):
                 if ok:
@@ -335,3 +341,7 @@ class Importer:
             summary.warnings.extend(RowWarning(line, note) for note in notes)
             summary.imported += 1
             summary.by_kind[row["kind"]] = summary.by_kind.get(row["kind"], 0) + 1
+
+    async def _publish(self, conn: Conn, org_id: str, person_ids: list[str]) -> None:
+        if self._events is not None:
+            await self._events.publish_people_created(conn, org_id, person_ids)

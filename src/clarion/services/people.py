@@ -24,6 +24,7 @@ from clarion.domain.people import (
     person_kind,
 )
 from clarion.errors import Conflict, InvalidInput, NotFound
+from clarion.services.events import EventBus
 from clarion.services.orgs import require_org
 from clarion.store import people as store
 from clarion.store.db import Conn, Database, Duplicate
@@ -78,10 +79,12 @@ def lookup_phone(value: str, region: str | None) -> str:
 
 
 class People:
-    def __init__(self, db: Database, clock: Clock, settings: Settings) -> None:
+    def __init__(self, db: Database, clock: Clock, settings: Settings,
+                 events: EventBus | None = None) -> None:
         self._db = db
         self._clock = clock
         self._region = settings.default_phone_region
+        self._events = events  # publishes person.created (None: tests without the bus)
 
     async def create(self, org_id: str, data: Mapping[str, Any]) -> PersonRead:
         values = new_person_values(data, default_region=self._region)
@@ -92,7 +95,10 @@ class People:
                 await require_org(conn, org_id)
                 if await store.exists(conn, org_id, values["id"]):
                     raise taken(values["id"])
-                return await store.insert_person(conn, row)
+                person = await store.insert_person(conn, row)
+                if self._events is not None:
+                    await self._events.publish_people_created(conn, org_id, [person.id])
+                return person
         except Duplicate as exc:  # a concurrent create of the same id
             raise taken(values["id"]) from exc
 

@@ -480,3 +480,56 @@ compliance_events = Table(
     Index("ix_compliance_events_person", "org_id", "person_id", "at"),
     Index("ix_compliance_events_send", "send_id", "kind"),
 )
+
+# --- Segments and triggers (0007) -------------------------------------------------------------
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("org_id", GUID, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(8), nullable=False),  # dynamic | static
+    Column("filter", Text, nullable=True),  # dynamic segments: clarion.domain.filters text
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_segments_org", "org_id", "id"),
+)
+
+# Members of static segments, read by (segment, person) in person-id order: keyset pages and
+# membership checks are range scans of the key.
+segment_members = Table(
+    "segment_members",
+    metadata,
+    Column("segment_id", GUID, ForeignKey("segments.id", ondelete="CASCADE"), nullable=False),
+    Column("person_id", GUID, nullable=False),
+    PrimaryKeyConstraint("segment_id", "person_id", name="pk_segment_members"),
+)
+
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("org_id", GUID, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("attributes", JSON, nullable=False),  # {"cart_total": "number", ...}
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("org_id", "name", name="uq_triggers_org_name"),
+)
+
+# Every fire of a trigger, stored in the transaction that publishes it. The unique key makes a
+# re-fire with the same Idempotency-Key find the first one instead of firing again.
+trigger_firings = Table(
+    "trigger_firings",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("org_id", GUID, nullable=False),
+    Column("trigger_id", GUID, ForeignKey("triggers.id", ondelete="CASCADE"), nullable=False),
+    Column("trigger", String(100), nullable=False),
+    Column("person_id", GUID, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("fired_at", TS, nullable=False),
+    UniqueConstraint("trigger_id", "idempotency_key", name="uq_trigger_firings_idempotency"),
+    Index("ix_trigger_firings_org_time", "org_id", "fired_at"),
+)

@@ -16,7 +16,14 @@ from typing import Generic, TypeVar
 from clarion.bootstrap import Container
 from clarion.domain.registration import PendingRequest
 from clarion.services.delivery import DELIVER
-from clarion.services.events import INTERACTION_EVENTS, Publication
+from clarion.services.events import (
+    INTERACTION_EVENTS,
+    PERSON_EVENTS,
+    TRIGGER_EVENTS,
+    PeoplePublication,
+    Publication,
+    TriggerPublication,
+)
 from clarion.services.fanout import RELEASE_HELD, SEND_FANOUT, FanOutPage, ReleaseHeld
 from clarion.services.interactions import RECORD, Accepted
 from clarion.services.recording import RecordJob, record_groups
@@ -109,6 +116,21 @@ def build_handlers(c: Container, *, with_api: bool = False) -> dict[str, Handler
         async with pacer.step():
             await c.events.dispatch(Publication(merged))
 
+    async def publish_triggers(calls: Sequence[Call[TriggerPublication]]) -> None:
+        # As publish: retries alone, first dispatches merged into one.
+        merged: list[str] = []
+        for call in calls:
+            if call.args.only is None:
+                merged.extend(call.args.ids)
+            else:
+                await c.events.dispatch_triggers(call.args, attempt=call.job.attempts)
+        await c.events.dispatch_triggers(TriggerPublication(merged))
+
+    async def publish_people(calls: Sequence[Call[PeoplePublication]]) -> None:
+        for call in calls:
+            await c.events.dispatch_people(call.args, attempt=call.job.attempts
+                                           if call.args.only is not None else 1)
+
     async def purge(_calls: Sequence[Call[None]]) -> None:
         await c.registration.purge_finished()
         await c.queue.purge_done()
@@ -125,4 +147,6 @@ def build_handlers(c: Container, *, with_api: bool = False) -> dict[str, Handler
         # worth of deliveries, and the rest of a large send stays claimable by the others.
         on(DELIVER, deliver, max_jobs=c.settings.delivery_jobs_per_call),
         on(INTERACTION_EVENTS, publish),
+        on(TRIGGER_EVENTS, publish_triggers),
+        on(PERSON_EVENTS, publish_people),
     ])

@@ -1,0 +1,465 @@
+"""The filter language of segments, journey branches and trigger ``when`` conditions.
+
+It extends the OData subset of ``clarion.domain.odata`` (same literals, same lower-case
+keywords, same errors naming the position) with what a segment needs::
+
+    filter     := or_expr
+    or_expr    := and_expr ("or" and_expr)*
+    and_expr   := unary ("and" unary)*
+    unary      := "not" unary | primary
+    primary    := "(" or_expr ")"
+                | FIELD OP value                       -- OP: eq ne gt ge lt le
+                | FIELD "in" "(" value ("," value)* ")"
+                | ("contains"|"startswith"|"endswith") "(" FIELD "," STRING ")"
+                | "has_device" "(" STRING ")"          -- a currently valid device of that app
+                | "in_segment" "(" STRING ")"          -- member of another segment
+    value      := STRING | NUMBER | "true" | "false" | "null"
+
+``clarion.domain.odata`` keeps its own, narrower parser: the CIJ lookup must refuse ``ne`` and
+``contains()`` (a backend relying on them would get the wrong people), which this language
+accepts.
+
+Semantics are two-valued and typed, so that ``evaluate`` (in memory) and the SQL compilation
+(``clarion.store.segments``) agree on every person:
+
+* a missing attribute is ``null``; ``x ne v`` is exactly ``not (x eq v)``;
+* a comparison is true only between values of the same type: ``tier eq 5`` is false for the
+  text ``'5'``; numbers compare as numbers, text by code point, booleans and ``null`` only
+  with ``eq``/``ne``;
+* ``created_at`` compares with an ISO 8601 date-time (``created_at ge '2026-01-01'``, UTC when
+  no offset is given).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from clarion.domain.people import PersonRead
+from clarion.errors import InvalidInput
+
+MAX_FILTER_LENGTH = 10_000
+MAX_COMPARISONS = 250  # SQLite refuses expression trees deeper than 1000
+MAX_DEPTH = 32
+MAX_IN_VALUES = 1000
+
+# Person columns (text, or a date-time for created_at); every other name is an attribute.
+PERSON_FIELDS = ("first_name", "last_name", "email", "phone", "time_zone", "locale", "kind",
+                 "created_at")
+
+Op = Literal["eq", "ne", "gt", "ge", "lt", "le"]
+TextFunction = Literal["contains", "startswith", "endswith"]
+Value = str | int | float | bool | datetime | None
+_ORDERING = ("gt", "ge", "lt", "le")
+
+
+class FilterError(InvalidInput):
+    code = "invalid_filter"
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    field: str
+    op: Op
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class In:
+    field: str
+    values: tuple[Value, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TextMatch:
+    function: TextFunction
+    field: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class HasDevice:
+    app_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class InSegment:
+    segment_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    item: Filter
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    items: tuple[Filter, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    items: tuple[Filter, ...]
+
+
+Filter = Compare | In | TextMatch | HasDevice | InSegment | Not | And | Or
+
+SUPPORTED = ("supported are eq ne gt ge lt le, and or not, parentheses, x in ('a','b'), "
+             "contains(x,'s'), startswith(x,'s'), endswith(x,'s'), has_device('<app id>'), "
+             "in_segment('<segment id>'); values: 'quoted text', numbers, true, false, null")
+
+_KEYWORDS = {"and", "or", "not", "eq", "ne", "gt", "ge", "lt", "le", "in", "null", "true",
+             "false"}
+_FUNCTIONS = {"contains", "startswith", "endswith", "has_device", "in_segment"}
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+_NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]+)?)(?:[eE][+-]?[0-9]+)?$")
+_TOKEN = re.compile(r"(?P<ws>\s+)|(?P<lp>\()|(?P<rp>\))|(?P<comma>,)"
+                    r"|(?P<string>'(?:[^']|'')*')|(?P<word>[A-Za-z0-9_.+\-]+)"
+                    r"|(?P<unclosed>')|(?P<other>.)", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str  # ( ) , string word unclosed other end
+    text: str
+    pos: int
+
+
+def _tokens(text: str) -> list[_Token]:
+    out: list[_Token] = []
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup or "other"
+        if kind == "ws":
+            continue
+        name = {"lp": "(", "rp": ")", "comma": ","}.get(kind, kind)
+        out.append(_Token(name, match.group(), match.start()))
+        if kind == "unclosed":
+            break
+    out.append(_Token("end", "", len(text)))
+    return out
+
+
+def _error(message: str, fix: str = f"The filter language: {SUPPORTED}.") -> FilterError:
+    return FilterError(message, field="filter", fix=fix)
+
+
+def parse_datetime(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokens(text)
+        self.i = 0
+        self.comparisons = 0
+
+    def peek(self) -> _Token:
+        return self.tokens[self.i]
+
+    def take(self) -> _Token:
+        token = self.tokens[self.i]
+        if token.kind != "end":
+            self.i += 1
+        return token
+
+    def syntax(self, token: _Token, expected: str) -> FilterError:
+        if token.kind == "unclosed":
+            return _error(f"the text starting at position {token.pos + 1} is not closed",
+                          fix="End it with ' (write '' for a quote inside).")
+        found = "the end of the filter" if token.kind == "end" else repr(token.text)
+        return _error(f"syntax error at position {token.pos + 1}: expected {expected}, "
+                      f"found {found}")
+
+    def expect(self, kind: str, expected: str) -> _Token:
+        token = self.take()
+        if token.kind != kind:
+            raise self.syntax(token, expected)
+        return token
+
+    def is_word(self, word: str) -> bool:
+        token = self.peek()
+        return token.kind == "word" and token.text == word
+
+    def count(self, token: _Token) -> None:
+        self.comparisons += 1
+        if self.comparisons > MAX_COMPARISONS:
+            raise _error(f"the filter has more than {MAX_COMPARISONS} conditions (position "
+                         f"{token.pos + 1})", fix="Split it into segments and combine them "
+                         "with in_segment().")
+
+    def parse(self) -> Filter:
+        if self.peek().kind == "end":
+            raise _error("the filter is empty", fix="Give a filter such as tier eq 'gold'.")
+        node = self.or_expr(0)
+        token = self.peek()
+        if token.kind != "end":
+            raise self.syntax(token, "'and', 'or' or the end of the filter")
+        return node
+
+    def or_expr(self, depth: int) -> Filter:
+        items = [self.and_expr(depth)]
+        while self.is_word("or"):
+            self.take()
+            items.append(self.and_expr(depth))
+        return items[0] if len(items) == 1 else Or(tuple(items))
+
+    def and_expr(self, depth: int) -> Filter:
+        items = [self.unary(depth)]
+        while self.is_word("and"):
+            self.take()
+            items.append(self.unary(depth))
+        return items[0] if len(items) == 1 else And(tuple(items))
+
+    def unary(self, depth: int) -> Filter:
+        if self.is_word("not"):
+            token = self.take()
+            if depth >= MAX_DEPTH:
+                raise _error(f"the filter nests more than {MAX_DEPTH} deep (position "
+                             f"{token.pos + 1})", fix="Flatten the filter.")
+            return Not(self.unary(depth + 1))
+        return self.primary(depth)
+
+    def primary(self, depth: int) -> Filter:
+        token = self.take()
+        if token.kind == "(":
+            if depth >= MAX_DEPTH:
+                raise _error(f"the filter nests more than {MAX_DEPTH} deep (position "
+                             f"{token.pos + 1})", fix="Flatten the filter.")
+            node = self.or_expr(depth + 1)
+            self.expect(")", "')'")
+            return node
+        if token.kind != "word" or token.text in _KEYWORDS:
+            raise self.syntax(token, "a field name, a function or '('")
+        if self.peek().kind == "(":
+            return self.function(token)
+        return self.comparison(token)
+
+    def field(self, token: _Token) -> str:
+        if token.kind != "word" or token.text in _KEYWORDS or not _FIELD.match(token.text):
+            raise self.syntax(token, "a field name (letters, digits and _)")
+        return token.text
+
+    def function(self, name: _Token) -> Filter:
+        if name.text not in _FUNCTIONS:
+            raise _error(f"unknown function {name.text}() at position {name.pos + 1}")
+        self.count(name)
+        self.take()  # (
+        if name.text in ("has_device", "in_segment"):
+            arg = self.expect("string", f"a quoted id in {name.text}()")
+            self.expect(")", "')'")
+            ident = _unquote(arg.text).strip().lower()
+            if not ident:
+                raise _error(f"{name.text}() at position {name.pos + 1} needs an id")
+            return HasDevice(ident) if name.text == "has_device" else InSegment(ident)
+        field = self.field(self.take())
+        self.expect(",", f"',' after the field of {name.text}()")
+        arg = self.expect("string", f"a quoted text as the second argument of {name.text}()")
+        self.expect(")", "')'")
+        self.check_type(field, "eq", _unquote(arg.text), arg)
+        return TextMatch(name.text, field, self.normalise(field, _unquote(arg.text)))  # type: ignore[arg-type]
+
+    def comparison(self, name: _Token) -> Filter:
+        field = self.field(name)
+        self.count(name)
+        op = self.take()
+        if op.kind == "word" and op.text == "in":
+            return self.membership(field)
+        if op.kind != "word" or op.text not in ("eq", "ne", "gt", "ge", "lt", "le"):
+            raise self.syntax(op, f"an operator (eq ne gt ge lt le in) after {field}")
+        token = self.peek()
+        value = self.value()
+        if op.text in _ORDERING and (value is None or isinstance(value, bool)):
+            raise _error(f"{op.text} at position {op.pos + 1} compares with "
+                         f"{token.text}: only numbers, text and date-times are ordered",
+                         fix="Use eq or ne with true, false and null.")
+        value = self.check_type(field, op.text, value, token)
+        return Compare(field, op.text, self.normalise(field, value))  # type: ignore[arg-type]
+
+    def membership(self, field: str) -> Filter:
+        self.expect("(", f"'(' after {field} in")
+        values: list[Value] = []
+        while True:
+            token = self.peek()
+            values.append(self.normalise(field, self.check_type(field, "eq", self.value(),
+                                                                token)))
+            if len(values) > MAX_IN_VALUES:
+                raise _error(f"in (...) at position {token.pos + 1} has more than "
+                             f"{MAX_IN_VALUES} values", fix="Use a static segment instead.")
+            sep = self.take()
+            if sep.kind == ")":
+                return In(field, tuple(values))
+            if sep.kind != ",":
+                raise self.syntax(sep, "',' or ')'")
+
+    def value(self) -> Value:
+        token = self.take()
+        if token.kind == "string":
+            return _unquote(token.text)
+        if token.kind == "word":
+            if token.text == "null":
+                return None
+            if token.text in ("true", "false"):
+                return token.text == "true"
+            if _NUMBER.match(token.text):
+                number = float(token.text)
+                if not math.isfinite(number):
+                    raise _error(f"the number {token.text} at position {token.pos + 1} is "
+                                 "out of range")
+                if re.fullmatch(r"[+-]?[0-9]+", token.text):
+                    return int(token.text)
+                return number
+        raise self.syntax(token, "a value ('text', a number, true, false or null)")
+
+    def check_type(self, field: str, op: str, value: Value, token: _Token) -> Value:
+        """Person columns have one type each: comparing one with another type is an error
+        here (always false otherwise, which is never what was meant)."""
+        if field not in PERSON_FIELDS or value is None:
+            return value
+        if field == "created_at":
+            when = parse_datetime(value) if isinstance(value, str) else None
+            if when is None:
+                raise _error(f"created_at compares with an ISO 8601 date-time such as "
+                             f"'2026-01-31T12:00:00Z', not {token.text} (position "
+                             f"{token.pos + 1})")
+            return when
+        if not isinstance(value, str):
+            raise _error(f"{field} is text: compare it with a 'quoted value', not "
+                         f"{token.text} (position {token.pos + 1})")
+        return value
+
+    @staticmethod
+    def normalise(field: str, value: Value) -> Value:
+        # Emails are stored lower-cased; compare them as stored.
+        return value.lower() if field == "email" and isinstance(value, str) else value
+
+
+def _unquote(text: str) -> str:
+    return text[1:-1].replace("''", "'")
+
+
+def parse(text: str) -> Filter:
+    """The AST of a filter; ``FilterError`` (400) names the position of any problem."""
+    if len(text) > MAX_FILTER_LENGTH:
+        raise _error(f"the filter is longer than {MAX_FILTER_LENGTH} characters",
+                     fix="Split it into segments and combine them with in_segment().")
+    if "\x00" in text:
+        raise _error("the filter contains a NUL character", fix="Remove it.")
+    return _Parser(text).parse()
+
+
+def segment_refs(node: Filter) -> set[str]:
+    """The segment ids ``node`` refers to with ``in_segment()``."""
+    if isinstance(node, InSegment):
+        return {node.segment_id}
+    if isinstance(node, Not):
+        return segment_refs(node.item)
+    if isinstance(node, And | Or):
+        return set().union(*(segment_refs(item) for item in node.items))
+    return set()
+
+
+def app_refs(node: Filter) -> set[str]:
+    """The app ids ``node`` refers to with ``has_device()``."""
+    if isinstance(node, HasDevice):
+        return {node.app_id}
+    if isinstance(node, Not):
+        return app_refs(node.item)
+    if isinstance(node, And | Or):
+        return set().union(*(app_refs(item) for item in node.items))
+    return set()
+
+
+# --- evaluation in memory ----------------------------------------------------------------------
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, datetime):
+        return "datetime"
+    if isinstance(value, str):
+        return "text"
+    return "other"  # lists, objects: never equal to a literal
+
+
+def _compare(actual: object, op: str, expected: Value) -> bool:
+    kind = _kind(expected)
+    if kind == "null":
+        return (actual is None) == (op == "eq")
+    if _kind(actual) != kind:
+        return op == "ne"
+    if op == "eq":
+        return actual == expected
+    if op == "ne":
+        return actual != expected
+    a, b = actual, expected
+    if op == "gt":
+        return a > b  # type: ignore[operator]
+    if op == "ge":
+        return a >= b  # type: ignore[operator]
+    if op == "lt":
+        return a < b  # type: ignore[operator]
+    return a <= b  # type: ignore[operator]
+
+
+def evaluate(node: Filter, facts: Mapping[str, object], *,
+             device_apps: Collection[str] = (), segments: Collection[str] = ()) -> bool:
+    """Whether ``facts`` (person fields, attributes and trigger data, by name; a missing name
+    is null) match ``node``. ``device_apps``: the apps the person has a valid device for;
+    ``segments``: the segments they are a member of."""
+    if isinstance(node, Compare):
+        return _compare(facts.get(node.field), node.op, node.value)
+    if isinstance(node, In):
+        actual = facts.get(node.field)
+        return any(_compare(actual, "eq", value) for value in node.values)
+    if isinstance(node, TextMatch):
+        actual = facts.get(node.field)
+        if not isinstance(actual, str):
+            return False
+        if node.function == "contains":
+            return node.value in actual
+        if node.function == "startswith":
+            return actual.startswith(node.value)
+        return actual.endswith(node.value)
+    if isinstance(node, HasDevice):
+        return node.app_id in device_apps
+    if isinstance(node, InSegment):
+        return node.segment_id in segments
+    if isinstance(node, Not):
+        return not evaluate(node.item, facts, device_apps=device_apps, segments=segments)
+    if isinstance(node, And):
+        return all(evaluate(item, facts, device_apps=device_apps, segments=segments)
+                   for item in node.items)
+    return any(evaluate(item, facts, device_apps=device_apps, segments=segments)
+               for item in node.items)
+
+
+def person_facts(fields: Mapping[str, object], attributes: Mapping[str, object],
+                 trigger: Mapping[str, object] | None = None) -> dict[str, object]:
+    """The facts ``evaluate`` reads: attributes, then person fields over them (a field name
+    always means the field), then the trigger's data over both (in a trigger context its
+    attributes are what the condition is about)."""
+    facts: dict[str, object] = dict(attributes)
+    facts.update({name: fields.get(name) for name in PERSON_FIELDS})
+    if trigger:
+        facts.update(trigger)
+    return facts
+
+
+def facts_of(person: PersonRead, trigger: Mapping[str, object] | None = None
+             ) -> dict[str, object]:
+    """``person_facts`` of a stored person (and the data of the trigger that started the
+    journey, if any)."""
+    fields = {name: getattr(person, name) for name in PERSON_FIELDS}
+    return person_facts(fields, person.attributes, trigger)

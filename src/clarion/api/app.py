@@ -48,8 +48,12 @@ class ClarionAPI(FastAPI):
     device registrations — are answered before FastAPI's middleware stack and routing
     (``clarion.api.fast``)."""
 
+    # The container the fast paths use (``create_app`` sets it with ``state.container``):
+    # a plain attribute, because ``State.__getattr__`` costs about as much as matching a path.
+    fast_container: Container | None = None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        container: Container | None = getattr(self.state, "container", None)
+        container = self.fast_container
         if container is not None and await fast.answer(FAST_ROUTES, container, scope, receive,
                                                        send):
             return
@@ -67,6 +71,7 @@ def create_app(container: Container) -> FastAPI:
     )
     docs.install(app)
     app.state.container = container
+    app.fast_container = container
     errors.install(app)
     for module in (health, orgs, apps, people, devices, sends, cij_registration, cij_odata,
                    cij_interactions, links, reports, messages, compliance,

@@ -24,16 +24,15 @@ class Field:
     description: str
     schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
     required: bool = True
+    # Derived once here, not in properties: the parsers read them for every field of every
+    # request on the two hottest endpoints.
+    key: str = field(init=False)  # the name as parsers look it up (bodies are folded to lower)
+    max_length: int = field(init=False)  # the schema's maxLength (512 when it has none)
 
-    @property
-    def key(self) -> str:
-        """The name as parsers look it up (bodies are folded to lower case)."""
-        return self.name.lower()
-
-    @property
-    def max_length(self) -> int:
+    def __post_init__(self) -> None:
         limit = self.schema.get("maxLength")
-        return int(limit) if limit is not None else 512
+        object.__setattr__(self, "key", self.name.lower())
+        object.__setattr__(self, "max_length", int(limit) if limit is not None else 512)
 
 
 @dataclass(frozen=True, slots=True)

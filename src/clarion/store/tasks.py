@@ -16,16 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from clarion.store.jobs import Job, NewJob
 
 A = TypeVar("A")
 
 
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Items of one group-commit submission for a ``{"ids": [...]}`` task (JSON values)."""
+class Batch(NamedTuple):
+    """Items of one group-commit submission for a ``{"ids": [...]}`` task (JSON values).
+
+    A named tuple rather than a frozen dataclass: as immutable and cheaper to build (one per
+    accepted registration or interaction request)."""
 
     task: str
     items: Sequence[Any]

@@ -15,9 +15,10 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from clarion.api.deps import ComplianceDep
+from clarion.api.intake import CheckedRoute
 from clarion.errors import NotFound
 
-router = APIRouter(tags=["compliance"])
+router = APIRouter(tags=["compliance"], route_class=CheckedRoute)
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">

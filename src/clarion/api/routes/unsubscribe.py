@@ -11,11 +11,12 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse
 
 from clarion.api.deps import ComplianceDep
 from clarion.api.intake import CheckedRoute
+from clarion.api.schemas.errors import ErrorBody
 from clarion.errors import NotFound
 
 router = APIRouter(tags=["compliance"], route_class=CheckedRoute)
@@ -32,6 +33,7 @@ _PAGE = """<!doctype html>
 _HEADERS = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/html": {}}, "description": "An HTML page."},
+    400: {"model": ErrorBody, "description": "The token holds text no link can hold (JSON)."},
     404: {"content": {"text/html": {}}, "description": "Not a valid unsubscribe link."},
 }
 
@@ -45,7 +47,7 @@ _INVALID = ("This link is not valid",
             "<p>Open it again from the notification, or change your choice in the app.</p>")
 
 
-@router.get("/u/{token}", response_class=HTMLResponse, responses=_RESPONSES)
+@router.get("/u/{token}", response_class=Response, responses=_RESPONSES)
 async def ask(token: str, compliance: ComplianceDep) -> HTMLResponse:
     """The confirmation page of an unsubscribe link (records nothing)."""
     try:
@@ -59,7 +61,7 @@ async def ask(token: str, compliance: ComplianceDep) -> HTMLResponse:
                  "account or orders, for example).</p>")
 
 
-@router.post("/u/{token}", response_class=HTMLResponse, responses=_RESPONSES)
+@router.post("/u/{token}", response_class=Response, responses=_RESPONSES)
 async def confirm(token: str, compliance: ComplianceDep) -> HTMLResponse:
     """Record the opt-out of the person the link names, for its app."""
     try:

@@ -147,3 +147,17 @@ async def test_deliveries_finished_by_another_worker_are_applied_and_counted_onc
         "inflow": 3, "deliveries": 6, "sent": 6, "sent_people": 3}
     await worker_with(fake_sender).deliver(ids)
     assert len([s for s in fake_sender.sent if not s.dry_run]) == 6 + raced  # none pending
+
+
+async def test_the_first_page_is_small_so_the_first_notifications_leave_early(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fanout, "DELIVERIES_PER_PAGE", 10)
+    monkeypatch.setattr(fanout, "FIRST_PAGE_DELIVERIES", 3)
+    _, send_id = await _setup(container, [1] * 12)
+    pages: list[int] = []
+    while await drain(container, kinds=[SEND_FANOUT.name], rounds=1):
+        async with container.db.read() as conn:
+            pages.append(len((await conn.execute(select(t.deliveries.c.id).where(
+                t.deliveries.c.send_id == send_id))).all()))
+    assert pages == [3, 12]

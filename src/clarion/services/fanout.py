@@ -41,6 +41,9 @@ from clarion.store.tasks import Task
 
 PEOPLE_PER_PAGE = AUDIENCE_CHUNK  # a page never straddles two chunks of the audience
 DELIVERIES_PER_PAGE = 5_000
+# The first page is small: the first notifications leave as soon as it commits, instead of
+# after a full page is written (the time from the POST to the first notification).
+FIRST_PAGE_DELIVERIES = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +138,11 @@ class FanOut:
                 return  # deleted, or this page was already committed by an earlier run
             chunk, start = divmod(page.offset, AUDIENCE_CHUNK)
             people = sorted(await store.audience_chunk(conn, send.id, chunk))[start:]
+            limit = (min(FIRST_PAGE_DELIVERIES, DELIVERIES_PER_PAGE) if page.offset == 0
+                     else DELIVERIES_PER_PAGE)
             devices = await store.active_devices(conn, send.app_id, people,
-                                                 DELIVERIES_PER_PAGE + 1) if people else []
-            covered, devices = _page(people, devices, DELIVERIES_PER_PAGE)
+                                                 limit + 1) if people else []
+            covered, devices = _page(people, devices, limit)
             if covered == 0 and people:
                 # One person with more devices than a page holds: their page is theirs alone.
                 devices = await store.active_devices(conn, send.app_id, people[:1])

@@ -53,6 +53,8 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
         loop = "uvloop" if b.get("uvloop") else "asyncio"
         if b.get("gc_tuned"):
             loop += ", GC as clarion serve"
+        if b.get("jh2"):
+            loop += ", jh2 for h2"
         out.append([f"{name} ({detail}, {loop})", "loop, core 1", _f(b["n"]),
                     _f(b["sends_per_s"]),
                     _f(b["ok"] / b["cpu_s"] if b.get("cpu_s") else None),

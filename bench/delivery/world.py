@@ -156,7 +156,7 @@ def base_env(sink_url: str, ca_file: Path, secret_key: str) -> dict[str, str]:
 
 def clarion_json(args: list[str], env: dict[str, str]) -> Any:
     proc = subprocess.run([PY, "-m", "clarion.cli", *args, "--json"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=600, check=False)
+                          capture_output=True, text=True, timeout=1800, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"clarion {' '.join(args)} failed ({proc.returncode}):\n"
                            f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")

@@ -254,7 +254,7 @@ class Bench:
                 env = dict(base, CLARION_VAR_DIR=str(var))
                 return run_scenario(name=name, mode="sqlite", env=env, world=world, sink=sink,
                                     plan=plan, work=self.work, serve_cores=str(SENDER_CORE),
-                                    sqlite_db=var / "clarion.db", settings=settings,
+                                    sqlite_db=var / "clarion.db", settings=settings, timeout=1800.0,
                                     on_tick=lambda s, d, n: self.status(s, d, n))
 
             for shape in shapes:

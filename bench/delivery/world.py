@@ -214,13 +214,21 @@ async def _register(port: int, world: World, items: Iterator[Registration],
 
         async def worker() -> None:
             for body in bodies:  # one shared generator: each body goes to one worker
-                for attempt in range(5):
+                attempt = 0
+                deadline = time.monotonic() + 1800
+                while True:
                     async with session.post(url, data=body, headers={
                             "content-type": "application/json"}) as resp:
                         text = await resp.text()
                         if resp.status == 202:
                             break
-                        if attempt == 4 or resp.status < 500:
+                        # 503 "overloaded": the backlog of accepted registrations is full
+                        # (CLARION_MAX_BACKLOG); wait as told while the worker stores them.
+                        if resp.status == 503 and time.monotonic() < deadline:
+                            await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
+                            continue
+                        attempt += 1
+                        if attempt == 5 or resp.status < 500:
                             raise RuntimeError(f"registration answered {resp.status}: "
                                                f"{text[:500]}")
                     await asyncio.sleep(1)

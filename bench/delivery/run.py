@@ -1,7 +1,12 @@
 """Delivery benchmark: Clarion end to end vs plain aioapns / aiohttp / firebase-admin loops.
 
-    .venv/bin/python bench/delivery/run.py            # full run (~15 min on 2 cores)
-    .venv/bin/python bench/delivery/run.py --quick    # small sizes (~4 min)
+    flock /work/bench.lock .venv/bin/python bench/delivery/run.py   # shapes (~36 min, 2 cores)
+    .venv/bin/python bench/delivery/run.py --quick    # the same, sizes ÷ 10
+    .venv/bin/python bench/delivery/run.py --classic  # + the earlier scenarios (2-5 below)
+
+By default: h2load, three aioapns loops (asyncio, uvloop, jh2 + uvloop) and the audience
+shapes of ``shapes.py`` (10k/100k/1M × 1, a 100k mix, 100 × 1,000) on SQLite, and 10k/100k/mix
+on PostgreSQL with 1, 2 and 4 workers. With ``--classic``, as before:
 
 Everything runs against one private nginx sink (HTTP/2 + TLS, ``return 200``, pinned to core
 0; see ``sink.py``), in one run, side by side:

@@ -50,6 +50,9 @@ class SendOutcome:
     # From the sink's log: first and last provider request, seconds after the POST.
     first_request_s: float | None = None
     last_request_s: float | None = None
+    posts: int = 1  # sends POSTed at once for this audience (> 1: an audience over 100,000)
+    post_answer_s: float | None = None  # POST → the last 202 answered
+    label: str = ""
 
     @property
     def rate(self) -> float:
@@ -188,8 +191,104 @@ async def _send_and_wait(port: int, world: World, people: list[str], *, poll: fl
                 raise RuntimeError(f"send {send_id} not done after {limit_s:.0f} s: {doc}")
 
 
+@dataclass
+class Shot:
+    """One audience sent at once: ``parts`` are POSTed concurrently (one send each, at most
+    100,000 people per send, the API's bound), and the shot is done when every send is."""
+
+    label: str
+    parts: list[list[str]]
+    expected: int  # deliveries (devices of the audience)
+    platform: str = "ios"
+
+    @property
+    def people(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+
+async def _send_status(send_ids: list[str], done: set[str], *, sqlite_db: Path | None,
+                       pg_dsn: str | None) -> None:
+    """Add to ``done`` the sends fanned out with no pending delivery left. Read from the
+    database, not the API: ``GET …/sends/{id}`` returns the send's ``user_ids`` (100,000 ids)
+    and serialising them once a second would cost the measured process its CPU."""
+    todo = [s for s in send_ids if s not in done]
+    state_sql = "SELECT state FROM sends WHERE id = "
+    pending_sql = "SELECT 1 FROM deliveries WHERE state = 'pending' AND send_id = "
+    if sqlite_db is not None:
+        with sqlite3.connect(f"file:{sqlite_db}?mode=ro", uri=True, timeout=30) as db:
+            for sid in todo:
+                row = db.execute(state_sql + "?", (sid,)).fetchone()
+                if row and row[0] == "fanned_out" and db.execute(
+                        pending_sql + "? LIMIT 1", (sid,)).fetchone() is None:
+                    done.add(sid)
+        return
+    assert pg_dsn is not None
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        for sid in todo:
+            if await conn.fetchval(state_sql + "$1", sid) == "fanned_out" and \
+                    await conn.fetchval(pending_sql + "$1 LIMIT 1", sid) is None:
+                done.add(sid)
+    finally:
+        await conn.close()
+
+
+def _counts(send_id: str, *, sqlite_db: Path | None, pg_dsn: str | None) -> dict[str, int]:
+    sql = "SELECT state, count(*) FROM deliveries WHERE send_id = "
+    if sqlite_db is not None:
+        with sqlite3.connect(f"file:{sqlite_db}?mode=ro", uri=True, timeout=30) as db:
+            return {r[0]: int(r[1]) for r in db.execute(sql + "? GROUP BY state", (send_id,))}
+    assert pg_dsn is not None
+
+    async def q() -> dict[str, int]:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            return {r[0]: int(r[1]) for r in await conn.fetch(sql + "$1 GROUP BY state",
+                                                              send_id)}
+        finally:
+            await conn.close()
+
+    return asyncio.run(q())
+
+
+async def _shoot(port: int, world: World, shot: Shot, *, poll: float, limit_s: float,
+                 sqlite_db: Path | None, pg_dsn: str | None,
+                 on_tick: Callable[[int, int], None]) -> tuple[list[str], float, float, float]:
+    """POST the shot's sends at once; (send ids, wall time of the first POST, POST → last
+    202, POST → all done as polled)."""
+    base = f"http://{HOST}:{port}/v1/orgs/{world.org_id}/sends"
+    headers = {"authorization": f"Bearer {world.admin_token}"}
+    bodies = [json.dumps({"app_id": world.app_id, "user_ids": part,
+                          "message": MESSAGE}).encode() for part in shot.parts]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+
+        async def post(body: bytes) -> str:
+            async with session.post(base, data=body, headers={
+                    **headers, "content-type": "application/json"}) as resp:
+                doc = await resp.json()
+                if resp.status != 202:
+                    raise RuntimeError(f"POST /sends answered {resp.status}: {doc}")
+                return str(doc["id"])
+
+        t_post_wall = time.time()
+        t_post = time.monotonic()
+        send_ids = await asyncio.gather(*(post(b) for b in bodies))
+        answered = time.monotonic() - t_post
+    done: set[str] = set()
+    deadline = t_post + limit_s
+    while True:
+        await asyncio.sleep(poll)
+        await _send_status(send_ids, done, sqlite_db=sqlite_db, pg_dsn=pg_dsn)
+        on_tick(len(done), len(send_ids))
+        if len(done) == len(send_ids):
+            return send_ids, t_post_wall, answered, time.monotonic() - t_post
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"sends {sorted(set(send_ids) - done)} not done after "
+                               f"{limit_s:.0f} s")
+
+
 def run_scenario(*, name: str, mode: str, env: dict[str, str], world: World, sink: Sink,
-                 plan: list[tuple[str, int]], work: Path, workers: int = 0,
+                 plan: list[tuple[str, int]] | list[Shot], work: Path, workers: int = 0,
                  serve_cores: str = "1", worker_cores: str = "1",
                  sqlite_db: Path | None = None, pg_dsn: str | None = None,
                  poll: float = 1.0, timeout: float = 900.0,
@@ -197,7 +296,8 @@ def run_scenario(*, name: str, mode: str, env: dict[str, str], world: World, sin
                  attach: Callable[[list[int]], Callable[[], None]] | None = None,
                  launcher: bool = True,
                  settings: dict[str, str] | None = None) -> ScenarioResult:
-    """Run ``plan`` (a list of (platform, people) sends) against fresh Clarion processes.
+    """Run ``plan`` (a list of (platform, people) sends, or of ``Shot``s: audiences given
+    explicitly, possibly several sends at once) against fresh Clarion processes.
 
     ``workers == 0``: embedded (``clarion serve`` with its worker). Otherwise the API runs in
     ``clarion serve --no-worker`` and ``workers`` × ``clarion worker`` do the sending.
@@ -241,7 +341,38 @@ def run_scenario(*, name: str, mode: str, env: dict[str, str], world: World, sin
     cumulative = 0
     errors: list[str] = []
     try:
-        for platform, n_people in plan:
+        for step in plan:
+            if isinstance(step, Shot):
+                send_offset = sink.log_offset()
+                send_ids, t_post_wall, answered, secs = asyncio.run(_shoot(
+                    port, world, step, poll=poll, limit_s=timeout, sqlite_db=sqlite_db,
+                    pg_dsn=pg_dsn, on_tick=lambda d, e, lb=step.label: on_tick(
+                        f"{name}: {lb} (sends done)", d, e)))
+                counts: dict[str, int] = {}
+                lasts = []
+                for sid in send_ids:
+                    for state, k in _counts(sid, sqlite_db=sqlite_db, pg_dsn=pg_dsn).items():
+                        counts[state] = counts.get(state, 0) + k
+                    lasts.append(last_row_time(sid, sqlite_db=sqlite_db, pg_dsn=pg_dsn))
+                n = sum(counts.values())
+                cumulative += n
+                window = sink.read_slice(send_offset)
+                last = max((x for x in lasts if x is not None), default=None)
+                sends.append(SendOutcome(
+                    platform=step.platform, people=step.people, deliveries=n, counts=counts,
+                    post_to_done_s=round(secs, 3),
+                    post_to_last_row_s=None if last is None else round(last - t_post_wall, 3),
+                    rss_after_mb=round(sampler.mark(f"after {cumulative:,}"), 1),
+                    cumulative=cumulative,
+                    first_request_s=None if window.first_msec is None else
+                    round(window.first_msec - t_post_wall, 3),
+                    last_request_s=None if window.last_msec is None else
+                    round(window.last_msec - t_post_wall, 3),
+                    posts=len(send_ids), post_answer_s=round(answered, 3), label=step.label))
+                if n != step.expected:
+                    errors.append(f"{step.label}: {n} deliveries, {step.expected} expected")
+                continue
+            platform, n_people = step
             pool = world.ios_people if platform == "ios" else world.android_people
             if n_people > len(pool):
                 raise RuntimeError(f"the world has {len(pool)} {platform} people, {n_people} "

@@ -53,6 +53,8 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
         loop = "uvloop" if b.get("uvloop") else "asyncio"
         if b.get("gc_tuned"):
             loop += ", GC as clarion serve"
+        if b.get("jh2"):
+            loop += ", jh2 for h2"
         out.append([f"{name} ({detail}, {loop})", "loop, core 1", _f(b["n"]),
                     _f(b["sends_per_s"]),
                     _f(b["ok"] / b["cpu_s"] if b.get("cpu_s") else None),
@@ -119,7 +121,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                    and c["sends"][0]["platform"] == "ios" and not c.get("settings")]
     big = max(apns_sqlite, key=lambda c: c["deliveries"], default=None)
     aioapns = [b for b in results.get("baselines", [])
-               if b.get("kind") == "aioapns" and "error" not in b]
+               if b.get("kind") == "aioapns" and "error" not in b and not b.get("jh2")]
     best = max(aioapns, key=lambda b: b["sends_per_s"], default=None)
     if big is not None:
         rate = big["sends_per_s"]

@@ -1,7 +1,12 @@
 """Delivery benchmark: Clarion end to end vs plain aioapns / aiohttp / firebase-admin loops.
 
-    .venv/bin/python bench/delivery/run.py            # full run (~15 min on 2 cores)
-    .venv/bin/python bench/delivery/run.py --quick    # small sizes (~4 min)
+    flock /work/bench.lock .venv/bin/python bench/delivery/run.py   # shapes (~36 min, 2 cores)
+    .venv/bin/python bench/delivery/run.py --quick    # the same, sizes ÷ 10
+    .venv/bin/python bench/delivery/run.py --classic  # + the earlier scenarios (2-5 below)
+
+By default: h2load, three aioapns loops (asyncio, uvloop, jh2 + uvloop) and the audience
+shapes of ``shapes.py`` (10k/100k/1M × 1, a 100k mix, 100 × 1,000) on SQLite, and 10k/100k/mix
+on PostgreSQL with 1, 2 and 4 workers. With ``--classic``, as before:
 
 Everything runs against one private nginx sink (HTTP/2 + TLS, ``return 200``, pinned to core
 0; see ``sink.py``), in one run, side by side:
@@ -43,6 +48,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.delivery import shapes as S  # noqa: E402
 from bench.delivery import world as W  # noqa: E402
 from bench.delivery.clarion_runs import ScenarioResult, run_scenario  # noqa: E402
 from bench.delivery.procs import pinned  # noqa: E402
@@ -109,8 +115,9 @@ def h2load_ceiling(sink: Sink, work: Path, n: int) -> dict[str, Any] | None:
 
 
 def baseline(kind: str, sink: Sink, work: Path, *, n: int, concurrency: int, uvloop: bool,
-             files: dict[str, Path], gc_tuned: bool = False) -> dict[str, Any]:
-    out = work / f"baseline-{kind}-{concurrency}-{int(uvloop)}-{int(gc_tuned)}.json"
+             files: dict[str, Path], gc_tuned: bool = False, jh2: bool = False
+             ) -> dict[str, Any]:
+    out = work / f"baseline-{kind}-{n}-{concurrency}-{int(uvloop)}-{int(gc_tuned)}-{int(jh2)}.json"
     env = dict(os.environ, PYTHONPATH=str(REPO), SSL_CERT_FILE=str(sink.ca_file),
                REQUESTS_CA_BUNDLE=str(sink.ca_file), PYTHONWARNINGS="ignore")
     argv = [sys.executable, "-m", "bench.delivery.baselines", kind, "--url", sink.url,
@@ -120,6 +127,8 @@ def baseline(kind: str, sink: Sink, work: Path, *, n: int, concurrency: int, uvl
         argv.append("--uvloop")
     if gc_tuned:
         argv.append("--gc-tuned")
+    if jh2:
+        argv.append("--jh2")
     offset = sink.log_offset()
     proc = subprocess.run(pinned(SENDER_CORE, argv), env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=900, check=False)
@@ -176,12 +185,18 @@ class Bench:
         from clarion.emulators.tls import make_pki
 
         q = self.quick
+        classic = self.args.classic
         n_base = 5_000 if q else 20_000
-        ios_people = 20 if q else 100
-        android_people = 5 if q else 20
-        dpp = 1000
+        shapes = S.pick(self.args.shapes, q)
+        pg_shapes = [] if self.args.skip_pg else S.pick(self.args.pg_shapes, q)
+        groups, heavy = S.groups_for(shapes)
+        ios_people = max(heavy, (20 if q else 100) if classic else 0)
+        android_people = (5 if q else 20) if classic else 0
+        dpp = S.HEAVY_DEVICES
         self.results["sizes"] = {"baseline_n": n_base, "ios_people": ios_people,
-                                 "android_people": android_people, "devices_per_person": dpp}
+                                 "android_people": android_people, "devices_per_person": dpp,
+                                 "shapes": [s.__dict__ for s in shapes],
+                                 "pg_shapes": [s.__dict__ for s in pg_shapes]}
         pki = make_pki(self.work / "pki")
         self.sink = sink = Sink(self.work, pki.ca_file, pki.cert_file, pki.key_file,
                                 core=SINK_CORE)
@@ -198,7 +213,8 @@ class Bench:
             self.status("building the SQLite world through the product")
             world_dir = self.work / "world-sqlite"
             world = W.build_world(var_dir=world_dir, database_url=None,
-                                  plan=W.Plan(ios_people, android_people, dpp), base=base,
+                                  plan=W.Plan(ios_people, android_people, dpp, groups),
+                                  base=base,
                                   sink_url=sink.url, work=self.work,
                                   on_progress=lambda t, d, n: self.status(t, d, n))
             self.results["world_sqlite"] = world.to_json()
@@ -208,7 +224,20 @@ class Bench:
 
             # aioapns a second time with Clarion's collector settings: the ratio is taken
             # against the faster of the two, so that the GC tuning alone cannot make it.
-            for kind, conc, uv, n, gc_tuned in (
+            # The plain aioapns loop, as many notifications as the 100,000 × 1 shape, in
+            # three variants: asyncio (the plain loop), uvloop, uvloop + jh2 for h2.
+            n_shape = next((sh.people for sh in S.pick(["100k"], q)), 100_000)
+            for variant, uv, jh2 in (("asyncio", False, False), ("uvloop", True, False),
+                                     ("jh2-uvloop", True, True)):
+                if not shapes:
+                    break
+                self.status(f"baseline aioapns for the shapes ({n_shape:,} sends, {variant})")
+                result = baseline("aioapns", sink, self.work, n=n_shape, concurrency=100,
+                                  uvloop=uv, files=files, jh2=jh2)
+                self.results["baselines"].append(dict(result, shapes=True, variant=variant))
+                self.save()
+
+            for kind, conc, uv, n, gc_tuned in () if not classic else (
                 ("aioapns", 100, True, n_base, False),
                 ("aioapns", 100, True, n_base, True),
                 ("aioapns", 500, False, n_base, False),
@@ -230,12 +259,18 @@ class Bench:
                 env = dict(base, CLARION_VAR_DIR=str(var))
                 return run_scenario(name=name, mode="sqlite", env=env, world=world, sink=sink,
                                     plan=plan, work=self.work, serve_cores=str(SENDER_CORE),
-                                    sqlite_db=var / "clarion.db", settings=settings,
+                                    sqlite_db=var / "clarion.db", settings=settings, timeout=1800.0,
                                     on_tick=lambda s, d, n: self.status(s, d, n))
+
+            for shape in shapes:
+                self.results["clarion"].append(self._scenario(
+                    lambda sh=shape: sqlite(f"shape-{sh.key}", [S.shot(sh, world)]),
+                    shape=shape))
+                self.save()
 
             small = max(1, n_base // dpp)
             big = f"sqlite-apns-{ios_people * dpp // 1000}k"
-            for name, plan, settings in (
+            for name, plan, settings in () if not classic else (
                 (f"sqlite-apns-{small * dpp // 1000}k", [("ios", small)], None),
                 (big, [("ios", ios_people)], None),
                 # A worker runs CLARION_DELIVERY_JOBS_PER_CALL (4) delivery jobs of 500 per
@@ -248,7 +283,7 @@ class Bench:
                     lambda n=name, p=plan, s=settings: sqlite(n, p, s)))
                 self.save()
 
-            if not self.args.skip_rss:
+            if classic and not self.args.skip_rss:
                 target = self.args.rss_deliveries or (200_000 if q else 1_000_000)
                 first = max(1, 10_000 // dpp)
                 plan = [("ios", first)]
@@ -271,17 +306,21 @@ class Bench:
                     "clarion.db")
                 self.save()
 
-            if not self.args.skip_pg:
+            if pg_shapes:
+                self._pg_shapes(base, pg_shapes)
+            if classic and not self.args.skip_pg:
                 self._postgres(base, dpp, ios_people)
         sink.stop()
 
-    def _scenario(self, fn: Any) -> dict[str, Any]:
+    def _scenario(self, fn: Any, shape: S.Shape | None = None) -> dict[str, Any]:
         try:
             result: ScenarioResult = fn()
         except Exception as exc:
             traceback.print_exc()
             return {"name": "failed", "error": f"{type(exc).__name__}: {exc}"}
         data = result.to_json()
+        if shape is not None:
+            data.update(shape=shape.key, shape_title=shape.title)
         line = f"{result.name}: {result.deliveries:,} deliveries, {result.rate:,.0f}/s"
         if result.errors:
             line += f" ({len(result.errors)} error lines)"
@@ -321,6 +360,40 @@ class Bench:
             W.drop_databases([db])
             self.pg_dbs.remove(db)
 
+    def _pg_shapes(self, base: dict[str, str], shapes: list[S.Shape]) -> None:
+        """The shapes on PostgreSQL: ``clarion serve --no-worker`` + N ``clarion worker``,
+        a fresh database (``TEMPLATE`` of one world) per shape and worker count."""
+        assert self.sink is not None
+        sink = self.sink
+        self.status("building the PostgreSQL world (shapes) through the product")
+        template = W.new_pg_name("shapes")
+        url = W.create_pg(template)
+        self.pg_dbs.append(template)
+        groups, heavy = S.groups_for(shapes)
+        world = W.build_world(var_dir=None, database_url=url,
+                              plan=W.Plan(heavy, 0, S.HEAVY_DEVICES, groups), base=base,
+                              sink_url=sink.url, work=self.work,
+                              on_progress=lambda t, d, n: self.status(t, d, n))
+        self.results["world_postgresql_shapes"] = world.to_json()
+        for shape in shapes:
+            for workers in self.args.pg_workers:
+                name = f"pg-shape-{shape.key}-{workers}w"
+                db = W.new_pg_name(f"{shape.key}{workers}w")
+                db_url = W.create_pg(db, template=template)
+                self.pg_dbs.append(db)
+                env = dict(base, CLARION_DATABASE_URL=db_url,
+                           CLARION_VAR_DIR=str(self.work / "pg-var"))
+                self.results["clarion"].append(self._scenario(
+                    lambda n=name, e=env, w=workers, u=db_url, sh=shape: run_scenario(
+                        name=n, mode="postgresql", env=e, world=world, sink=sink,
+                        plan=[S.shot(sh, world)], work=self.work, workers=w,
+                        serve_cores=str(SINK_CORE), worker_cores=f"{SINK_CORE},{SENDER_CORE}",
+                        pg_dsn=u.replace("postgresql+asyncpg://", "postgresql://"),
+                        on_tick=lambda s, d, n: self.status(s, d, n)), shape=shape))
+                self.save()
+                W.drop_databases([db])
+                self.pg_dbs.remove(db)
+
     def cleanup(self) -> None:
         if self.sink is not None:
             self.sink.stop()
@@ -332,6 +405,16 @@ class Bench:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Clarion delivery benchmark (see README.md).")
     parser.add_argument("--quick", action="store_true", help="small sizes (~4 minutes)")
+    parser.add_argument("--shapes", nargs="+", choices=S.KEYS, default=S.KEYS,
+                        help="audience shapes to run on SQLite (default: all; --quick divides "
+                        "the sizes by 10)")
+    parser.add_argument("--pg-shapes", nargs="*", choices=S.KEYS, default=S.PG_DEFAULT,
+                        help="audience shapes to run on PostgreSQL with each --pg-workers "
+                        "count (default: 10k 100k mix)")
+    parser.add_argument("--classic", action="store_true",
+                        help="also the earlier scenarios: the 20k baselines (FCM too), APNs "
+                        "20k/100k/one job per call, FCM 20k, RSS over 11 sends, PostgreSQL "
+                        "100 × 1,000")
     parser.add_argument("--skip-pg", action="store_true", help="no PostgreSQL scenarios")
     parser.add_argument("--skip-rss", action="store_true", help="no 10k → 1M RSS scenario")
     parser.add_argument("--rss-deliveries", type=int, default=0,
@@ -353,11 +436,13 @@ def main() -> None:
     finally:
         bench.results["wall_s"] = round(time.monotonic() - t0, 1)
         bench.results["targets"] = targets(bench.results)
+        bench.results["shape_targets"] = S.targets(bench.results)
         path = bench.save()
         md = path.with_suffix(".md")
-        md.write_text(markdown(bench.results), encoding="utf-8")
+        md.write_text(markdown(bench.results) + S.markdown(bench.results), encoding="utf-8")
         bench.cleanup()
     console.print(rich_table(bench.results))
+    console.print(S.markdown(bench.results))
     console.print(f"results: {path.relative_to(REPO)} and {md.relative_to(REPO)}")
 
 

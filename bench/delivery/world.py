@@ -19,6 +19,7 @@ import asyncio
 import csv
 import json
 import os
+import random
 import secrets
 import shutil
 import sqlite3
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,11 +71,40 @@ def fcm_token() -> str:
     return f"{secrets.token_urlsafe(16)}:APA91b{secrets.token_urlsafe(110)}"
 
 
+MIX_SEED = 12  # the mixed audience is the same in every run
+
+
+def mix_devices(people: int, seed: int = MIX_SEED) -> list[int]:
+    """Devices per person of a realistic audience: ~30 % none, 50 % one, 20 % two or three
+    (half each), drawn from a fixed seed so that every run (and both databases) send to the
+    same audience."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(people):
+        r = rng.random()
+        out.append(0 if r < 0.3 else 1 if r < 0.8 else 2 if r < 0.9 else 3)
+    return out
+
+
+@dataclass
+class Group:
+    """Extra iOS people of the world (audience shapes): ``devices`` per person, or the mix
+    (``devices is None``: ``mix_devices``)."""
+
+    name: str
+    people: int
+    devices: int | None = 1
+
+    def per_person(self) -> list[int]:
+        return mix_devices(self.people) if self.devices is None else [self.devices] * self.people
+
+
 @dataclass
 class Plan:
     ios_people: int
     android_people: int
     devices_per_person: int
+    groups: list[Group] = field(default_factory=list)
 
 
 @dataclass
@@ -92,11 +122,17 @@ class World:
     sa: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
     devices: dict[str, int] = field(default_factory=dict)
+    # Audience shapes: a group's people (iOS) and the number of devices of each.
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    group_devices: dict[str, list[int]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"org_id": self.org_id, "app_id": self.app_id,
                 "ios_people": len(self.ios_people), "android_people": len(self.android_people),
                 "devices_per_person": self.devices_per_person, "devices": self.devices,
+                "groups": {name: {"people": len(people),
+                                  "devices": sum(self.group_devices[name])}
+                           for name, people in self.groups.items()},
                 "setup_seconds": self.seconds}
 
 
@@ -120,7 +156,7 @@ def base_env(sink_url: str, ca_file: Path, secret_key: str) -> dict[str, str]:
 
 def clarion_json(args: list[str], env: dict[str, str]) -> Any:
     proc = subprocess.run([PY, "-m", "clarion.cli", *args, "--json"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=600, check=False)
+                          capture_output=True, text=True, timeout=1800, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"clarion {' '.join(args)} failed ({proc.returncode}):\n"
                            f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
@@ -149,33 +185,50 @@ def jobs_idle(env: dict[str, str]) -> tuple[bool, dict[str, int]]:
     return counts.get("queued", 0) == 0 and counts.get("running", 0) == 0, counts
 
 
-async def _register(port: int, world: World, tokens: dict[str, list[tuple[str, str]]],
+Registration = tuple[str, str, str]  # (person, CIJ token field, token)
+
+
+def _bodies(world: World, items: Iterator[Registration]) -> Iterator[bytes]:
+    """Request bodies of 100 registrations each, built as they are sent (a 1,000,000-device
+    world would otherwise hold ~250 MB of bodies), across people: one device per person is
+    the common shape."""
+    batch: list[dict[str, str]] = []
+    for person, fld, token in items:
+        batch.append({"MobileAppId": world.app_id, "UserId": person,
+                      "ApiToken": world.api_token, fld: token})
+        if len(batch) == 100:
+            yield json.dumps(batch).encode()
+            batch = []
+    if batch:
+        yield json.dumps(batch).encode()
+
+
+async def _register(port: int, world: World, items: Iterator[Registration],
                     on_progress: Callable[[int], None], concurrency: int = 8) -> None:
     """Register every (person, token) through CIJ's batch endpoint, 100 per request."""
     url = (f"http://{HOST}:{port}/api/v1.0/orgs/{world.org_id}/pushdeviceregistration/"
            "devices/batch")
-    bodies: list[bytes] = []
-    for person, items in tokens.items():
-        for i in range(0, len(items), 100):
-            bodies.append(json.dumps([
-                {"MobileAppId": world.app_id, "UserId": person, "ApiToken": world.api_token,
-                 field: token} for field, token in items[i:i + 100]]).encode())
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for b in bodies:
-        queue.put_nowait(b)
+    bodies = _bodies(world, items)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(timeout=timeout) as session:
 
         async def worker() -> None:
-            while not queue.empty():
-                body = queue.get_nowait()
-                for attempt in range(5):
+            for body in bodies:  # one shared generator: each body goes to one worker
+                attempt = 0
+                deadline = time.monotonic() + 1800
+                while True:
                     async with session.post(url, data=body, headers={
                             "content-type": "application/json"}) as resp:
                         text = await resp.text()
                         if resp.status == 202:
                             break
-                        if attempt == 4 or resp.status < 500:
+                        # 503 "overloaded": the backlog of accepted registrations is full
+                        # (CLARION_MAX_BACKLOG); wait as told while the worker stores them.
+                        if resp.status == 503 and time.monotonic() < deadline:
+                            await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
+                            continue
+                        attempt += 1
+                        if attempt == 5 or resp.status < 500:
                             raise RuntimeError(f"registration answered {resp.status}: "
                                                f"{text[:500]}")
                     await asyncio.sleep(1)
@@ -208,7 +261,7 @@ def build_world(*, var_dir: Path | None, database_url: str | None, plan: Plan,
                 "bundle_id": BUNDLE, "environment": "production"},
         "android": {"service_account": sa},
         "settings": {"dry_run_on_register": False,
-                     "max_devices_per_person": max(plan.devices_per_person, 1)},
+                     "max_devices_per_person": max(plan.devices_per_person, 3)},
     }
     app_file = work / "app.json"
     app_file.write_text(json.dumps(app_doc), encoding="utf-8")
@@ -220,23 +273,38 @@ def build_world(*, var_dir: Path | None, database_url: str | None, plan: Plan,
         raise RuntimeError(f"unexpected `clarion apps create --json` output: {app}")
     ios = [str(uuid.uuid4()) for _ in range(plan.ios_people)]
     android = [str(uuid.uuid4()) for _ in range(plan.android_people)]
+    groups = {g.name: [str(uuid.uuid4()) for _ in range(g.people)] for g in plan.groups}
+    group_devices = {g.name: g.per_person() for g in plan.groups}
     people_csv = work / "people.csv"
     with people_csv.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["id", "email"])
-        for i, pid in enumerate(ios + android):
+        everyone = [*ios, *android, *(p for people in groups.values() for p in people)]
+        for i, pid in enumerate(everyone):
             w.writerow([pid, f"person{i}@bench.example"])
+        del everyone
     clarion_json(["contacts", "import", "--org", org["id"], str(people_csv)], env)
+    people_csv.unlink()
     seconds["org_app_people"] = time.monotonic() - t0
     world = World(org["id"], org["admin_token"], app_id, api_token, ios, android,
-                  plan.devices_per_person, p8, sa, seconds)
-    tokens: dict[str, list[tuple[str, str]]] = {}
-    for pid in ios:
-        tokens[pid] = [("ApnsDeviceToken", os.urandom(32).hex())
-                       for _ in range(plan.devices_per_person)]
-    for pid in android:
-        tokens[pid] = [("FcmDeviceToken", fcm_token()) for _ in range(plan.devices_per_person)]
-    total = sum(len(v) for v in tokens.values())
+                  plan.devices_per_person, p8, sa, seconds, groups=groups,
+                  group_devices=group_devices)
+    dpp = plan.devices_per_person
+
+    def registrations() -> Iterator[Registration]:
+        for pid in ios:
+            for _ in range(dpp):
+                yield pid, "ApnsDeviceToken", os.urandom(32).hex()
+        for pid in android:
+            for _ in range(dpp):
+                yield pid, "FcmDeviceToken", fcm_token()
+        for name, people in groups.items():
+            for pid, n in zip(people, group_devices[name], strict=True):
+                for _ in range(n):
+                    yield pid, "ApnsDeviceToken", os.urandom(32).hex()
+
+    group_total = sum(sum(v) for v in group_devices.values())
+    total = (len(ios) + len(android)) * dpp + group_total
     proc, port = serve(env, work / "logs" / "world-serve.log", launcher=False)
     try:
         t1 = time.monotonic()
@@ -246,7 +314,7 @@ def build_world(*, var_dir: Path | None, database_url: str | None, plan: Plan,
             done[0] += n
             on_progress("registering devices", done[0], total)
 
-        asyncio.run(_register(port, world, tokens, progress))
+        asyncio.run(_register(port, world, registrations(), progress))
         seconds["register_202"] = time.monotonic() - t1
         deadline = time.monotonic() + 1800
         while True:
@@ -261,8 +329,7 @@ def build_world(*, var_dir: Path | None, database_url: str | None, plan: Plan,
     finally:
         proc.stop()
     world.devices = count_devices(var_dir=var_dir, database_url=database_url)
-    expected = {"ios": len(ios) * plan.devices_per_person,
-                "android": len(android) * plan.devices_per_person}
+    expected = {"ios": len(ios) * dpp + group_total, "android": len(android) * dpp}
     for platform, n in expected.items():
         if n and world.devices.get(platform, 0) != n:
             raise RuntimeError(f"{platform}: {world.devices.get(platform, 0)} devices stored, "

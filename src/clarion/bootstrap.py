@@ -27,6 +27,7 @@ from clarion.services.fanout import FanOut
 from clarion.services.health import Health
 from clarion.services.importing import Importer
 from clarion.services.interactions import Interactions
+from clarion.services.journeys import Journeys
 from clarion.services.orgs import Orgs
 from clarion.services.people import People
 from clarion.services.recording import Recorder
@@ -70,6 +71,7 @@ class Container:
     events: EventBus  # in-service events: subscribe here at bootstrap (services/events.py)
     reports: Reports
     health: Health
+    journeys: Journeys
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -179,4 +181,5 @@ def build(
         events=EventBus(db, queue, clock),
         reports=Reports(db, clock),
         health=Health(db, clock, backlog),
+        journeys=Journeys(db, clock),
     )

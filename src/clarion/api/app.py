@@ -17,6 +17,7 @@ from clarion.api.routes import (
     cij_registration,
     devices,
     health,
+    journeys,
     links,
     orgs,
     people,
@@ -64,7 +65,7 @@ def create_app(container: Container) -> FastAPI:
     app.state.container = container
     errors.install(app)
     for module in (health, orgs, apps, people, devices, sends, cij_registration, cij_odata,
-                   cij_interactions, links, reports):
+                   cij_interactions, links, reports, journeys):
         app.include_router(module.router)
 
     def openapi_schema() -> dict[str, Any]:

@@ -27,6 +27,7 @@ from clarion.services.apps import Apps
 from clarion.services.devices import Devices
 from clarion.services.health import Health
 from clarion.services.interactions import Interactions
+from clarion.services.journeys import Journeys
 from clarion.services.orgs import Orgs
 from clarion.services.people import People
 from clarion.services.registration import Registration
@@ -63,6 +64,7 @@ SendsDep = Annotated[Sends, Depends(_part(lambda c: c.sends))]
 InteractionsDep = Annotated[Interactions, Depends(_part(lambda c: c.interactions))]
 ReportsDep = Annotated[Reports, Depends(_part(lambda c: c.reports))]
 HealthDep = Annotated[Health, Depends(_part(lambda c: c.health))]
+JourneysDep = Annotated[Journeys, Depends(_part(lambda c: c.journeys))]
 
 
 async def authenticate(request: Request, orgs: Orgs, org_id: str | None) -> str:

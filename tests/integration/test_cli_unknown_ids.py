@@ -43,6 +43,7 @@ class Known:
     empty_org: str  # an org with nothing in it
     config: str  # an app configuration file
     people_file: str
+    journey_file: str = ""
 
 
 @pytest.fixture
@@ -67,6 +68,11 @@ def known(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> K
     people = tmp_path / "people.csv"
     people.write_text("email\nbob@contoso.com\n")
     k.config, k.people_file = str(config), str(people)
+    journey = tmp_path / "journey.json"
+    journey.write_text(json.dumps({
+        "name": "J", "app_id": k.app, "entry": {"type": "trigger", "trigger": "t"},
+        "steps": [{"id": "s", "type": "end"}]}))
+    k.journey_file = str(journey)
     monkeypatch.setenv("CLARION_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("CLARION_SECRET_KEY", TEST_SECRET)
     monkeypatch.setenv("CLARION_VAR_DIR", str(tmp_path / "var"))
@@ -99,6 +105,9 @@ def _extra(path: tuple[str, ...], k: Known) -> list[str]:
         ("contacts", "show"): [k.person],
         ("devices", "registration"): [UNKNOWN_APP],
         ("send",): ["--title", "Hello"],
+        **{("journeys", c): ["--file", k.journey_file] for c in ("create", "validate")},
+        **{("journeys", c): ["--journey", UNKNOWN_APP]
+           for c in ("show", "start", "pause", "resume", "stop", "report")},
     }
     return extra.get(path, [])
 

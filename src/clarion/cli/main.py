@@ -11,7 +11,18 @@ from typing import Annotated
 import typer
 
 from clarion import __version__
-from clarion.cli import apps, contacts, demo, devices, emulator, jobs, orgs, reports, send
+from clarion.cli import (
+    apps,
+    contacts,
+    demo,
+    devices,
+    emulator,
+    jobs,
+    journeys,
+    orgs,
+    reports,
+    send,
+)
 from clarion.cli.check import check_config
 
 app = typer.Typer(
@@ -27,6 +38,7 @@ app.add_typer(devices.app, name="devices")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(emulator.app, name="emulator")
 app.add_typer(reports.app, name="reports")
+app.add_typer(journeys.app, name="journeys")
 app.command("check-config")(check_config)
 app.command("send")(send.send)
 app.command("demo")(demo.demo)

@@ -179,3 +179,34 @@ async def exit_everyone(conn: Conn, journey_id: str, reason: str, now: datetime)
 async def count_inside(conn: Conn, journey_id: str) -> int:
     return int(await conn.scalar(select(func.count()).select_from(_I).where(
         _I.c.journey_id == journey_id, _I.c.status != "done")) or 0)
+
+
+async def live_of_org(conn: Conn, org_id: str) -> list[JourneyRead]:
+    """The org's live journeys, each with the document people enter now."""
+    rows = (await conn.execute(
+        select(_J, _V.c.document).join(_V, and_(_V.c.journey_id == _J.c.id,
+                                                _V.c.version == _J.c.live_version))
+        .where(_J.c.org_id == org_id, _J.c.state == "live"))).all()
+    return [_read(r) for r in rows]
+
+
+async def state_of(conn: Conn, journey_id: str) -> tuple[str, str, str, int | None] | None:
+    """(org id, app id, state, live version) of a journey."""
+    row = (await conn.execute(select(_J.c.org_id, _J.c.app_id, _J.c.state, _J.c.live_version)
+                              .where(_J.c.id == journey_id))).first()
+    return None if row is None else (row.org_id, row.app_id, row.state, row.live_version)
+
+
+async def inside(conn: Conn, journey_id: str, person_id: str, *, lock: bool = False
+                 ) -> list[Instance]:
+    """The person's instances of the journey still inside (any version)."""
+    query = select(_I).where(_I.c.journey_id == journey_id, _I.c.person_id == person_id,
+                             _I.c.status != "done")
+    rows = (await conn.execute(query.with_for_update() if lock else query)).all()
+    return [_instance(r) for r in rows]
+
+
+async def entries_since(conn: Conn, journey_id: str, since: datetime) -> int:
+    """People who entered the journey since ``since`` (the entry rate limit)."""
+    return int(await conn.scalar(select(func.count()).select_from(_I).where(
+        _I.c.journey_id == journey_id, _I.c.entered_at >= since)) or 0)

@@ -1,0 +1,421 @@
+"""The journey runtime: people enter, instances advance by ``step()``, timers and pushes are
+typed jobs.
+
+Everything that changes an instance happens in one write transaction: lock the instance row,
+run the pure ``step()``, save the instance and enqueue the jobs its actions ask for (a push, a
+timer). So a worker that dies mid-step changes nothing (the transaction rolls back and the
+event or job comes again), and two workers on PostgreSQL serialise on the row: the second sees
+the instance already moved and ``step()`` asks for nothing. A push job is therefore created
+once per person, entry and visit of a push step; its unique key (``jp:…``) says so to the
+queue too, and is the idempotency key handed to the send path.
+
+The parts owned elsewhere are reached through the small Protocols below, so this runs with
+fakes in tests and the real segments, sends and person facts once they are wired at bootstrap:
+``SegmentSource`` (segment members in keyset pages, membership tests), ``JourneyPush`` (send a
+journey step's message to every valid device of a person, carrying journey and step) and
+``FactsSource`` (the ``Facts`` that ``step()`` asks: conditions, time zone, interactions,
+A/B winners).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from clarion.clock import Clock
+from clarion.domain.interactions import InteractionEvent
+from clarion.domain.journeys.document import (
+    ConditionParser,
+    InteractionEntry,
+    Journey,
+    SegmentEntry,
+    TriggerEntry,
+    any_condition,
+)
+from clarion.domain.journeys.engine import (
+    Action,
+    Entered,
+    Event,
+    Facts,
+    Instance,
+    Interaction,
+    Schedule,
+    SendPush,
+    TimerFired,
+    TriggerFired,
+    step,
+)
+from clarion.domain.journeys.records import JourneyRead
+from clarion.domain.journeys.validation import parse
+from clarion.store import journeys as store
+from clarion.store.db import Conn, Database
+from clarion.store.jobs import JobQueue, NewJob
+from clarion.store.tasks import Task
+
+log = logging.getLogger(__name__)
+
+ENTRY_PAGE = 500  # people entered per transaction
+PAUSED_RECHECK = timedelta(seconds=60)  # a paused journey's due work looks again this late
+NEW_MEMBERS_POLL = timedelta(minutes=15)  # once_then_new: how often new members are looked for
+RATE_RECHECK = timedelta(minutes=1)
+
+
+# ------------------------------------------------------------------------------- ports
+
+
+class SegmentSource(Protocol):
+    async def members(self, org_id: str, segment_id: str, after: str | None,
+                      limit: int) -> list[str]:
+        """Up to ``limit`` member ids after ``after``, ascending (keyset pages)."""
+        ...
+
+    async def contains(self, org_id: str, segment_id: str,
+                       person_ids: Sequence[str]) -> set[str]:
+        """Those of ``person_ids`` in the segment."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PushOrder:
+    """Send ``message_id`` to every valid device of the person for the app, as the journey
+    step's push; ``key`` is unique per person, entry and visit (the idempotency key)."""
+
+    org_id: str
+    app_id: str
+    journey_id: str
+    version: int
+    step_id: str
+    person_id: str
+    entry_no: int
+    message_id: str
+    variant: str | None
+    key: str
+
+    def encode(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def decode(payload: Mapping[str, Any]) -> PushOrder:
+        return PushOrder(**{k: payload[k] for k in PushOrder.__dataclass_fields__})
+
+
+class JourneyPush(Protocol):
+    async def send(self, order: PushOrder) -> None: ...
+
+
+class FactsSource(Protocol):
+    async def facts(self, org_id: str, instance: Instance,
+                    trigger: Mapping[str, object] | None) -> Facts:
+        """What ``step()`` may ask about the person (with the trigger's data, if any)."""
+        ...
+
+
+# ------------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceKey:
+    journey_id: str
+    version: int
+    person_id: str
+    entry_no: int
+    step_id: str
+
+    def encode(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def decode(payload: Mapping[str, Any]) -> InstanceKey:
+        return InstanceKey(**{k: payload[k] for k in InstanceKey.__dataclass_fields__})
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPage:
+    """Enter the next page of a segment journey's members after ``after``."""
+
+    journey_id: str
+    version: int
+    after: str | None
+    round: int  # repeating entries: which round (part of the job keys)
+
+    def encode(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def decode(payload: Mapping[str, Any]) -> EntryPage:
+        return EntryPage(**{k: payload[k] for k in EntryPage.__dataclass_fields__})
+
+
+JOURNEY_ENTRY: Task[EntryPage] = Task("journey.entry", EntryPage.encode, EntryPage.decode)
+JOURNEY_TIMER: Task[InstanceKey] = Task("journey.timer", InstanceKey.encode,
+                                        InstanceKey.decode)
+JOURNEY_PUSH: Task[PushOrder] = Task("journey.push", PushOrder.encode, PushOrder.decode)
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _instance_key(inst: Instance) -> str:
+    return f"{inst.journey_id}:{inst.version}:{inst.person_id}:{inst.entry_no}"
+
+
+class JourneyRuntime:
+    def __init__(self, db: Database, clock: Clock, queue: JobQueue, *,
+                 segments: SegmentSource, push: JourneyPush, facts: FactsSource,
+                 condition_parser: ConditionParser = any_condition) -> None:
+        self._db = db
+        self._clock = clock
+        self._queue = queue
+        self._segments = segments
+        self._push = push
+        self._facts = facts
+        self._conditions = condition_parser
+        self._parsed: dict[tuple[str, int], Journey] = {}  # versions never change once live
+
+    async def _journey(self, conn: Conn, journey_id: str, version: int) -> Journey | None:
+        found = self._parsed.get((journey_id, version))
+        if found is None:
+            document = await store.document(conn, journey_id, version)
+            if document is None:
+                return None
+            found = self._parsed[(journey_id, version)] = parse(document, self._conditions)
+        return found
+
+    # ------------------------------------------------------------------------- entering
+
+    async def started(self, journey_id: str) -> None:
+        """Call after a segment journey goes live: queue the first page of its entry."""
+        async with self._db.write() as conn:
+            state = await store.state_of(conn, journey_id)
+            if state is None or state[2] != "live" or state[3] is None:
+                return
+            journey = await self._journey(conn, journey_id, state[3])
+            if journey is not None and isinstance(journey.entry, SegmentEntry):
+                page = EntryPage(journey_id, state[3], None, 0)
+                await self._queue.enqueue(conn, [JOURNEY_ENTRY.job(
+                    page, unique_key=f"je:{journey_id}:{state[3]}:0:")])
+
+    async def entry_page(self, page: EntryPage) -> None:
+        """Enter one page of the segment's members and queue the next page (or the next
+        round), in one transaction: a worker dying mid-page redoes just that page, and the
+        instances' unique key makes the redo harmless."""
+        now = self._clock.now()
+        async with self._db.read() as conn:
+            state = await store.state_of(conn, page.journey_id)
+            journey = await self._journey(conn, page.journey_id, page.version)
+        if state is None or journey is None or state[3] != page.version:
+            return  # deleted, or a newer version took over (it has its own entry)
+        org_id, app_id, life, _ = state
+        if life == "stopped":
+            return
+        entry = journey.entry
+        assert isinstance(entry, SegmentEntry)
+        if life == "paused":
+            await self._later(JOURNEY_ENTRY.job(page, run_at_ms=_ms(now + PAUSED_RECHECK),
+                                                unique_key=self._page_key(page, now)))
+            return
+        limit = ENTRY_PAGE
+        if journey.entry_limit_per_hour is not None:
+            async with self._db.read() as conn:
+                entered = await store.entries_since(conn, page.journey_id,
+                                                    now - timedelta(hours=1))
+            limit = min(limit, journey.entry_limit_per_hour - entered)
+            if limit <= 0:
+                await self._later(JOURNEY_ENTRY.job(page, run_at_ms=_ms(now + RATE_RECHECK),
+                                                    unique_key=self._page_key(page, now)))
+                return
+        members = await self._segments.members(org_id, entry.segment_id, page.after, limit)
+        excluded: set[str] = set()
+        for segment_id in journey.exclude_segment_ids:
+            excluded |= await self._segments.contains(org_id, segment_id, members)
+        async with self._db.write() as conn:
+            for person_id in members:
+                if person_id not in excluded:
+                    await self._enter(conn, org_id, app_id, journey, page.journey_id,
+                                      page.version, person_id, None, now)
+            follow = self._next_page(page, entry, members, limit, now)
+            if follow is not None:
+                await self._queue.enqueue(conn, [follow])
+
+    def _page_key(self, page: EntryPage, now: datetime) -> str:
+        return f"je:{page.journey_id}:{page.version}:{page.round}:{page.after or ''}:{_ms(now)}"
+
+    def _next_page(self, page: EntryPage, entry: SegmentEntry, members: list[str], limit: int,
+                   now: datetime) -> NewJob | None:
+        if len(members) >= limit and members:
+            follow = EntryPage(page.journey_id, page.version, members[-1], page.round)
+            return JOURNEY_ENTRY.job(follow, unique_key=(
+                f"je:{page.journey_id}:{page.version}:{page.round}:{members[-1]}"))
+        if entry.schedule.kind == "once":
+            return None
+        every = entry.schedule.every if entry.schedule.kind == "repeat" else NEW_MEMBERS_POLL
+        assert every is not None
+        again = EntryPage(page.journey_id, page.version, None, page.round + 1)
+        return JOURNEY_ENTRY.job(again, run_at_ms=_ms(now + every), unique_key=(
+            f"je:{page.journey_id}:{page.version}:{page.round + 1}:"))
+
+    async def _later(self, job: NewJob) -> None:
+        async with self._db.write() as conn:
+            await self._queue.enqueue(conn, [job])
+
+    async def _enter(self, conn: Conn, org_id: str, app_id: str, journey: Journey,
+                     journey_id: str, version: int, person_id: str,
+                     trigger: Mapping[str, object] | None, now: datetime) -> bool:
+        latest = await store.latest_entry(conn, journey_id, person_id)
+        entry_no = 1
+        if latest is not None:
+            if journey.reentry == "never" or (journey.reentry == "after_exit"
+                                              and not latest.done):
+                return False
+            entry_no = latest.entry_no + 1
+        fresh = Instance(journey_id, version, person_id, entry_no)
+        facts = await self._facts.facts(org_id, fresh, trigger)
+        inst, actions = step(journey, fresh, Entered(), now, facts)
+        if not await store.insert_instance(conn, instance_id=str(uuid.uuid4()), org_id=org_id,
+                                           instance=inst, now=now):
+            return False  # another worker entered them first
+        await self._apply(conn, org_id, app_id, inst, actions)
+        return True
+
+    # ---------------------------------------------------------------------- advancing
+
+    async def _advance(self, conn: Conn, org_id: str, app_id: str, journey: Journey,
+                       inst: Instance, event: Event, trigger: Mapping[str, object] | None,
+                       now: datetime) -> Instance:
+        facts = await self._facts.facts(org_id, inst, trigger)
+        moved, actions = step(journey, inst, event, now, facts)
+        if moved != inst:
+            await store.save_instance(conn, moved, now)
+        await self._apply(conn, org_id, app_id, moved, actions)
+        return moved
+
+    async def _apply(self, conn: Conn, org_id: str, app_id: str, inst: Instance,
+                     actions: Sequence[Action]) -> None:
+        jobs: list[NewJob] = []
+        for action in actions:
+            visit = inst.path.count(getattr(action, "step_id", ""))
+            if isinstance(action, SendPush):
+                key = f"jp:{_instance_key(inst)}:{action.step_id}:{visit}"
+                jobs.append(JOURNEY_PUSH.job(PushOrder(
+                    org_id=org_id, app_id=app_id, journey_id=inst.journey_id,
+                    version=inst.version, step_id=action.step_id, person_id=inst.person_id,
+                    entry_no=inst.entry_no, message_id=action.message_id,
+                    variant=action.variant, key=key), unique_key=key))
+            elif isinstance(action, Schedule):
+                timer = InstanceKey(inst.journey_id, inst.version, inst.person_id,
+                                    inst.entry_no, action.step_id)
+                key = f"jt:{_instance_key(inst)}:{action.step_id}:{visit}:{_ms(action.at)}"
+                jobs.append(JOURNEY_TIMER.job(timer, run_at_ms=_ms(action.at),
+                                              unique_key=key[:200]))
+            # Await needs no job (the instance row says what it waits for); Done nothing.
+        await self._queue.enqueue(conn, jobs)
+
+    async def timer(self, key: InstanceKey) -> None:
+        """A wait's time is up (or a wait for an interaction reached its limit)."""
+        now = self._clock.now()
+        async with self._db.write() as conn:
+            state = await store.state_of(conn, key.journey_id)
+            if state is None or state[2] == "stopped":
+                return
+            if state[2] == "paused":
+                await self._queue.enqueue(conn, [JOURNEY_TIMER.job(
+                    key, run_at_ms=_ms(now + PAUSED_RECHECK),
+                    unique_key=f"jt:p:{key.journey_id}:{key.person_id}:{key.entry_no}:"
+                    f"{key.step_id}:{_ms(now)}"[:200])])
+                return
+            journey = await self._journey(conn, key.journey_id, key.version)
+            inst = await store.get_instance(conn, key.journey_id, key.version, key.person_id,
+                                            key.entry_no, lock=True)
+            if journey is None or inst is None:
+                return
+            await self._advance(conn, state[0], state[1], journey, inst,
+                                TimerFired(key.step_id), None, now)
+
+    async def on_interactions(self, events: Sequence[InteractionEvent]) -> None:
+        """Subscriber of ``interaction.*``: wake the instances waiting for an open or click
+        of their journey's push step, and enter people into journeys whose entry is that
+        interaction. Idempotent: a redelivered event finds nobody waiting any more."""
+        now = self._clock.now()
+        for event in events:
+            kind = event.kind.value
+            if event.journey_id is not None and event.journey_step_id is not None \
+                    and kind in ("opened", "clicked"):
+                async with self._db.write() as conn:
+                    state = await store.state_of(conn, event.journey_id)
+                    waiting = await store.waiting_for(conn, event.journey_id, "interaction",
+                                                      event.journey_step_id, event.person_id)
+                    for found in waiting:
+                        inst = await store.get_instance(conn, found.journey_id, found.version,
+                                                        found.person_id, found.entry_no,
+                                                        lock=True)
+                        journey = await self._journey(conn, found.journey_id, found.version)
+                        if inst is None or journey is None or state is None:
+                            continue
+                        await self._advance(conn, state[0], state[1], journey, inst,
+                                            Interaction(event.journey_step_id, kind), None,
+                                            now)
+            await self._enter_on_interaction(event, now)
+
+    async def _enter_on_interaction(self, event: InteractionEvent, now: datetime) -> None:
+        async with self._db.write() as conn:
+            for row in await store.live_of_org(conn, event.org_id):
+                journey = await self._journey(conn, row.id, row.live_version or row.version)
+                entry = None if journey is None else journey.entry
+                if not isinstance(entry, InteractionEntry) or entry.interaction != \
+                        event.kind.value:
+                    continue
+                if entry.message_id is not None and entry.message_id != event.message_id:
+                    continue
+                if entry.journey_id is not None and (entry.journey_id != event.journey_id
+                                                     or entry.step != event.journey_step_id):
+                    continue
+                assert journey is not None
+                assert row.live_version is not None
+                await self._enter(conn, row.org_id, row.app_id, journey, row.id,
+                                  row.live_version, event.person_id, None, now)
+
+    async def on_trigger(self, org_id: str, name: str, person_id: str,
+                         data: Mapping[str, object]) -> int:
+        """A trigger fired for a person: enter the live journeys it starts (``when``
+        holding), and hand it to the person's instances (exit triggers, goals, waits for a
+        trigger). Returns how many journeys the person entered."""
+        now = self._clock.now()
+        entered = 0
+        async with self._db.write() as conn:
+            for row in await store.live_of_org(conn, org_id):
+                await self._trigger_one(conn, row, name, person_id, data, now)
+                assert row.live_version is not None
+                journey = await self._journey(conn, row.id, row.live_version)
+                entry = None if journey is None else journey.entry
+                if not isinstance(entry, TriggerEntry) or entry.trigger != name:
+                    continue
+                assert journey is not None
+                if entry.when is not None:
+                    probe = Instance(row.id, row.live_version, person_id)
+                    if not (await self._facts.facts(org_id, probe, data)).matches(entry.when):
+                        continue
+                entered += await self._enter(conn, org_id, row.app_id, journey, row.id,
+                                             row.live_version, person_id, data, now)
+        return entered
+
+    async def _trigger_one(self, conn: Conn, row: JourneyRead, name: str, person_id: str,
+                           data: Mapping[str, object], now: datetime) -> None:
+        for inst in await store.inside(conn, row.id, person_id, lock=True):
+            journey = await self._journey(conn, row.id, inst.version)
+            if journey is not None:
+                await self._advance(conn, row.org_id, row.app_id, journey, inst,
+                                    TriggerFired(name), data, now)
+
+    async def push(self, order: PushOrder) -> None:
+        """Run a journey push job: nothing for a journey stopped since (CIJ sends nothing
+        after a stop); otherwise the send path, keyed by ``order.key``."""
+        async with self._db.read() as conn:
+            state = await store.state_of(conn, order.journey_id)
+        if state is None or state[2] == "stopped":
+            return
+        await self._push.send(order)

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from clarion.clock import Clock
 from clarion.domain.interactions import InteractionEvent
@@ -40,7 +40,6 @@ from clarion.domain.journeys.engine import (
     Action,
     Entered,
     Event,
-    Facts,
     Instance,
     Interaction,
     Schedule,
@@ -51,6 +50,7 @@ from clarion.domain.journeys.engine import (
 )
 from clarion.domain.journeys.records import JourneyRead
 from clarion.domain.journeys.validation import parse
+from clarion.services.journeys import FactsSource, JourneyPush, PushOrder, SegmentSource
 from clarion.store import journeys as store
 from clarion.store.db import Conn, Database
 from clarion.store.jobs import JobQueue, NewJob
@@ -62,56 +62,6 @@ ENTRY_PAGE = 500  # people entered per transaction
 PAUSED_RECHECK = timedelta(seconds=60)  # a paused journey's due work looks again this late
 NEW_MEMBERS_POLL = timedelta(minutes=15)  # once_then_new: how often new members are looked for
 RATE_RECHECK = timedelta(minutes=1)
-
-
-# ------------------------------------------------------------------------------- ports
-
-
-class SegmentSource(Protocol):
-    async def members(self, org_id: str, segment_id: str, after: str | None,
-                      limit: int) -> list[str]:
-        """Up to ``limit`` member ids after ``after``, ascending (keyset pages)."""
-        ...
-
-    async def contains(self, org_id: str, segment_id: str,
-                       person_ids: Sequence[str]) -> set[str]:
-        """Those of ``person_ids`` in the segment."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class PushOrder:
-    """Send ``message_id`` to every valid device of the person for the app, as the journey
-    step's push; ``key`` is unique per person, entry and visit (the idempotency key)."""
-
-    org_id: str
-    app_id: str
-    journey_id: str
-    version: int
-    step_id: str
-    person_id: str
-    entry_no: int
-    message_id: str
-    variant: str | None
-    key: str
-
-    def encode(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @staticmethod
-    def decode(payload: Mapping[str, Any]) -> PushOrder:
-        return PushOrder(**{k: payload[k] for k in PushOrder.__dataclass_fields__})
-
-
-class JourneyPush(Protocol):
-    async def send(self, order: PushOrder) -> None: ...
-
-
-class FactsSource(Protocol):
-    async def facts(self, org_id: str, instance: Instance,
-                    trigger: Mapping[str, object] | None) -> Facts:
-        """What ``step()`` may ask about the person (with the trigger's data, if any)."""
-        ...
 
 
 # ------------------------------------------------------------------------------- tasks

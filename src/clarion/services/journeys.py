@@ -13,11 +13,13 @@ it is plugged in at bootstrap; until then any non-empty text).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 from clarion.clock import Clock
 from clarion.domain.journeys.document import ConditionParser, Journey, Problem, any_condition
+from clarion.domain.journeys.engine import Facts, Instance
 from clarion.domain.journeys.records import JourneyRead, JourneyReport, State
 from clarion.domain.journeys.tally import Tally
 from clarion.domain.journeys.validation import parse, validate
@@ -53,6 +55,56 @@ _WHY: dict[tuple[str, str], str] = {
     ("stop", "draft"): "it has not started (a draft has nobody inside)",
     ("stop", "stopped"): "it is stopped already",
 }
+
+
+# The ports of the runtime (clarion.services.journey_runtime): what it needs of segments,
+# the send path and person facts, implemented by those features and plugged in at bootstrap.
+
+class SegmentSource(Protocol):
+    async def members(self, org_id: str, segment_id: str, after: str | None,
+                      limit: int) -> list[str]:
+        """Up to ``limit`` member ids after ``after``, ascending (keyset pages)."""
+        ...
+
+    async def contains(self, org_id: str, segment_id: str,
+                       person_ids: Sequence[str]) -> set[str]:
+        """Those of ``person_ids`` in the segment."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PushOrder:
+    """Send ``message_id`` to every valid device of the person for the app, as the journey
+    step's push; ``key`` is unique per person, entry and visit (the idempotency key)."""
+
+    org_id: str
+    app_id: str
+    journey_id: str
+    version: int
+    step_id: str
+    person_id: str
+    entry_no: int
+    message_id: str
+    variant: str | None
+    key: str
+
+    def encode(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def decode(payload: Mapping[str, Any]) -> PushOrder:
+        return PushOrder(**{k: payload[k] for k in PushOrder.__dataclass_fields__})
+
+
+class JourneyPush(Protocol):
+    async def send(self, order: PushOrder) -> None: ...
+
+
+class FactsSource(Protocol):
+    async def facts(self, org_id: str, instance: Instance,
+                    trigger: Mapping[str, object] | None) -> Facts:
+        """What ``step()`` may ask about the person (with the trigger's data, if any)."""
+        ...
 
 
 def journey_not_found(org_id: str, journey_id: str) -> NotFound:

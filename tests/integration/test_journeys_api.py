@@ -60,7 +60,8 @@ async def test_create_get_list_and_validate(container: Container,
     assert r.status_code == 400
     error = r.json()["error"]
     assert error["code"] == "journey_invalid"
-    assert {"step": "opened", "field": "within"}.items() <= error["problems"][0].items()
+    assert {"step": "opened", "field": "within"}.items() <= error["errors"][0].items()
+    assert error["problems"][0].startswith("step 'opened', within: ")
     assert len((await client.get(base, headers=auth(w))).json()) == 1  # nothing stored
 
     unknown_app = example(w)

@@ -45,14 +45,17 @@ class JourneyInvalid(InvalidInput):
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         super().__init__(f"the journey document is not valid: {first}{more}",
                          field=first.field,
-                         fix="Fix every problem listed in 'problems' (each names the step id "
+                         fix="Fix every problem listed in 'errors' (each names the step id "
                          "and the field), or check the document first with POST "
                          ".../journeys/validate.")
         self.problems = problems
 
     def as_dict(self) -> dict[str, object]:  # type: ignore[override]
         out: dict[str, object] = dict(super().as_dict())
-        out["problems"] = [p.as_dict() for p in self.problems]
+        # ``problems`` is text, as in every error body; ``errors`` the same as the validate
+        # endpoint answers (step, field, message).
+        out["problems"] = [str(p) for p in self.problems]
+        out["errors"] = [p.as_dict() for p in self.problems]
         return out
 
 

@@ -242,3 +242,27 @@ async def test_triggers_enter_exit_and_stop(rig: Rig) -> None:
     report = await r.c.journeys.report(org, jid)
     assert report.inside == 0
     assert report.steps[1].exit_reasons["journey_stopped"] == 2
+
+
+async def test_going_live_queues_the_segment_entry(rig: Rig) -> None:
+    """Wired as bootstrap will wire it: the service tells the runtime when a journey goes
+    live (start, resume, a new live version), and each version enters its members once."""
+    from clarion.services.journeys import Journeys
+
+    r = rig
+    service = Journeys(r.c.db, r.clock, went_live=r.runtime.started)
+    doc = copy.deepcopy(EXAMPLE)
+    doc["app_id"] = r.w.app_id
+    created = await service.create(r.w.org_id, doc)
+    await service.start(r.w.org_id, created.id)
+    await service.pause(r.w.org_id, created.id)
+    await service.resume(r.w.org_id, created.id)
+    await r.drain()
+    assert sorted(o.person_id for o in r.push.sent) == sorted(r.w.person_ids[:6])
+    r.segments.members_of["seg-1"] = r.w.person_ids  # two more members, then a new version
+    await service.update(r.w.org_id, created.id, doc)
+    await r.drain()
+    hello = Counter(o.person_id for o in r.push.sent if o.step_id == "hello")
+    assert set(hello.values()) == {1}  # reentry "never": across versions too
+    assert sorted(hello) == sorted(r.w.person_ids)
+    assert {o.version for o in r.push.sent if o.person_id in r.w.person_ids[6:]} == {2}

@@ -13,7 +13,7 @@ it is plugged in at bootstrap; until then any non-empty text).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -124,10 +124,14 @@ _TYPE_NAMES = {"PushStep": "push", "WaitStep": "wait",
 
 class Journeys:
     def __init__(self, db: Database, clock: Clock,
-                 condition_parser: ConditionParser = any_condition) -> None:
+                 condition_parser: ConditionParser = any_condition, *,
+                 went_live: Callable[[str], Awaitable[None]] | None = None) -> None:
+        """``went_live(journey_id)`` runs after a journey starts, resumes or gets a new live
+        version (the runtime queues its segment entry there: ``JourneyRuntime.started``)."""
         self._db = db
         self._clock = clock
         self._conditions = condition_parser
+        self._went_live = went_live
 
     def parse(self, document: object) -> Journey:
         """The journey of a document, or ``JourneyInvalid`` listing every problem."""
@@ -194,6 +198,8 @@ class Journeys:
             await store.update_journey(conn, journey_id, values)
             found = await store.get(conn, org_id, journey_id)
         assert found is not None
+        if found.state == "live" and current.state == "live" and self._went_live is not None:
+            await self._went_live(journey_id)
         return found
 
     async def move(self, org_id: str, journey_id: str, action: str) -> JourneyRead:
@@ -218,6 +224,8 @@ class Journeys:
             await store.update_journey(conn, journey_id, values)
             found = await store.get(conn, org_id, journey_id)
         assert found is not None
+        if target == "live" and self._went_live is not None:
+            await self._went_live(journey_id)
         return found
 
     async def start(self, org_id: str, journey_id: str) -> JourneyRead:

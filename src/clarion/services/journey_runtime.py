@@ -184,13 +184,36 @@ class JourneyRuntime:
         for segment_id in journey.exclude_segment_ids:
             excluded |= await self._segments.contains(org_id, segment_id, members)
         async with self._db.write() as conn:
-            for person_id in members:
-                if person_id not in excluded:
-                    await self._enter(conn, org_id, app_id, journey, page.journey_id,
-                                      page.version, person_id, None, now)
+            jobs = await self._enter_many(conn, org_id, app_id, journey, page.journey_id,
+                                          page.version,
+                                          [p for p in members if p not in excluded], now)
             follow = self._next_page(page, entry, members, limit, now)
-            if follow is not None:
-                await self._queue.enqueue(conn, [follow])
+            await self._queue.enqueue(conn, jobs if follow is None else [*jobs, follow])
+
+    async def _enter_many(self, conn: Conn, org_id: str, app_id: str, journey: Journey,
+                          journey_id: str, version: int, person_ids: Sequence[str],
+                          now: datetime) -> list[NewJob]:
+        """Enter a page of people with a few statements (one read of their previous entries,
+        one insert of the instances): the jobs their first steps ask for."""
+        latest = await store.latest_entries(conn, journey_id, person_ids)
+        moved: list[tuple[Instance, list[Action]]] = []
+        for person_id in person_ids:
+            entry_no = 1
+            if person_id in latest:
+                previous, done = latest[person_id]
+                if journey.reentry == "never" or (journey.reentry == "after_exit"
+                                                  and not done):
+                    continue
+                entry_no = previous + 1
+            fresh = Instance(journey_id, version, person_id, entry_no)
+            facts = await self._facts.facts(org_id, fresh, None)
+            moved.append(step(journey, fresh, Entered(), now, facts))
+        inserted = await store.insert_instances(conn, org_id, [i for i, _ in moved], now)
+        jobs: list[NewJob] = []
+        for inst, actions in moved:
+            if (inst.person_id, inst.entry_no) in inserted:
+                jobs += self._jobs(org_id, app_id, inst, actions)
+        return jobs
 
     def _page_key(self, page: EntryPage, now: datetime) -> str:
         return f"je:{page.journey_id}:{page.version}:{page.round}:{page.after or ''}:{_ms(now)}"
@@ -246,6 +269,10 @@ class JourneyRuntime:
 
     async def _apply(self, conn: Conn, org_id: str, app_id: str, inst: Instance,
                      actions: Sequence[Action]) -> None:
+        await self._queue.enqueue(conn, self._jobs(org_id, app_id, inst, actions))
+
+    def _jobs(self, org_id: str, app_id: str, inst: Instance,
+              actions: Sequence[Action]) -> list[NewJob]:
         jobs: list[NewJob] = []
         for action in actions:
             visit = inst.path.count(getattr(action, "step_id", ""))
@@ -263,7 +290,7 @@ class JourneyRuntime:
                 jobs.append(JOURNEY_TIMER.job(timer, run_at_ms=_ms(action.at),
                                               unique_key=key[:200]))
             # Await needs no job (the instance row says what it waits for); Done nothing.
-        await self._queue.enqueue(conn, jobs)
+        return jobs
 
     async def timer(self, key: InstanceKey) -> None:
         """A wait's time is up (or a wait for an interaction reached its limit)."""

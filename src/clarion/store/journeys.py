@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -210,3 +211,43 @@ async def entries_since(conn: Conn, journey_id: str, since: datetime) -> int:
     """People who entered the journey since ``since`` (the entry rate limit)."""
     return int(await conn.scalar(select(func.count()).select_from(_I).where(
         _I.c.journey_id == journey_id, _I.c.entered_at >= since)) or 0)
+
+
+async def latest_entries(conn: Conn, journey_id: str, person_ids: Sequence[str]
+                         ) -> dict[str, tuple[int, bool]]:
+    """Each person's most recent entry of the journey (any version): (entry_no, done)."""
+    out: dict[str, tuple[int, bool]] = {}
+    if not person_ids:
+        return out
+    rows = (await conn.execute(select(_I.c.person_id, _I.c.entry_no, _I.c.status).where(
+        _I.c.journey_id == journey_id, _I.c.person_id.in_(list(person_ids))))).all()
+    for row in rows:
+        if row.person_id not in out or row.entry_no > out[row.person_id][0]:
+            out[row.person_id] = (row.entry_no, row.status == "done")
+    return out
+
+
+def _insert_new(dialect: str) -> Any:
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return dialect_insert(_I).on_conflict_do_nothing(
+        index_elements=["journey_id", "version", "person_id", "entry_no"],
+    ).returning(_I.c.person_id, _I.c.entry_no)
+
+
+# Built once per dialect: an executemany of one cached statement (SQLAlchemy's "insert many
+# values" batches it), instead of a multi-VALUES statement compiled anew for every page.
+_INSERT_NEW = {name: _insert_new(name) for name in ("postgresql", "sqlite")}
+
+
+async def insert_instances(conn: Conn, org_id: str, instances: Sequence[Instance],
+                           now: datetime) -> set[tuple[str, int]]:
+    """Store new instances in one statement; the (person, entry_no) pairs inserted (the
+    others existed: another worker entered them first)."""
+    if not instances:
+        return set()
+    rows = [{"id": str(uuid.uuid4()), "org_id": org_id, "journey_id": inst.journey_id,
+             "version": inst.version, "person_id": inst.person_id, "entry_no": inst.entry_no,
+             "entered_at": now, "updated_at": now, **_instance_values(inst)}
+            for inst in instances]
+    result = await conn.execute(_INSERT_NEW[conn.dialect.name], rows)
+    return {(r.person_id, r.entry_no) for r in result.all()}

@@ -106,7 +106,7 @@ class Rig:
     def worker(self, name: str) -> Worker:
         handlers = dict([
             on(JOURNEY_ENTRY, lambda calls: self._each(self.runtime.entry_page, calls)),
-            on(JOURNEY_TIMER, lambda calls: self._each(self.runtime.timer, calls)),
+            on(JOURNEY_TIMER, lambda calls: self.runtime.timers([c.args for c in calls])),
             on(JOURNEY_PUSH, lambda calls: self._each(self.runtime.push, calls))])
         return Worker(self.c.queue, handlers, concurrency=2, batch_size=50, poll_seconds=0.05,
                       worker_id=name)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -76,7 +76,8 @@ class InstanceKey:
     step_id: str
 
     def encode(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies, and a page of entries encodes thousands.
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @staticmethod
     def decode(payload: Mapping[str, Any]) -> InstanceKey:
@@ -93,7 +94,8 @@ class EntryPage:
     round: int  # repeating entries: which round (part of the job keys)
 
     def encode(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies, and a page of entries encodes thousands.
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @staticmethod
     def decode(payload: Mapping[str, Any]) -> EntryPage:
@@ -294,24 +296,38 @@ class JourneyRuntime:
 
     async def timer(self, key: InstanceKey) -> None:
         """A wait's time is up (or a wait for an interaction reached its limit)."""
+        await self.timers([key])
+
+    async def timers(self, keys: Sequence[InstanceKey]) -> None:
+        """Timers of a claimed batch, in one transaction (a worker's batch of due timers
+        moves many people at the cost of one commit)."""
         now = self._clock.now()
         async with self._db.write() as conn:
-            state = await store.state_of(conn, key.journey_id)
-            if state is None or state[2] == "stopped":
-                return
-            if state[2] == "paused":
-                await self._queue.enqueue(conn, [JOURNEY_TIMER.job(
-                    key, run_at_ms=_ms(now + PAUSED_RECHECK),
-                    unique_key=f"jt:p:{key.journey_id}:{key.person_id}:{key.entry_no}:"
-                    f"{key.step_id}:{_ms(now)}"[:200])])
-                return
-            journey = await self._journey(conn, key.journey_id, key.version)
-            inst = await store.get_instance(conn, key.journey_id, key.version, key.person_id,
-                                            key.entry_no, lock=True)
-            if journey is None or inst is None:
-                return
-            await self._advance(conn, state[0], state[1], journey, inst,
-                                TimerFired(key.step_id), None, now)
+            jobs: list[NewJob] = []
+            states: dict[str, tuple[str, str, str, int | None] | None] = {}
+            for key in keys:
+                if key.journey_id not in states:
+                    states[key.journey_id] = await store.state_of(conn, key.journey_id)
+                state = states[key.journey_id]
+                if state is None or state[2] == "stopped":
+                    continue
+                if state[2] == "paused":
+                    jobs.append(JOURNEY_TIMER.job(
+                        key, run_at_ms=_ms(now + PAUSED_RECHECK),
+                        unique_key=f"jt:p:{key.journey_id}:{key.person_id}:{key.entry_no}:"
+                        f"{key.step_id}:{_ms(now)}"[:200]))
+                    continue
+                journey = await self._journey(conn, key.journey_id, key.version)
+                inst = await store.get_instance(conn, key.journey_id, key.version,
+                                                key.person_id, key.entry_no, lock=True)
+                if journey is None or inst is None:
+                    continue
+                facts = await self._facts.facts(state[0], inst, None)
+                moved, actions = step(journey, inst, TimerFired(key.step_id), now, facts)
+                if moved != inst:
+                    await store.save_instance(conn, moved, now)
+                jobs += self._jobs(state[0], state[1], moved, actions)
+            await self._queue.enqueue(conn, jobs)
 
     async def on_interactions(self, events: Sequence[InteractionEvent]) -> None:
         """Subscriber of ``interaction.*``: wake the instances waiting for an open or click

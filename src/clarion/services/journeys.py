@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from clarion.clock import Clock
@@ -89,7 +89,8 @@ class PushOrder:
     key: str
 
     def encode(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies, and a page of entries encodes thousands.
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @staticmethod
     def decode(payload: Mapping[str, Any]) -> PushOrder:

@@ -158,6 +158,7 @@ def build(
     tokens = ApiTokenCache(db, clock, ttl_seconds=settings.api_token_cache_seconds)
     apps = Apps(db, box, clock, settings, tokens)
     people = People(db, clock, settings)
+    reports = Reports(db, clock)
     return Container(
         settings=settings, clock=clock, db=db, box=box, link_key=link_key, policy=policy,
         queue=queue, writer=writer, backlog=backlog, senders=senders, orgs=Orgs(db, clock),
@@ -179,7 +180,7 @@ def build(
             rate_burst=settings.events_rate_burst),
         recorder=Recorder(db, clock, queue),
         events=EventBus(db, queue, clock),
-        reports=Reports(db, clock),
+        reports=reports,
         health=Health(db, clock, backlog),
-        journeys=Journeys(db, clock),
+        journeys=Journeys(db, clock, reports=reports),
     )

@@ -154,8 +154,13 @@ async def test_report_json_and_csv(container: Container, client: httpx.AsyncClie
     steps = {s["id"]: s for s in report["steps"]}
     assert list(steps) == ["hello", "opened", "nudge", "tier", "perks"]
     assert (report["people"], report["inside"]) == (4, 1)
+    channel = steps["hello"].pop("channel")
     assert steps["hello"] == {"id": "hello", "type": "push", "inflow": 4, "processing": 0,
-                                   "processed": 4, "exit": 0, "exit_reasons": {}}
+                              "processed": 4, "exit": 0, "exit_reasons": {}}
+    # The push steps' channel figures come from the report roll-ups (no sends here: zeros).
+    assert channel["sent"] == {"people": 0, "devices": 0}
+    assert "open_rate" in channel["rates"]
+    assert "channel" not in steps["opened"]
     assert (steps["opened"]["inflow"], steps["opened"]["processing"]) == (4, 1)
     assert steps["tier"]["inflow"] == 2
     assert steps["perks"]["processed"] == steps["nudge"]["processed"] == 1
@@ -182,3 +187,27 @@ async def test_openapi_documents_the_journey_routes(client: httpx.AsyncClient) -
                  "/v1/orgs/{org_id}/journeys/{journey_id}/start",
                  "/v1/orgs/{org_id}/journeys/{journey_id}/report"):
         assert path in paths
+
+
+async def test_push_steps_carry_their_channel_figures(container: Container,
+                                                      client: httpx.AsyncClient) -> None:
+    """The figures the send path rolls up per journey step (journey and step keys on the
+    deliveries) are the push step's channel figures in the journey report."""
+    from clarion.store import counters
+
+    w = await world(container)
+    base = f"/v1/orgs/{w.org_id}/journeys"
+    jid = (await client.post(base, json=example(w), headers=auth(w))).json()["id"]
+    now = container.clock.now()
+    keys = {"org_id": w.org_id, "app_id": w.app_id, "send_id": str(uuid.uuid4()), "at": now,
+            "journey_id": jid, "journey_step_id": "nudge"}
+    async with container.db.write() as conn:
+        await counters.increment(conn, [
+            counters.Count(**keys, platform="", metric="inflow", value=3),
+            counters.Count(**keys, platform="ios", metric="sent_people", value=2),
+            counters.Count(**keys, platform="ios", metric="sent", value=2)])
+    steps = {s["id"]: s for s in (await client.get(f"{base}/{jid}/report",
+                                                   headers=auth(w))).json()["steps"]}
+    assert steps["nudge"]["channel"]["inflow"] == 3
+    assert steps["nudge"]["channel"]["sent"] == {"people": 2, "devices": 2}
+    assert steps["hello"]["channel"]["inflow"] == 0

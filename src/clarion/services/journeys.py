@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 from clarion.clock import Clock
@@ -26,6 +27,7 @@ from clarion.domain.journeys.validation import parse, validate
 from clarion.errors import Conflict, NotFound
 from clarion.services.apps import app_not_found, require_app
 from clarion.services.orgs import require_org
+from clarion.services.reports import Reports
 from clarion.store import apps as app_store
 from clarion.store import journeys as store
 from clarion.store.db import Conn, Database
@@ -126,13 +128,15 @@ _TYPE_NAMES = {"PushStep": "push", "WaitStep": "wait",
 class Journeys:
     def __init__(self, db: Database, clock: Clock,
                  condition_parser: ConditionParser = any_condition, *,
-                 went_live: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 went_live: Callable[[str], Awaitable[None]] | None = None,
+                 reports: Reports | None = None) -> None:
         """``went_live(journey_id)`` runs after a journey starts, resumes or gets a new live
         version (the runtime queues its segment entry there: ``JourneyRuntime.started``)."""
         self._db = db
         self._clock = clock
         self._conditions = condition_parser
         self._went_live = went_live
+        self._reports = reports  # per push step channel figures in the journey report
 
     def parse(self, document: object) -> Journey:
         """The journey of a document, or ``JourneyInvalid`` listing every problem."""
@@ -257,11 +261,23 @@ class Journeys:
             if len(page) < REPORT_PAGE:
                 break
             after = page[-1].id
+        steps = tally.steps()
+        if self._reports is not None:
+            # The channel figures of each push step (sent, not sent by reason, delivered,
+            # opened, clicked, rates) from the report roll-ups, since the journey was created
+            # (at most the 400 days a daily report covers).
+            since = max(current.created_at, self._clock.now() - timedelta(days=399))
+            for counts in steps:
+                if counts.type == "push":
+                    channel = await self._reports.report(
+                        org_id, scope="journey_step", scope_id=f"{journey_id}/{counts.id}",
+                        since=since, until=None, granularity="day", by_platform=False)
+                    counts.channel = channel.totals.as_dict()
         return JourneyReport(
             journey_id=journey_id, version=current.version, state=current.state,
             people=tally.people, inside=tally.inside, goal_met=tally.goal_met,
             goal_target_share=None if journey.goal is None else journey.goal.target_share,
-            steps=tally.steps())
+            steps=steps)
 
     async def _require(self, conn: Conn, org_id: str, journey_id: str, *,
                        lock: bool = False) -> JourneyRead:

@@ -98,6 +98,9 @@ class StepCountsRead(BaseModel):
     exit_reasons: dict[str, int]
     variants: dict[str, int] | None = Field(None, description="A/B push steps: people per "
                                             "variant.")
+    channel: dict[str, Any] | None = Field(
+        None, description="Push steps: the step's channel figures (sent, not sent by reason, "
+        "delivered, opened, clicked, rates), as the report of scope journey_step gives them.")
 
 
 class GoalRead(BaseModel):

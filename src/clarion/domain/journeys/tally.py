@@ -26,6 +26,7 @@ class StepCounts:
     exit: int = 0
     exit_reasons: Counter[str] = field(default_factory=Counter)
     variants: Counter[str] = field(default_factory=Counter)  # A/B push steps: people per variant
+    channel: dict[str, object] | None = None  # push steps: sent, delivered, opened... (reports)
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -34,6 +35,8 @@ class StepCounts:
             "exit_reasons": dict(sorted(self.exit_reasons.items()))}
         if self.variants:
             out["variants"] = dict(sorted(self.variants.items()))
+        if self.channel is not None:
+            out["channel"] = self.channel
         return out
 
 

@@ -186,3 +186,9 @@ def test_durations(text: str, seconds: int) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="ISO-8601"):
         parse_duration(text)
+
+
+def test_graph_problems_come_with_the_other_fields_problems() -> None:
+    bad = doc(name="", reentry="sometimes")
+    bad["steps"][3]["otherwise"] = "nowhere"
+    assert problems_of(bad) == {(None, "name"), (None, "reentry"), ("tier", "otherwise")}

@@ -29,6 +29,7 @@ MAX_ID_LENGTH = 100
 MAX_NAME_LENGTH = 200
 
 ConditionParser = Callable[[str], object]
+GraphCheck = Callable[["Journey"], list["Problem"]]
 """Checks a condition's text; raises ValueError (or an InvalidInput) saying what is wrong."""
 
 
@@ -326,10 +327,11 @@ class _Reader:
                          f"is not a field here (known: {', '.join(sorted(known))})")
 
 
-def read(document: object, parse_condition: ConditionParser = any_condition
-         ) -> tuple[Journey | None, list[Problem]]:
+def read(document: object, parse_condition: ConditionParser = any_condition,
+         graph: GraphCheck | None = None) -> tuple[Journey | None, list[Problem]]:
     """The journey and every structural problem; the journey is None when any problem was
-    found (a partial journey is never returned to run)."""
+    found (a partial journey is never returned to run). With ``graph``, the steps' graph
+    problems are added when the other fields have problems but the steps have none."""
     r = _Reader(parse_condition)
     doc = r.mapping(document, "document")
     if doc is None:
@@ -348,8 +350,14 @@ def read(document: object, parse_condition: ConditionParser = any_condition
     exits = _exit_triggers(r, doc.get("exit_triggers", []))
     goal = _goal(r, doc.get("goal"))
     reentry = r.choice(doc, "reentry", "reentry", ("never", "after_exit", "always"), "never")
+    before = len(r.problems)
     steps = _steps(r, doc.get("steps"))
     if r.problems:
+        if graph is not None and steps is not None and len(r.problems) == before:
+            # The steps themselves are sound: check their graph too, so that one answer
+            # lists every problem (the other fields only stand in here).
+            sketch = Journey(name="", app_id="", entry=TriggerEntry(""), steps=tuple(steps))
+            r.problems.extend(graph(sketch))
         return None, r.problems
     assert name is not None
     assert app_id is not None

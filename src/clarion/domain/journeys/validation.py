@@ -177,7 +177,7 @@ def graph_problems(journey: Journey) -> list[Problem]:
 def validate(document: object, parse_condition: ConditionParser = any_condition
              ) -> list[Problem]:
     """Every problem of the document (empty when it is valid)."""
-    journey, problems = read(document, parse_condition)
+    journey, problems = read(document, parse_condition, graph_problems)
     if journey is None:
         return problems
     return graph_problems(journey)
@@ -185,7 +185,7 @@ def validate(document: object, parse_condition: ConditionParser = any_condition
 
 def parse(document: object, parse_condition: ConditionParser = any_condition) -> Journey:
     """The journey, or ``JourneyInvalid`` with every problem."""
-    journey, problems = read(document, parse_condition)
+    journey, problems = read(document, parse_condition, graph_problems)
     if journey is not None:
         problems = graph_problems(journey)
     if problems or journey is None:

@@ -251,3 +251,22 @@ async def insert_instances(conn: Conn, org_id: str, instances: Sequence[Instance
             for inst in instances]
     result = await conn.execute(_INSERT_NEW[conn.dialect.name], rows)
     return {(r.person_id, r.entry_no) for r in result.all()}
+
+
+async def entered_at(conn: Conn, journey_id: str, version: int, person_id: str,
+                     entry_no: int) -> datetime | None:
+    found: datetime | None = await conn.scalar(select(_I.c.entered_at).where(
+        _I.c.journey_id == journey_id, _I.c.version == version,
+        _I.c.person_id == person_id, _I.c.entry_no == entry_no))
+    return found
+
+
+async def step_interactions(conn: Conn, org_id: str, journey_id: str, person_id: str,
+                            since: datetime) -> set[tuple[str, str]]:
+    """(journey step id, kind) of the person's opens and clicks of the journey's pushes
+    since ``since`` (the person's entry)."""
+    it = t.interactions
+    rows = (await conn.execute(select(it.c.journey_step_id, it.c.kind).distinct().where(
+        it.c.org_id == org_id, it.c.person_id == person_id, it.c.occurred_at >= since,
+        it.c.journey_id == journey_id, it.c.kind.in_(("opened", "clicked"))))).all()
+    return {(str(r.journey_step_id), str(r.kind)) for r in rows if r.journey_step_id}

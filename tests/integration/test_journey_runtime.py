@@ -21,11 +21,13 @@ from clarion.clock import FrozenClock
 from clarion.domain.interactions import InteractionEvent, InteractionKind, Source
 from clarion.domain.journeys.engine import Facts, Instance, Variant
 from clarion.services import journey_runtime
-from clarion.services.journey_runtime import (
+from clarion.services.journey_runtime import JourneyRuntime
+from clarion.services.journey_tasks import (
+    JOURNEY_ENTER,
     JOURNEY_ENTRY,
     JOURNEY_PUSH,
     JOURNEY_TIMER,
-    JourneyRuntime,
+    EntryPage,
 )
 from clarion.services.journeys import PushOrder
 from clarion.store.migrate import upgrade
@@ -107,7 +109,8 @@ class Rig:
         handlers = dict([
             on(JOURNEY_ENTRY, lambda calls: self._each(self.runtime.entry_page, calls)),
             on(JOURNEY_TIMER, lambda calls: self.runtime.timers([c.args for c in calls])),
-            on(JOURNEY_PUSH, lambda calls: self._each(self.runtime.push, calls))])
+            on(JOURNEY_PUSH, lambda calls: self._each(self.runtime.push, calls)),
+            on(JOURNEY_ENTER, lambda calls: self._each(self.runtime.enter_later, calls))])
         return Worker(self.c.queue, handlers, concurrency=2, batch_size=50, poll_seconds=0.05,
                       worker_id=name)
 
@@ -195,7 +198,7 @@ async def test_the_example_runs_as_written(rig: Rig, monkeypatch: pytest.MonkeyP
 
     # Entering again changes nothing (re-entry "never"), even as a new round.
     await r.runtime.started(jid)
-    await r.runtime.entry_page(journey_runtime.EntryPage(jid, 1, None, 7))
+    await r.runtime.entry_page(EntryPage(jid, 1, None, 7))
     await r.drain()
     assert (await r.c.journeys.report(r.w.org_id, jid)).people == 6
 
@@ -266,3 +269,28 @@ async def test_going_live_queues_the_segment_entry(rig: Rig) -> None:
     assert set(hello.values()) == {1}  # reentry "never": across versions too
     assert sorted(hello) == sorted(r.w.person_ids)
     assert {o.version for o in r.push.sent if o.person_id in r.w.person_ids[6:]} == {2}
+
+
+async def test_trigger_entries_wait_for_the_rate_limit_and_paused_journeys_see_exits(
+        rig: Rig) -> None:
+    r = rig
+    org = r.w.org_id
+    jid = await _example(r, entry={"type": "trigger", "trigger": "go"},
+                         entry_limit_per_hour=2, exit_triggers=["purchased"])
+    people = r.w.person_ids[:3]
+    entered = [await r.runtime.on_trigger(org, "go", p, {}) for p in people]
+    assert entered == [1, 1, 0]  # the third waits for the hour to make room
+    await r.c.journeys.pause(org, jid)
+    await r.runtime.on_trigger(org, "purchased", people[0], {})  # paused: exits still apply
+    report = await r.c.journeys.report(org, jid)
+    assert report.steps[1].exit_reasons == {"exit_trigger:purchased": 1}
+    await r.c.journeys.resume(org, jid)
+    r.clock.advance(60)
+    await r.drain()
+    assert (await r.c.journeys.report(org, jid)).people == 2  # still within the hour
+    r.clock.advance(3600)
+    await r.drain()
+    report = await r.c.journeys.report(org, jid)
+    assert report.people == 3
+    hello = Counter(o.person_id for o in r.push.sent if o.step_id == "hello")
+    assert hello == Counter(people)

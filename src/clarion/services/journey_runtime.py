@@ -22,9 +22,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from clarion.clock import Clock
 from clarion.domain.interactions import InteractionEvent
@@ -50,11 +48,19 @@ from clarion.domain.journeys.engine import (
 )
 from clarion.domain.journeys.records import JourneyRead
 from clarion.domain.journeys.validation import parse
+from clarion.services.journey_tasks import (
+    JOURNEY_ENTER,
+    JOURNEY_ENTRY,
+    JOURNEY_PUSH,
+    JOURNEY_TIMER,
+    EntryPage,
+    InstanceKey,
+    LateEntry,
+)
 from clarion.services.journeys import FactsSource, JourneyPush, PushOrder, SegmentSource
 from clarion.store import journeys as store
 from clarion.store.db import Conn, Database
 from clarion.store.jobs import JobQueue, NewJob
-from clarion.store.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -62,50 +68,6 @@ ENTRY_PAGE = 500  # people entered per transaction
 PAUSED_RECHECK = timedelta(seconds=60)  # a paused journey's due work looks again this late
 NEW_MEMBERS_POLL = timedelta(minutes=15)  # once_then_new: how often new members are looked for
 RATE_RECHECK = timedelta(minutes=1)
-
-
-# ------------------------------------------------------------------------------- tasks
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceKey:
-    journey_id: str
-    version: int
-    person_id: str
-    entry_no: int
-    step_id: str
-
-    def encode(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: it deep-copies, and a page of entries encodes thousands.
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    @staticmethod
-    def decode(payload: Mapping[str, Any]) -> InstanceKey:
-        return InstanceKey(**{k: payload[k] for k in InstanceKey.__dataclass_fields__})
-
-
-@dataclass(frozen=True, slots=True)
-class EntryPage:
-    """Enter the next page of a segment journey's members after ``after``."""
-
-    journey_id: str
-    version: int
-    after: str | None
-    round: int  # repeating entries: which round (part of the job keys)
-
-    def encode(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: it deep-copies, and a page of entries encodes thousands.
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    @staticmethod
-    def decode(payload: Mapping[str, Any]) -> EntryPage:
-        return EntryPage(**{k: payload[k] for k in EntryPage.__dataclass_fields__})
-
-
-JOURNEY_ENTRY: Task[EntryPage] = Task("journey.entry", EntryPage.encode, EntryPage.decode)
-JOURNEY_TIMER: Task[InstanceKey] = Task("journey.timer", InstanceKey.encode,
-                                        InstanceKey.decode)
-JOURNEY_PUSH: Task[PushOrder] = Task("journey.push", PushOrder.encode, PushOrder.decode)
 
 
 def _ms(at: datetime) -> int:
@@ -374,27 +336,59 @@ class JourneyRuntime:
 
     async def on_trigger(self, org_id: str, name: str, person_id: str,
                          data: Mapping[str, object]) -> int:
-        """A trigger fired for a person: enter the live journeys it starts (``when``
-        holding), and hand it to the person's instances (exit triggers, goals, waits for a
-        trigger). Returns how many journeys the person entered."""
+        """A trigger fired for a person: hand it to the person's instances in live and paused
+        journeys (exit triggers, goals, waits for a trigger), and enter the live journeys it
+        starts (``when`` holding; past the entry rate limit, the entry waits its turn).
+        Returns how many journeys the person entered now."""
         now = self._clock.now()
         entered = 0
         async with self._db.write() as conn:
-            for row in await store.live_of_org(conn, org_id):
+            for row in await store.live_of_org(conn, org_id, ("live", "paused")):
                 await self._trigger_one(conn, row, name, person_id, data, now)
                 assert row.live_version is not None
                 journey = await self._journey(conn, row.id, row.live_version)
                 entry = None if journey is None else journey.entry
-                if not isinstance(entry, TriggerEntry) or entry.trigger != name:
+                if row.state != "live" or not isinstance(entry, TriggerEntry) \
+                        or entry.trigger != name:
                     continue
                 assert journey is not None
                 if entry.when is not None:
                     probe = Instance(row.id, row.live_version, person_id)
                     if not (await self._facts.facts(org_id, probe, data)).matches(entry.when):
                         continue
-                entered += await self._enter(conn, org_id, row.app_id, journey, row.id,
-                                             row.live_version, person_id, data, now)
+                later = LateEntry(row.id, row.live_version, person_id, dict(data))
+                entered += await self._enter_or_defer(conn, row, journey, later, now)
         return entered
+
+    async def _enter_or_defer(self, conn: Conn, row: JourneyRead, journey: Journey,
+                              later: LateEntry, now: datetime) -> bool:
+        limit = journey.entry_limit_per_hour
+        if limit is not None and await store.entries_since(
+                conn, row.id, now - timedelta(hours=1)) >= limit:
+            await self._queue.enqueue(conn, [JOURNEY_ENTER.job(
+                later, run_at_ms=_ms(now + RATE_RECHECK),
+                unique_key=f"jn:{row.id}:{later.person_id}:{_ms(now)}")])
+            return False
+        return await self._enter(conn, row.org_id, row.app_id, journey, row.id, later.version,
+                                 later.person_id, later.data, now)
+
+    async def enter_later(self, later: LateEntry) -> None:
+        """A trigger entry held back by the entry rate limit: enter now, or wait again."""
+        now = self._clock.now()
+        async with self._db.write() as conn:
+            state = await store.state_of(conn, later.journey_id)
+            if state is None or state[2] == "stopped" or state[3] != later.version:
+                return
+            row = await store.get(conn, state[0], later.journey_id)
+            journey = await self._journey(conn, later.journey_id, later.version)
+            if row is None or journey is None:
+                return
+            if state[2] == "paused":
+                await self._queue.enqueue(conn, [JOURNEY_ENTER.job(
+                    later, run_at_ms=_ms(now + PAUSED_RECHECK),
+                    unique_key=f"jn:{row.id}:{later.person_id}:{_ms(now)}")])
+                return
+            await self._enter_or_defer(conn, row, journey, later, now)
 
     async def _trigger_one(self, conn: Conn, row: JourneyRead, name: str, person_id: str,
                            data: Mapping[str, object], now: datetime) -> None:

@@ -266,7 +266,10 @@ class Journeys:
             # The channel figures of each push step (sent, not sent by reason, delivered,
             # opened, clicked, rates) from the report roll-ups, since the journey was created
             # (at most the 400 days a daily report covers).
-            since = max(current.created_at, self._clock.now() - timedelta(days=399))
+            now = self._clock.now()
+            # (at least the last hour: a range must not be empty)
+            since = max(min(current.created_at, now - timedelta(hours=1)),
+                        now - timedelta(days=399))
             for counts in steps:
                 if counts.type == "push":
                     channel = await self._reports.report(

@@ -182,12 +182,14 @@ async def count_inside(conn: Conn, journey_id: str) -> int:
         _I.c.journey_id == journey_id, _I.c.status != "done")) or 0)
 
 
-async def live_of_org(conn: Conn, org_id: str) -> list[JourneyRead]:
-    """The org's live journeys, each with the document people enter now."""
+async def live_of_org(conn: Conn, org_id: str, states: Sequence[str] = ("live",)
+                      ) -> list[JourneyRead]:
+    """The org's journeys in ``states`` (live ones by default), each with the document
+    people enter now."""
     rows = (await conn.execute(
         select(_J, _V.c.document).join(_V, and_(_V.c.journey_id == _J.c.id,
                                                 _V.c.version == _J.c.live_version))
-        .where(_J.c.org_id == org_id, _J.c.state == "live"))).all()
+        .where(_J.c.org_id == org_id, _J.c.state.in_(list(states))))).all()
     return [_read(r) for r in rows]
 
 

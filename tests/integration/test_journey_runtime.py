@@ -109,7 +109,7 @@ class Rig:
         handlers = dict([
             on(JOURNEY_ENTRY, lambda calls: self._each(self.runtime.entry_page, calls)),
             on(JOURNEY_TIMER, lambda calls: self.runtime.timers([c.args for c in calls])),
-            on(JOURNEY_PUSH, lambda calls: self._each(self.runtime.push, calls)),
+            on(JOURNEY_PUSH, lambda calls: self.runtime.pushes([c.args for c in calls])),
             on(JOURNEY_ENTER, lambda calls: self._each(self.runtime.enter_later, calls))])
         return Worker(self.c.queue, handlers, concurrency=2, batch_size=50, poll_seconds=0.05,
                       worker_id=name)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from clarion.clock import Clock
@@ -223,13 +224,28 @@ class JourneyRuntime:
 
     async def _advance(self, conn: Conn, org_id: str, app_id: str, journey: Journey,
                        inst: Instance, event: Event, trigger: Mapping[str, object] | None,
-                       now: datetime) -> Instance:
+                       now: datetime) -> None:
+        """Step one (locked) instance, save it and queue the jobs its actions ask for."""
+        batch = _Batch({(inst.person_id, inst.entry_no): inst})
+        jobs = await self._move(batch, org_id, app_id, journey,
+                                (inst.person_id, inst.entry_no), event, trigger, now)
+        await store.save_instances(conn, batch.changed(), now)
+        await self._queue.enqueue(conn, jobs)
+
+    async def _move(self, batch: _Batch, org_id: str, app_id: str, journey: Journey,
+                    person_entry: tuple[str, int], event: Event,
+                    trigger: Mapping[str, object] | None, now: datetime) -> list[NewJob]:
+        """Step an instance of the batch (its latest state: two events of one person in a
+        batch apply one after the other): the jobs its actions ask for."""
+        inst = batch.current.get(person_entry)
+        if inst is None:
+            return []
         facts = await self._facts.facts(org_id, inst, trigger)
         moved, actions = step(journey, inst, event, now, facts)
         if moved != inst:
-            await store.save_instance(conn, moved, now)
-        await self._apply(conn, org_id, app_id, moved, actions)
-        return moved
+            batch.current[person_entry] = moved
+            batch.moved.add(person_entry)
+        return self._jobs(org_id, app_id, moved, actions)
 
     async def _apply(self, conn: Conn, org_id: str, app_id: str, inst: Instance,
                      actions: Sequence[Action]) -> None:
@@ -261,78 +277,91 @@ class JourneyRuntime:
         await self.timers([key])
 
     async def timers(self, keys: Sequence[InstanceKey]) -> None:
-        """Timers of a claimed batch, in one transaction (a worker's batch of due timers
-        moves many people at the cost of one commit)."""
+        """Timers of a claimed batch, in one transaction: per journey version one read of
+        the instances and one write of those that moved."""
         now = self._clock.now()
         async with self._db.write() as conn:
             jobs: list[NewJob] = []
-            states: dict[str, tuple[str, str, str, int | None] | None] = {}
+            groups: dict[tuple[str, int], list[InstanceKey]] = {}
             for key in keys:
-                if key.journey_id not in states:
-                    states[key.journey_id] = await store.state_of(conn, key.journey_id)
-                state = states[key.journey_id]
+                groups.setdefault((key.journey_id, key.version), []).append(key)
+            for (journey_id, version), group in groups.items():
+                state = await store.state_of(conn, journey_id)
                 if state is None or state[2] == "stopped":
                     continue
                 if state[2] == "paused":
-                    jobs.append(JOURNEY_TIMER.job(
+                    jobs += [JOURNEY_TIMER.job(
                         key, run_at_ms=_ms(now + PAUSED_RECHECK),
                         unique_key=f"jt:p:{key.journey_id}:{key.person_id}:{key.entry_no}:"
-                        f"{key.step_id}:{_ms(now)}"[:200]))
+                        f"{key.step_id}:{_ms(now)}"[:200]) for key in group]
                     continue
-                journey = await self._journey(conn, key.journey_id, key.version)
-                inst = await store.get_instance(conn, key.journey_id, key.version,
-                                                key.person_id, key.entry_no, lock=True)
-                if journey is None or inst is None:
+                journey = await self._journey(conn, journey_id, version)
+                if journey is None:
                     continue
-                facts = await self._facts.facts(state[0], inst, None)
-                moved, actions = step(journey, inst, TimerFired(key.step_id), now, facts)
-                if moved != inst:
-                    await store.save_instance(conn, moved, now)
-                jobs += self._jobs(state[0], state[1], moved, actions)
+                found = await store.instances_of(conn, journey_id, version,
+                                                 sorted({k.person_id for k in group}),
+                                                 lock=True)
+                batch = _Batch({(i.person_id, i.entry_no): i for i in found})
+                for key in group:
+                    jobs += await self._move(batch, state[0], state[1], journey,
+                                             (key.person_id, key.entry_no),
+                                             TimerFired(key.step_id), None, now)
+                await store.save_instances(conn, batch.changed(), now)
             await self._queue.enqueue(conn, jobs)
 
     async def on_interactions(self, events: Sequence[InteractionEvent]) -> None:
         """Subscriber of ``interaction.*``: wake the instances waiting for an open or click
         of their journey's push step, and enter people into journeys whose entry is that
-        interaction. Idempotent: a redelivered event finds nobody waiting any more."""
+        interaction; one transaction per batch. Idempotent: a redelivered event finds nobody
+        waiting any more (and re-entry rules hold for entries)."""
         now = self._clock.now()
+        wakes: dict[tuple[str, str], list[InteractionEvent]] = {}
         for event in events:
-            kind = event.kind.value
             if event.journey_id is not None and event.journey_step_id is not None \
-                    and kind in ("opened", "clicked"):
-                async with self._db.write() as conn:
-                    state = await store.state_of(conn, event.journey_id)
-                    waiting = await store.waiting_for(conn, event.journey_id, "interaction",
-                                                      event.journey_step_id, event.person_id)
-                    for found in waiting:
-                        inst = await store.get_instance(conn, found.journey_id, found.version,
-                                                        found.person_id, found.entry_no,
-                                                        lock=True)
-                        journey = await self._journey(conn, found.journey_id, found.version)
-                        if inst is None or journey is None or state is None:
-                            continue
-                        await self._advance(conn, state[0], state[1], journey, inst,
-                                            Interaction(event.journey_step_id, kind), None,
-                                            now)
-            await self._enter_on_interaction(event, now)
-
-    async def _enter_on_interaction(self, event: InteractionEvent, now: datetime) -> None:
+                    and event.kind.value in ("opened", "clicked"):
+                wakes.setdefault((event.journey_id, event.journey_step_id), []).append(event)
         async with self._db.write() as conn:
-            for row in await store.live_of_org(conn, event.org_id):
-                journey = await self._journey(conn, row.id, row.live_version or row.version)
-                entry = None if journey is None else journey.entry
-                if not isinstance(entry, InteractionEntry) or entry.interaction != \
-                        event.kind.value:
+            jobs: list[NewJob] = []
+            for (journey_id, step_id), group in wakes.items():
+                state = await store.state_of(conn, journey_id)
+                if state is None:
                     continue
-                if entry.message_id is not None and entry.message_id != event.message_id:
-                    continue
-                if entry.journey_id is not None and (entry.journey_id != event.journey_id
-                                                     or entry.step != event.journey_step_id):
-                    continue
-                assert journey is not None
-                assert row.live_version is not None
-                await self._enter(conn, row.org_id, row.app_id, journey, row.id,
-                                  row.live_version, event.person_id, None, now)
+                waiting = await store.waiting_of(conn, journey_id, "interaction", step_id,
+                                                 sorted({e.person_id for e in group}),
+                                                 lock=True)
+                by_version: dict[int, _Batch] = {}
+                for inst in waiting:
+                    by_version.setdefault(inst.version, _Batch({})).current[
+                        (inst.person_id, inst.entry_no)] = inst
+                for version, batch in by_version.items():
+                    journey = await self._journey(conn, journey_id, version)
+                    if journey is None:
+                        continue
+                    for event in group:
+                        for person_entry in batch.of(event.person_id):
+                            jobs += await self._move(
+                                batch, state[0], state[1], journey, person_entry,
+                                Interaction(step_id, event.kind.value), None, now)
+                    await store.save_instances(conn, batch.changed(), now)
+            entries: dict[str, list[tuple[JourneyRead, Journey]]] = {}
+            for event in events:
+                if event.org_id not in entries:
+                    entries[event.org_id] = await self._interaction_entries(conn, event.org_id)
+                for row, journey in entries[event.org_id]:
+                    if _enters(journey, event):
+                        assert row.live_version is not None
+                        await self._enter(conn, row.org_id, row.app_id, journey, row.id,
+                                          row.live_version, event.person_id, None, now)
+            await self._queue.enqueue(conn, jobs)
+
+    async def _interaction_entries(self, conn: Conn, org_id: str
+                                   ) -> list[tuple[JourneyRead, Journey]]:
+        out = []
+        for row in await store.live_of_org(conn, org_id):
+            journey = await self._journey(conn, row.id, row.live_version or row.version)
+            if journey is not None and isinstance(journey.entry, InteractionEntry):
+                out.append((row, journey))
+        return out
 
     async def on_trigger(self, org_id: str, name: str, person_id: str,
                          data: Mapping[str, object]) -> int:
@@ -399,10 +428,44 @@ class JourneyRuntime:
                                     TriggerFired(name), data, now)
 
     async def push(self, order: PushOrder) -> None:
-        """Run a journey push job: nothing for a journey stopped since (CIJ sends nothing
+        await self.pushes([order])
+
+    async def pushes(self, orders: Sequence[PushOrder]) -> None:
+        """Run journey push jobs: nothing for a journey stopped since (CIJ sends nothing
         after a stop); otherwise the send path, keyed by ``order.key``."""
         async with self._db.read() as conn:
-            state = await store.state_of(conn, order.journey_id)
-        if state is None or state[2] == "stopped":
-            return
-        await self._push.send(order)
+            states = {jid: await store.state_of(conn, jid)
+                      for jid in {o.journey_id for o in orders}}
+        for order in orders:
+            state = states[order.journey_id]
+            if state is not None and state[2] != "stopped":
+                await self._push.send(order)
+
+
+@dataclass
+class _Batch:
+    """Instances loaded for a batch of events, by (person, entry_no), as they move."""
+
+    current: dict[tuple[str, int], Instance]
+    moved: set[tuple[str, int]] = field(default_factory=set)
+    _people: dict[str, list[tuple[str, int]]] | None = None
+
+    def of(self, person_id: str) -> list[tuple[str, int]]:
+        if self._people is None:  # the keys never change: index them once
+            self._people = {}
+            for key in self.current:
+                self._people.setdefault(key[0], []).append(key)
+        return self._people.get(person_id, [])
+
+    def changed(self) -> list[Instance]:
+        return [self.current[k] for k in self.moved]
+
+
+def _enters(journey: Journey, event: InteractionEvent) -> bool:
+    """The interaction event is the journey's entry."""
+    entry = journey.entry
+    if not isinstance(entry, InteractionEntry) or entry.interaction != event.kind.value:
+        return False
+    if entry.message_id is not None:
+        return entry.message_id == event.message_id
+    return entry.journey_id == event.journey_id and entry.step == event.journey_step_id

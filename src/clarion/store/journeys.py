@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -144,12 +144,14 @@ async def latest_entry(conn: Conn, journey_id: str, person_id: str) -> Instance 
     return None if row is None else _instance(row)
 
 
-async def waiting_for(conn: Conn, journey_id: str, kind: str, key: str, person_id: str
-                      ) -> list[Instance]:
-    """The person's instances of the journey waiting for this interaction or trigger."""
-    rows = (await conn.execute(select(_I).where(
+async def waiting_for(conn: Conn, journey_id: str, kind: str, key: str, person_id: str, *,
+                      lock: bool = False) -> list[Instance]:
+    """The person's instances of the journey waiting for this interaction or trigger (locked
+    until the transaction ends with ``lock``, on PostgreSQL)."""
+    query = select(_I).where(
         _I.c.journey_id == journey_id, _I.c.waiting_kind == kind, _I.c.waiting_key == key,
-        _I.c.person_id == person_id, _I.c.status == "waiting"))).all()
+        _I.c.person_id == person_id, _I.c.status == "waiting")
+    rows = (await conn.execute(query.with_for_update() if lock else query)).all()
     return [_instance(r) for r in rows]
 
 
@@ -272,3 +274,44 @@ async def step_interactions(conn: Conn, org_id: str, journey_id: str, person_id:
         it.c.org_id == org_id, it.c.person_id == person_id, it.c.occurred_at >= since,
         it.c.journey_id == journey_id, it.c.kind.in_(("opened", "clicked"))))).all()
     return {(str(r.journey_step_id), str(r.kind)) for r in rows if r.journey_step_id}
+
+
+async def instances_of(conn: Conn, journey_id: str, version: int, person_ids: Sequence[str],
+                       *, lock: bool = False) -> list[Instance]:
+    """The instances of these people in one version (every entry), in one query."""
+    if not person_ids:
+        return []
+    query = select(_I).where(_I.c.journey_id == journey_id, _I.c.version == version,
+                             _I.c.person_id.in_(list(person_ids)))
+    rows = (await conn.execute(query.with_for_update() if lock else query)).all()
+    return [_instance(r) for r in rows]
+
+
+async def waiting_of(conn: Conn, journey_id: str, kind: str, key: str,
+                     person_ids: Sequence[str], *, lock: bool = False) -> list[Instance]:
+    """Those of these people's instances of the journey waiting for this interaction or
+    trigger, in one query."""
+    if not person_ids:
+        return []
+    query = select(_I).where(
+        _I.c.journey_id == journey_id, _I.c.waiting_kind == kind, _I.c.waiting_key == key,
+        _I.c.person_id.in_(list(person_ids)), _I.c.status == "waiting")
+    rows = (await conn.execute(query.with_for_update() if lock else query)).all()
+    return [_instance(r) for r in rows]
+
+
+_SAVE = update(_I).where(
+    _I.c.journey_id == bindparam("k_journey"), _I.c.version == bindparam("k_version"),
+    _I.c.person_id == bindparam("k_person"), _I.c.entry_no == bindparam("k_entry"),
+).values({name: bindparam(name) for name in (
+    "status", "step_id", "waiting_until", "waiting_kind", "waiting_key",
+    "waiting_interaction", "variants", "path", "done_reason", "goal_met", "updated_at")})
+
+
+async def save_instances(conn: Conn, instances: Sequence[Instance], now: datetime) -> None:
+    """Save moved instances with one executemany."""
+    if instances:
+        await conn.execute(_SAVE, [
+            {"k_journey": i.journey_id, "k_version": i.version, "k_person": i.person_id,
+             "k_entry": i.entry_no, "updated_at": now, **_instance_values(i)}
+            for i in instances])

@@ -60,8 +60,8 @@ class FakeSegments:
 class FakePush:
     sent: list[PushOrder] = field(default_factory=list)
 
-    async def send(self, order: PushOrder) -> None:
-        self.sent.append(order)
+    async def send(self, orders: Sequence[PushOrder]) -> None:
+        self.sent.extend(orders)
 
 
 @dataclass
@@ -108,8 +108,10 @@ class Rig:
     def worker(self, name: str) -> Worker:
         handlers = dict([
             on(JOURNEY_ENTRY, lambda calls: self._each(self.runtime.entry_page, calls)),
-            on(JOURNEY_TIMER, lambda calls: self.runtime.timers([c.args for c in calls])),
-            on(JOURNEY_PUSH, lambda calls: self.runtime.pushes([c.args for c in calls])),
+            on(JOURNEY_TIMER, lambda calls: self.runtime.timers(
+                [k for c in calls for k in c.args])),
+            on(JOURNEY_PUSH, lambda calls: self.runtime.pushes(
+                [o for c in calls for o in c.args])),
             on(JOURNEY_ENTER, lambda calls: self._each(self.runtime.enter_later, calls))])
         return Worker(self.c.queue, handlers, concurrency=2, batch_size=50, poll_seconds=0.05,
                       worker_id=name)

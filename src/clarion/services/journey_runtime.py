@@ -19,11 +19,12 @@ A/B winners).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from clarion.clock import Clock
 from clarion.domain.interactions import InteractionEvent
@@ -66,13 +67,29 @@ from clarion.store.jobs import JobQueue, NewJob
 log = logging.getLogger(__name__)
 
 ENTRY_PAGE = 500  # people entered per transaction
+PUSH_BATCH = 500  # push orders per journey.push job
+
+
+@dataclass(frozen=True, slots=True)
+class _Timer:
+    at_ms: int
+    key: InstanceKey
+
+
+_Queued = NewJob | PushOrder | _Timer  # what transitions queue (orders and timers batched)
 PAUSED_RECHECK = timedelta(seconds=60)  # a paused journey's due work looks again this late
 NEW_MEMBERS_POLL = timedelta(minutes=15)  # once_then_new: how often new members are looked for
 RATE_RECHECK = timedelta(minutes=1)
 
 
 def _ms(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
+    """Epoch milliseconds, rounded up: a job due then runs when ``now >= at`` holds, so a
+    timer never wakes a wait a fraction of a millisecond early (it would only be scheduled
+    again, under the same job key, which the queue would skip)."""
+    return -(-(at - _EPOCH) // timedelta(milliseconds=1))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _instance_key(inst: Instance) -> str:
@@ -112,7 +129,7 @@ class JourneyRuntime:
             journey = await self._journey(conn, journey_id, state[3])
             if journey is not None and isinstance(journey.entry, SegmentEntry):
                 page = EntryPage(journey_id, state[3], None, 0)
-                await self._queue.enqueue(conn, [JOURNEY_ENTRY.job(
+                await self._enqueue(conn, [JOURNEY_ENTRY.job(
                     page, unique_key=f"je:{journey_id}:{state[3]}:0:")])
 
     async def entry_page(self, page: EntryPage) -> None:
@@ -153,11 +170,11 @@ class JourneyRuntime:
                                           page.version,
                                           [p for p in members if p not in excluded], now)
             follow = self._next_page(page, entry, members, limit, now)
-            await self._queue.enqueue(conn, jobs if follow is None else [*jobs, follow])
+            await self._enqueue(conn, jobs if follow is None else [*jobs, follow])
 
     async def _enter_many(self, conn: Conn, org_id: str, app_id: str, journey: Journey,
                           journey_id: str, version: int, person_ids: Sequence[str],
-                          now: datetime) -> list[NewJob]:
+                          now: datetime) -> list[_Queued]:
         """Enter a page of people with a few statements (one read of their previous entries,
         one insert of the instances): the jobs their first steps ask for."""
         latest = await store.latest_entries(conn, journey_id, person_ids)
@@ -174,7 +191,7 @@ class JourneyRuntime:
             facts = await self._facts.facts(org_id, fresh, None)
             moved.append(step(journey, fresh, Entered(), now, facts))
         inserted = await store.insert_instances(conn, org_id, [i for i, _ in moved], now)
-        jobs: list[NewJob] = []
+        jobs: list[_Queued] = []
         for inst, actions in moved:
             if (inst.person_id, inst.entry_no) in inserted:
                 jobs += self._jobs(org_id, app_id, inst, actions)
@@ -199,7 +216,7 @@ class JourneyRuntime:
 
     async def _later(self, job: NewJob) -> None:
         async with self._db.write() as conn:
-            await self._queue.enqueue(conn, [job])
+            await self._enqueue(conn, [job])
 
     async def _enter(self, conn: Conn, org_id: str, app_id: str, journey: Journey,
                      journey_id: str, version: int, person_id: str,
@@ -230,11 +247,11 @@ class JourneyRuntime:
         jobs = await self._move(batch, org_id, app_id, journey,
                                 (inst.person_id, inst.entry_no), event, trigger, now)
         await store.save_instances(conn, batch.changed(), now)
-        await self._queue.enqueue(conn, jobs)
+        await self._enqueue(conn, jobs)
 
     async def _move(self, batch: _Batch, org_id: str, app_id: str, journey: Journey,
                     person_entry: tuple[str, int], event: Event,
-                    trigger: Mapping[str, object] | None, now: datetime) -> list[NewJob]:
+                    trigger: Mapping[str, object] | None, now: datetime) -> list[_Queued]:
         """Step an instance of the batch (its latest state: two events of one person in a
         batch apply one after the other): the jobs its actions ask for."""
         inst = batch.current.get(person_entry)
@@ -247,28 +264,52 @@ class JourneyRuntime:
             batch.moved.add(person_entry)
         return self._jobs(org_id, app_id, moved, actions)
 
+    async def _enqueue(self, conn: Conn, items: Sequence[_Queued]) -> None:
+        """Queue the jobs, the push orders in jobs of up to ``PUSH_BATCH`` (a page of people
+        sent one message is one job, and the send path gets them together) and the timers in
+        jobs of up to as many people due at the same time. A batch's key is a digest of its
+        contents: the same orders (a transaction done again) make the same job, which the
+        queue keeps once."""
+        jobs = [i for i in items if isinstance(i, NewJob)]
+        orders = [i for i in items if isinstance(i, PushOrder)]
+        due: dict[int, list[InstanceKey]] = {}
+        for item in items:
+            if isinstance(item, _Timer):
+                due.setdefault(item.at_ms, []).append(item.key)
+        for at_ms, keys in due.items():
+            for start in range(0, len(keys), PUSH_BATCH):
+                chunk = keys[start:start + PUSH_BATCH]
+                digest = hashlib.sha256("\n".join(
+                    f"{k.journey_id}:{k.version}:{k.person_id}:{k.entry_no}:{k.step_id}"
+                    for k in chunk).encode()).hexdigest()
+                jobs.append(JOURNEY_TIMER.job(chunk, run_at_ms=at_ms,
+                                              unique_key=f"jt:{at_ms}:{digest[:60]}"))
+        for start in range(0, len(orders), PUSH_BATCH):
+            batch = orders[start:start + PUSH_BATCH]
+            digest = hashlib.sha256("\n".join(o.key for o in batch).encode()).hexdigest()
+            jobs.append(JOURNEY_PUSH.job(batch, unique_key=f"jp:{digest[:60]}"))
+        await self._queue.enqueue(conn, jobs)
+
     async def _apply(self, conn: Conn, org_id: str, app_id: str, inst: Instance,
                      actions: Sequence[Action]) -> None:
-        await self._queue.enqueue(conn, self._jobs(org_id, app_id, inst, actions))
+        await self._enqueue(conn, self._jobs(org_id, app_id, inst, actions))
 
     def _jobs(self, org_id: str, app_id: str, inst: Instance,
-              actions: Sequence[Action]) -> list[NewJob]:
-        jobs: list[NewJob] = []
+              actions: Sequence[Action]) -> list[_Queued]:
+        jobs: list[_Queued] = []
         for action in actions:
             visit = inst.path.count(getattr(action, "step_id", ""))
             if isinstance(action, SendPush):
-                key = f"jp:{_instance_key(inst)}:{action.step_id}:{visit}"
-                jobs.append(JOURNEY_PUSH.job(PushOrder(
+                jobs.append(PushOrder(
                     org_id=org_id, app_id=app_id, journey_id=inst.journey_id,
                     version=inst.version, step_id=action.step_id, person_id=inst.person_id,
                     entry_no=inst.entry_no, message_id=action.message_id,
-                    variant=action.variant, key=key), unique_key=key))
+                    variant=action.variant,
+                    key=f"jp:{_instance_key(inst)}:{action.step_id}:{visit}"))
             elif isinstance(action, Schedule):
-                timer = InstanceKey(inst.journey_id, inst.version, inst.person_id,
-                                    inst.entry_no, action.step_id)
-                key = f"jt:{_instance_key(inst)}:{action.step_id}:{visit}:{_ms(action.at)}"
-                jobs.append(JOURNEY_TIMER.job(timer, run_at_ms=_ms(action.at),
-                                              unique_key=key[:200]))
+                jobs.append(_Timer(_ms(action.at), InstanceKey(
+                    inst.journey_id, inst.version, inst.person_id, inst.entry_no,
+                    action.step_id)))
             # Await needs no job (the instance row says what it waits for); Done nothing.
         return jobs
 
@@ -281,7 +322,7 @@ class JourneyRuntime:
         the instances and one write of those that moved."""
         now = self._clock.now()
         async with self._db.write() as conn:
-            jobs: list[NewJob] = []
+            jobs: list[_Queued] = []
             groups: dict[tuple[str, int], list[InstanceKey]] = {}
             for key in keys:
                 groups.setdefault((key.journey_id, key.version), []).append(key)
@@ -290,10 +331,8 @@ class JourneyRuntime:
                 if state is None or state[2] == "stopped":
                     continue
                 if state[2] == "paused":
-                    jobs += [JOURNEY_TIMER.job(
-                        key, run_at_ms=_ms(now + PAUSED_RECHECK),
-                        unique_key=f"jt:p:{key.journey_id}:{key.person_id}:{key.entry_no}:"
-                        f"{key.step_id}:{_ms(now)}"[:200]) for key in group]
+                    # Looked at again later (a new due time: new jobs, not the done ones).
+                    jobs += [_Timer(_ms(now + PAUSED_RECHECK), key) for key in group]
                     continue
                 journey = await self._journey(conn, journey_id, version)
                 if journey is None:
@@ -307,7 +346,7 @@ class JourneyRuntime:
                                              (key.person_id, key.entry_no),
                                              TimerFired(key.step_id), None, now)
                 await store.save_instances(conn, batch.changed(), now)
-            await self._queue.enqueue(conn, jobs)
+            await self._enqueue(conn, jobs)
 
     async def on_interactions(self, events: Sequence[InteractionEvent]) -> None:
         """Subscriber of ``interaction.*``: wake the instances waiting for an open or click
@@ -321,7 +360,7 @@ class JourneyRuntime:
                     and event.kind.value in ("opened", "clicked"):
                 wakes.setdefault((event.journey_id, event.journey_step_id), []).append(event)
         async with self._db.write() as conn:
-            jobs: list[NewJob] = []
+            jobs: list[_Queued] = []
             for (journey_id, step_id), group in wakes.items():
                 state = await store.state_of(conn, journey_id)
                 if state is None:
@@ -352,7 +391,7 @@ class JourneyRuntime:
                         assert row.live_version is not None
                         await self._enter(conn, row.org_id, row.app_id, journey, row.id,
                                           row.live_version, event.person_id, None, now)
-            await self._queue.enqueue(conn, jobs)
+            await self._enqueue(conn, jobs)
 
     async def _interaction_entries(self, conn: Conn, org_id: str
                                    ) -> list[tuple[JourneyRead, Journey]]:
@@ -394,7 +433,7 @@ class JourneyRuntime:
         limit = journey.entry_limit_per_hour
         if limit is not None and await store.entries_since(
                 conn, row.id, now - timedelta(hours=1)) >= limit:
-            await self._queue.enqueue(conn, [JOURNEY_ENTER.job(
+            await self._enqueue(conn, [JOURNEY_ENTER.job(
                 later, run_at_ms=_ms(now + RATE_RECHECK),
                 unique_key=f"jn:{row.id}:{later.person_id}:{_ms(now)}")])
             return False
@@ -413,7 +452,7 @@ class JourneyRuntime:
             if row is None or journey is None:
                 return
             if state[2] == "paused":
-                await self._queue.enqueue(conn, [JOURNEY_ENTER.job(
+                await self._enqueue(conn, [JOURNEY_ENTER.job(
                     later, run_at_ms=_ms(now + PAUSED_RECHECK),
                     unique_key=f"jn:{row.id}:{later.person_id}:{_ms(now)}")])
                 return
@@ -427,19 +466,17 @@ class JourneyRuntime:
                 await self._advance(conn, row.org_id, row.app_id, journey, inst,
                                     TriggerFired(name), data, now)
 
-    async def push(self, order: PushOrder) -> None:
-        await self.pushes([order])
-
     async def pushes(self, orders: Sequence[PushOrder]) -> None:
-        """Run journey push jobs: nothing for a journey stopped since (CIJ sends nothing
-        after a stop); otherwise the send path, keyed by ``order.key``."""
+        """Run journey push jobs: the orders of journeys stopped since are dropped (CIJ sends
+        nothing after a stop); the others go to the send path together, each keyed by
+        ``order.key``."""
         async with self._db.read() as conn:
             states = {jid: await store.state_of(conn, jid)
                       for jid in {o.journey_id for o in orders}}
-        for order in orders:
-            state = states[order.journey_id]
-            if state is not None and state[2] != "stopped":
-                await self._push.send(order)
+        live = [o for o in orders
+                if (state := states[o.journey_id]) is not None and state[2] != "stopped"]
+        if live:
+            await self._push.send(live)
 
 
 @dataclass

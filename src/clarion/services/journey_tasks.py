@@ -6,8 +6,8 @@ task                arguments                       handler
 ==================  ==============================  ===================================
 ``journey.entry``   ``EntryPage``                   ``JourneyRuntime.entry_page``
 ``journey.enter``   ``LateEntry``                   ``JourneyRuntime.enter_later``
-``journey.timer``   ``InstanceKey``                 ``JourneyRuntime.timers`` (a batch)
-``journey.push``    ``PushOrder``                   ``JourneyRuntime.push``
+``journey.timer``   ``list[InstanceKey]``           ``JourneyRuntime.timers``
+``journey.push``    ``list[PushOrder]``             ``JourneyRuntime.pushes``
 ==================  ==============================  ===================================
 """
 
@@ -76,6 +76,9 @@ class LateEntry:
 
 JOURNEY_ENTRY: Task[EntryPage] = Task("journey.entry", EntryPage.encode, EntryPage.decode)
 JOURNEY_ENTER: Task[LateEntry] = Task("journey.enter", LateEntry.encode, LateEntry.decode)
-JOURNEY_TIMER: Task[InstanceKey] = Task("journey.timer", InstanceKey.encode,
-                                        InstanceKey.decode)
-JOURNEY_PUSH: Task[PushOrder] = Task("journey.push", PushOrder.encode, PushOrder.decode)
+JOURNEY_TIMER: Task[list[InstanceKey]] = Task(
+    "journey.timer", lambda keys: {"keys": [k.encode() for k in keys]},
+    lambda payload: [InstanceKey.decode(k) for k in payload["keys"]])
+JOURNEY_PUSH: Task[list[PushOrder]] = Task(
+    "journey.push", lambda orders: {"orders": [o.encode() for o in orders]},
+    lambda payload: [PushOrder.decode(o) for o in payload["orders"]])

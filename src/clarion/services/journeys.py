@@ -100,7 +100,12 @@ class PushOrder:
 
 
 class JourneyPush(Protocol):
-    async def send(self, order: PushOrder) -> None: ...
+    async def send(self, orders: Sequence[PushOrder]) -> None:
+        """Send each order's message to every valid device of its person (up to
+        ``PUSH_BATCH`` orders, often one message to a page of people: one send with many
+        user ids). Must be idempotent per ``order.key``: a job that dies mid-way runs
+        again."""
+        ...
 
 
 class FactsSource(Protocol):

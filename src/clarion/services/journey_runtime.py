@@ -19,12 +19,10 @@ A/B winners).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from clarion.clock import Clock
 from clarion.domain.interactions import InteractionEvent
@@ -42,19 +40,16 @@ from clarion.domain.journeys.engine import (
     Event,
     Instance,
     Interaction,
-    Schedule,
-    SendPush,
     TimerFired,
     TriggerFired,
     step,
 )
 from clarion.domain.journeys.records import JourneyRead
 from clarion.domain.journeys.validation import parse
+from clarion.services.journey_jobs import Batch, Queued, Timer, as_jobs, due_ms, queued
 from clarion.services.journey_tasks import (
     JOURNEY_ENTER,
     JOURNEY_ENTRY,
-    JOURNEY_PUSH,
-    JOURNEY_TIMER,
     EntryPage,
     InstanceKey,
     LateEntry,
@@ -67,33 +62,9 @@ from clarion.store.jobs import JobQueue, NewJob
 log = logging.getLogger(__name__)
 
 ENTRY_PAGE = 500  # people entered per transaction
-PUSH_BATCH = 500  # push orders per journey.push job
-
-
-@dataclass(frozen=True, slots=True)
-class _Timer:
-    at_ms: int
-    key: InstanceKey
-
-
-_Queued = NewJob | PushOrder | _Timer  # what transitions queue (orders and timers batched)
 PAUSED_RECHECK = timedelta(seconds=60)  # a paused journey's due work looks again this late
 NEW_MEMBERS_POLL = timedelta(minutes=15)  # once_then_new: how often new members are looked for
 RATE_RECHECK = timedelta(minutes=1)
-
-
-def _ms(at: datetime) -> int:
-    """Epoch milliseconds, rounded up: a job due then runs when ``now >= at`` holds, so a
-    timer never wakes a wait a fraction of a millisecond early (it would only be scheduled
-    again, under the same job key, which the queue would skip)."""
-    return -(-(at - _EPOCH) // timedelta(milliseconds=1))
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _instance_key(inst: Instance) -> str:
-    return f"{inst.journey_id}:{inst.version}:{inst.person_id}:{inst.entry_no}"
 
 
 class JourneyRuntime:
@@ -148,7 +119,7 @@ class JourneyRuntime:
         entry = journey.entry
         assert isinstance(entry, SegmentEntry)
         if life == "paused":
-            await self._later(JOURNEY_ENTRY.job(page, run_at_ms=_ms(now + PAUSED_RECHECK),
+            await self._later(JOURNEY_ENTRY.job(page, run_at_ms=due_ms(now + PAUSED_RECHECK),
                                                 unique_key=self._page_key(page, now)))
             return
         limit = ENTRY_PAGE
@@ -158,7 +129,7 @@ class JourneyRuntime:
                                                     now - timedelta(hours=1))
             limit = min(limit, journey.entry_limit_per_hour - entered)
             if limit <= 0:
-                await self._later(JOURNEY_ENTRY.job(page, run_at_ms=_ms(now + RATE_RECHECK),
+                await self._later(JOURNEY_ENTRY.job(page, run_at_ms=due_ms(now + RATE_RECHECK),
                                                     unique_key=self._page_key(page, now)))
                 return
         members = await self._segments.members(org_id, entry.segment_id, page.after, limit)
@@ -174,7 +145,7 @@ class JourneyRuntime:
 
     async def _enter_many(self, conn: Conn, org_id: str, app_id: str, journey: Journey,
                           journey_id: str, version: int, person_ids: Sequence[str],
-                          now: datetime) -> list[_Queued]:
+                          now: datetime) -> list[Queued]:
         """Enter a page of people with a few statements (one read of their previous entries,
         one insert of the instances): the jobs their first steps ask for."""
         latest = await store.latest_entries(conn, journey_id, person_ids)
@@ -191,14 +162,14 @@ class JourneyRuntime:
             facts = await self._facts.facts(org_id, fresh, None)
             moved.append(step(journey, fresh, Entered(), now, facts))
         inserted = await store.insert_instances(conn, org_id, [i for i, _ in moved], now)
-        jobs: list[_Queued] = []
+        jobs: list[Queued] = []
         for inst, actions in moved:
             if (inst.person_id, inst.entry_no) in inserted:
-                jobs += self._jobs(org_id, app_id, inst, actions)
+                jobs += queued(org_id, app_id, inst, actions)
         return jobs
 
     def _page_key(self, page: EntryPage, now: datetime) -> str:
-        return f"je:{page.journey_id}:{page.version}:{page.round}:{page.after or ''}:{_ms(now)}"
+        return f"je:{page.journey_id}:{page.version}:{page.round}:{page.after or ''}:{due_ms(now)}"
 
     def _next_page(self, page: EntryPage, entry: SegmentEntry, members: list[str], limit: int,
                    now: datetime) -> NewJob | None:
@@ -211,7 +182,7 @@ class JourneyRuntime:
         every = entry.schedule.every if entry.schedule.kind == "repeat" else NEW_MEMBERS_POLL
         assert every is not None
         again = EntryPage(page.journey_id, page.version, None, page.round + 1)
-        return JOURNEY_ENTRY.job(again, run_at_ms=_ms(now + every), unique_key=(
+        return JOURNEY_ENTRY.job(again, run_at_ms=due_ms(now + every), unique_key=(
             f"je:{page.journey_id}:{page.version}:{page.round + 1}:"))
 
     async def _later(self, job: NewJob) -> None:
@@ -243,15 +214,15 @@ class JourneyRuntime:
                        inst: Instance, event: Event, trigger: Mapping[str, object] | None,
                        now: datetime) -> None:
         """Step one (locked) instance, save it and queue the jobs its actions ask for."""
-        batch = _Batch({(inst.person_id, inst.entry_no): inst})
+        batch = Batch({(inst.person_id, inst.entry_no): inst})
         jobs = await self._move(batch, org_id, app_id, journey,
                                 (inst.person_id, inst.entry_no), event, trigger, now)
         await store.save_instances(conn, batch.changed(), now)
         await self._enqueue(conn, jobs)
 
-    async def _move(self, batch: _Batch, org_id: str, app_id: str, journey: Journey,
+    async def _move(self, batch: Batch, org_id: str, app_id: str, journey: Journey,
                     person_entry: tuple[str, int], event: Event,
-                    trigger: Mapping[str, object] | None, now: datetime) -> list[_Queued]:
+                    trigger: Mapping[str, object] | None, now: datetime) -> list[Queued]:
         """Step an instance of the batch (its latest state: two events of one person in a
         batch apply one after the other): the jobs its actions ask for."""
         inst = batch.current.get(person_entry)
@@ -262,56 +233,14 @@ class JourneyRuntime:
         if moved != inst:
             batch.current[person_entry] = moved
             batch.moved.add(person_entry)
-        return self._jobs(org_id, app_id, moved, actions)
+        return queued(org_id, app_id, moved, actions)
 
-    async def _enqueue(self, conn: Conn, items: Sequence[_Queued]) -> None:
-        """Queue the jobs, the push orders in jobs of up to ``PUSH_BATCH`` (a page of people
-        sent one message is one job, and the send path gets them together) and the timers in
-        jobs of up to as many people due at the same time. A batch's key is a digest of its
-        contents: the same orders (a transaction done again) make the same job, which the
-        queue keeps once."""
-        jobs = [i for i in items if isinstance(i, NewJob)]
-        orders = [i for i in items if isinstance(i, PushOrder)]
-        due: dict[int, list[InstanceKey]] = {}
-        for item in items:
-            if isinstance(item, _Timer):
-                due.setdefault(item.at_ms, []).append(item.key)
-        for at_ms, keys in due.items():
-            for start in range(0, len(keys), PUSH_BATCH):
-                chunk = keys[start:start + PUSH_BATCH]
-                digest = hashlib.sha256("\n".join(
-                    f"{k.journey_id}:{k.version}:{k.person_id}:{k.entry_no}:{k.step_id}"
-                    for k in chunk).encode()).hexdigest()
-                jobs.append(JOURNEY_TIMER.job(chunk, run_at_ms=at_ms,
-                                              unique_key=f"jt:{at_ms}:{digest[:60]}"))
-        for start in range(0, len(orders), PUSH_BATCH):
-            batch = orders[start:start + PUSH_BATCH]
-            digest = hashlib.sha256("\n".join(o.key for o in batch).encode()).hexdigest()
-            jobs.append(JOURNEY_PUSH.job(batch, unique_key=f"jp:{digest[:60]}"))
-        await self._queue.enqueue(conn, jobs)
+    async def _enqueue(self, conn: Conn, items: Sequence[Queued]) -> None:
+        await self._queue.enqueue(conn, as_jobs(items))
 
     async def _apply(self, conn: Conn, org_id: str, app_id: str, inst: Instance,
                      actions: Sequence[Action]) -> None:
-        await self._enqueue(conn, self._jobs(org_id, app_id, inst, actions))
-
-    def _jobs(self, org_id: str, app_id: str, inst: Instance,
-              actions: Sequence[Action]) -> list[_Queued]:
-        jobs: list[_Queued] = []
-        for action in actions:
-            visit = inst.path.count(getattr(action, "step_id", ""))
-            if isinstance(action, SendPush):
-                jobs.append(PushOrder(
-                    org_id=org_id, app_id=app_id, journey_id=inst.journey_id,
-                    version=inst.version, step_id=action.step_id, person_id=inst.person_id,
-                    entry_no=inst.entry_no, message_id=action.message_id,
-                    variant=action.variant,
-                    key=f"jp:{_instance_key(inst)}:{action.step_id}:{visit}"))
-            elif isinstance(action, Schedule):
-                jobs.append(_Timer(_ms(action.at), InstanceKey(
-                    inst.journey_id, inst.version, inst.person_id, inst.entry_no,
-                    action.step_id)))
-            # Await needs no job (the instance row says what it waits for); Done nothing.
-        return jobs
+        await self._enqueue(conn, queued(org_id, app_id, inst, actions))
 
     async def timer(self, key: InstanceKey) -> None:
         """A wait's time is up (or a wait for an interaction reached its limit)."""
@@ -322,7 +251,7 @@ class JourneyRuntime:
         the instances and one write of those that moved."""
         now = self._clock.now()
         async with self._db.write() as conn:
-            jobs: list[_Queued] = []
+            jobs: list[Queued] = []
             groups: dict[tuple[str, int], list[InstanceKey]] = {}
             for key in keys:
                 groups.setdefault((key.journey_id, key.version), []).append(key)
@@ -332,7 +261,7 @@ class JourneyRuntime:
                     continue
                 if state[2] == "paused":
                     # Looked at again later (a new due time: new jobs, not the done ones).
-                    jobs += [_Timer(_ms(now + PAUSED_RECHECK), key) for key in group]
+                    jobs += [Timer(due_ms(now + PAUSED_RECHECK), key) for key in group]
                     continue
                 journey = await self._journey(conn, journey_id, version)
                 if journey is None:
@@ -340,7 +269,7 @@ class JourneyRuntime:
                 found = await store.instances_of(conn, journey_id, version,
                                                  sorted({k.person_id for k in group}),
                                                  lock=True)
-                batch = _Batch({(i.person_id, i.entry_no): i for i in found})
+                batch = Batch({(i.person_id, i.entry_no): i for i in found})
                 for key in group:
                     jobs += await self._move(batch, state[0], state[1], journey,
                                              (key.person_id, key.entry_no),
@@ -360,7 +289,7 @@ class JourneyRuntime:
                     and event.kind.value in ("opened", "clicked"):
                 wakes.setdefault((event.journey_id, event.journey_step_id), []).append(event)
         async with self._db.write() as conn:
-            jobs: list[_Queued] = []
+            jobs: list[Queued] = []
             for (journey_id, step_id), group in wakes.items():
                 state = await store.state_of(conn, journey_id)
                 if state is None:
@@ -368,9 +297,9 @@ class JourneyRuntime:
                 waiting = await store.waiting_of(conn, journey_id, "interaction", step_id,
                                                  sorted({e.person_id for e in group}),
                                                  lock=True)
-                by_version: dict[int, _Batch] = {}
+                by_version: dict[int, Batch] = {}
                 for inst in waiting:
-                    by_version.setdefault(inst.version, _Batch({})).current[
+                    by_version.setdefault(inst.version, Batch({})).current[
                         (inst.person_id, inst.entry_no)] = inst
                 for version, batch in by_version.items():
                     journey = await self._journey(conn, journey_id, version)
@@ -434,8 +363,8 @@ class JourneyRuntime:
         if limit is not None and await store.entries_since(
                 conn, row.id, now - timedelta(hours=1)) >= limit:
             await self._enqueue(conn, [JOURNEY_ENTER.job(
-                later, run_at_ms=_ms(now + RATE_RECHECK),
-                unique_key=f"jn:{row.id}:{later.person_id}:{_ms(now)}")])
+                later, run_at_ms=due_ms(now + RATE_RECHECK),
+                unique_key=f"jn:{row.id}:{later.person_id}:{due_ms(now)}")])
             return False
         return await self._enter(conn, row.org_id, row.app_id, journey, row.id, later.version,
                                  later.person_id, later.data, now)
@@ -453,8 +382,8 @@ class JourneyRuntime:
                 return
             if state[2] == "paused":
                 await self._enqueue(conn, [JOURNEY_ENTER.job(
-                    later, run_at_ms=_ms(now + PAUSED_RECHECK),
-                    unique_key=f"jn:{row.id}:{later.person_id}:{_ms(now)}")])
+                    later, run_at_ms=due_ms(now + PAUSED_RECHECK),
+                    unique_key=f"jn:{row.id}:{later.person_id}:{due_ms(now)}")])
                 return
             await self._enter_or_defer(conn, row, journey, later, now)
 
@@ -477,25 +406,6 @@ class JourneyRuntime:
                 if (state := states[o.journey_id]) is not None and state[2] != "stopped"]
         if live:
             await self._push.send(live)
-
-
-@dataclass
-class _Batch:
-    """Instances loaded for a batch of events, by (person, entry_no), as they move."""
-
-    current: dict[tuple[str, int], Instance]
-    moved: set[tuple[str, int]] = field(default_factory=set)
-    _people: dict[str, list[tuple[str, int]]] | None = None
-
-    def of(self, person_id: str) -> list[tuple[str, int]]:
-        if self._people is None:  # the keys never change: index them once
-            self._people = {}
-            for key in self.current:
-                self._people.setdefault(key[0], []).append(key)
-        return self._people.get(person_id, [])
-
-    def changed(self) -> list[Instance]:
-        return [self.current[k] for k in self.moved]
 
 
 def _enters(journey: Journey, event: InteractionEvent) -> bool:

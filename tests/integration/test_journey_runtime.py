@@ -296,3 +296,26 @@ async def test_trigger_entries_wait_for_the_rate_limit_and_paused_journeys_see_e
     assert report.people == 3
     hello = Counter(o.person_id for o in r.push.sent if o.step_id == "hello")
     assert hello == Counter(people)
+
+
+async def test_a_paused_journey_holds_its_pushes_until_resumed(rig: Rig) -> None:
+    r = rig
+    org = r.w.org_id
+    jid = await _example(r)
+    await r.runtime.started(jid)
+    await r.worker("w").run_until_idle()  # entered, hello sent
+    await r.c.journeys.pause(org, jid)
+    gold = r.w.person_ids[0]
+    await r.runtime.on_interactions([_event(r, gold, jid, "hello", 1)])
+    await r.drain()
+    assert [o.step_id for o in r.push.sent if o.person_id == gold] == ["hello"]  # held
+    r.clock.advance(120)
+    await r.drain()
+    assert [o.step_id for o in r.push.sent if o.person_id == gold] == ["hello"]  # still
+    await r.c.journeys.resume(org, jid)
+    r.clock.advance(60)
+    await r.drain()
+    sent = Counter((o.person_id, o.step_id) for o in r.push.sent)
+    assert sent[(gold, "perks")] == 1
+    assert sum(1 for _, s in sent if s == "nudge") == 5  # the others' waits ended after
+    assert max(sent.values()) == 1

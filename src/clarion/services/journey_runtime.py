@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from clarion.clock import Clock
@@ -397,13 +398,24 @@ class JourneyRuntime:
 
     async def pushes(self, orders: Sequence[PushOrder]) -> None:
         """Run journey push jobs: the orders of journeys stopped since are dropped (CIJ sends
-        nothing after a stop); the others go to the send path together, each keyed by
+        nothing after a stop), those of paused journeys wait for the resume (looked at again
+        every ``PAUSED_RECHECK``); the others go to the send path together, each keyed by
         ``order.key``."""
         async with self._db.read() as conn:
             states = {jid: await store.state_of(conn, jid)
                       for jid in {o.journey_id for o in orders}}
-        live = [o for o in orders
-                if (state := states[o.journey_id]) is not None and state[2] != "stopped"]
+        live: list[PushOrder] = []
+        held: list[PushOrder] = []
+        for order in orders:
+            state = states[order.journey_id]
+            if state is not None and state[2] != "stopped":
+                (held if state[2] == "paused" else live).append(order)
+        if held:
+            due = due_ms(self._clock.now() + PAUSED_RECHECK)
+            async with self._db.write() as conn:
+                await self._queue.enqueue(conn, [
+                    replace(job, run_at_ms=due, unique_key=f"{job.unique_key}:{due}")
+                    for job in as_jobs(held)])
         if live:
             await self._push.send(live)
 

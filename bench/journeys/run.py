@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import copy
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -186,6 +187,8 @@ async def main(args: argparse.Namespace) -> None:
         assert report.people == args.people
     finally:
         await c.close()
+        if not args.keep:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
@@ -193,4 +196,5 @@ if __name__ == "__main__":
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--open-share", type=float, default=0.3)
     parser.add_argument("--batch", type=int, default=500, help="worker claim batch size")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     asyncio.run(main(parser.parse_args(sys.argv[1:])))

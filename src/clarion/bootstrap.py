@@ -29,6 +29,7 @@ from clarion.services.fanout import FanOut
 from clarion.services.health import Health
 from clarion.services.importing import Importer
 from clarion.services.interactions import Interactions
+from clarion.services.journeys import Journeys
 from clarion.services.messages import Messages
 from clarion.services.orgs import Orgs
 from clarion.services.people import People
@@ -79,6 +80,7 @@ class Container:
     compliance: Compliance
     segments: Segments
     triggers: Triggers
+    journeys: Journeys
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -169,6 +171,7 @@ def build(
     sends = Sends(db, clock, queue)
     compliance = Compliance(db, clock, derived_key(keys[0], "unsubscribe-links"),
                             settings.public_url)
+    reports = Reports(db, clock)
     return Container(
         settings=settings, clock=clock, db=db, box=box, link_key=link_key, policy=policy,
         queue=queue, writer=writer, backlog=backlog, senders=senders, orgs=Orgs(db, clock),
@@ -190,7 +193,7 @@ def build(
             rate_burst=settings.events_rate_burst),
         recorder=Recorder(db, clock, queue),
         events=events,
-        reports=Reports(db, clock),
+        reports=reports,
         health=Health(db, clock, backlog),
         messages=Messages(db, clock, sends, _payload_previewer(),
                           public_url=settings.public_url, link_key=link_key,
@@ -198,6 +201,7 @@ def build(
         compliance=compliance,
         segments=Segments(db, clock),
         triggers=Triggers(db, clock, queue),
+        journeys=Journeys(db, clock, reports=reports),
     )
 
 

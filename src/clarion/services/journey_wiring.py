@@ -1,0 +1,183 @@
+"""The journey runtime's ports, implemented by the real features (issue 14 part D).
+
+``clarion.services.journey_runtime`` is written against three Protocols
+(``clarion.services.journeys``); here they meet the features that own the work:
+
+* ``SegmentSource`` is the ``Segments`` service itself (keyset pages, membership tests);
+* ``SendsPush`` (``JourneyPush``) turns a job's push orders into personalised sends
+  (``Sends.create`` with ``message_id``), **one send per group of orders** (same journey,
+  step and message), never one per person. The send carries ``journey_id`` and
+  ``journey_step_id``, so deliveries, reports, interactions and tracked links work per step;
+  its ``Idempotency-Key`` is a digest of the orders' keys, so a job that runs again (a worker
+  died after the send was queued) finds the first send instead of sending twice;
+* ``FilterFacts`` (``FactsSource``) is ``StoredFacts`` (time zone, interactions since the
+  entry, A/B winners) with conditions evaluated by the filter language
+  (``clarion.domain.filters``: parsed once per text, evaluated on ``person_facts``);
+  ``in_segment(…)`` and ``has_device(…)`` are answered by ``Segments.contains`` and the
+  person's active devices, read only when a condition of the journey names them.
+
+``subscribe`` registers the runtime on the event bus: opens and clicks wake waits (and
+interaction entries), ``trigger.*`` and ``person.created`` reach trigger entries, waits,
+exit triggers and goals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from functools import lru_cache
+
+from clarion.domain import filters
+from clarion.domain.interactions import InteractionEvent
+from clarion.domain.journeys.engine import Facts, Instance
+from clarion.domain.sends import SendCreate
+from clarion.domain.triggers import PERSON_CREATED, PersonCreatedEvent, TriggerEvent
+from clarion.errors import InvalidInput, NotFound
+from clarion.services.devices import Devices
+from clarion.services.events import EventBus
+from clarion.services.journey_facts import KnownFacts, StoredFacts
+from clarion.services.journey_runtime import JourneyRuntime
+from clarion.services.journeys import PushOrder
+from clarion.services.segments import Segments
+from clarion.services.sending import Sends
+from clarion.store import journeys as journey_store
+from clarion.store.db import Database
+
+log = logging.getLogger(__name__)
+
+ACTIVE = "active"  # the device state of a currently valid device
+
+
+@lru_cache(maxsize=4096)
+def condition(text: str) -> filters.Filter:
+    """The parsed condition (documents were validated with the same parser when stored)."""
+    return filters.parse(text)
+
+
+def _conditions(document: object) -> list[str]:
+    """Every ``when`` of a journey document (entry, branches, waits, exits, goal)."""
+    found: list[str] = []
+    if isinstance(document, Mapping):
+        for key, value in document.items():
+            if key == "when" and isinstance(value, str):
+                found.append(value)
+            else:
+                found += _conditions(value)
+    elif isinstance(document, list):
+        for item in document:
+            found += _conditions(item)
+    return found
+
+
+class FilterFacts:
+    """``FactsSource``: ``StoredFacts`` with the filter language's conditions."""
+
+    def __init__(self, db: Database, stored: StoredFacts, segments: Segments,
+                 devices: Devices) -> None:
+        self._db = db
+        self._stored = stored
+        self._segments = segments
+        self._devices = devices
+        # (journey, version) -> (segments, apps) its conditions name (versions never change)
+        self._refs: dict[tuple[str, int], tuple[frozenset[str], frozenset[str]]] = {}
+
+    async def _refs_of(self, journey_id: str, version: int
+                       ) -> tuple[frozenset[str], frozenset[str]]:
+        key = (journey_id, version)
+        found = self._refs.get(key)
+        if found is None:
+            async with self._db.read() as conn:
+                document = await journey_store.document(conn, journey_id, version)
+            segments: set[str] = set()
+            apps: set[str] = set()
+            for text in _conditions(document):
+                node = condition(text)
+                segments |= filters.segment_refs(node)
+                apps |= filters.app_refs(node)
+            found = self._refs[key] = (frozenset(segments), frozenset(apps))
+        return found
+
+    async def facts(self, org_id: str, instance: Instance,
+                    trigger: Mapping[str, object] | None) -> Facts:
+        base = await self._stored.facts(org_id, instance, trigger)
+        segment_refs, app_refs = await self._refs_of(instance.journey_id, instance.version)
+        member_of: set[str] = set()
+        for segment_id in segment_refs:
+            try:
+                if await self._segments.contains(org_id, segment_id, [instance.person_id]):
+                    member_of.add(segment_id)
+            except NotFound:  # a segment deleted since: nobody is in it
+                log.warning("journey %s names segment %s, which no longer exists",
+                            instance.journey_id, segment_id)
+        device_apps: set[str] = set()
+        if app_refs:
+            devices = await self._devices.page(org_id, person_id=instance.person_id,
+                                               state=ACTIVE, limit=1000)
+            device_apps = {d.app_id for d in devices}
+
+        def evaluate(text: str, values: Mapping[str, object],
+                     data: Mapping[str, object] | None) -> bool:
+            # ``values`` are the person's fields and attributes (StoredFacts); the filter
+            # language reads them as person_facts does: fields over attributes, trigger data
+            # over both.
+            return filters.evaluate(condition(text), filters.person_facts(values, values, data),
+                                    device_apps=device_apps, segments=member_of)
+
+        assert isinstance(base, KnownFacts)
+        return replace(base, evaluate=evaluate)
+
+
+def evaluate_plain(text: str, values: Mapping[str, object],
+                   data: Mapping[str, object] | None) -> bool:
+    """``StoredFacts``' own evaluator (no segment or device lookups: ``FilterFacts``
+    replaces it with one that has them)."""
+    return filters.evaluate(condition(text), filters.person_facts(values, values, data))
+
+
+class SendsPush:
+    """``JourneyPush``: personalised sends, one per (journey, step, message) group of a job."""
+
+    def __init__(self, sends: Sends) -> None:
+        self._sends = sends
+
+    async def send(self, orders: Sequence[PushOrder]) -> None:
+        groups: dict[tuple[str, str, str, str], list[PushOrder]] = {}
+        for order in orders:
+            groups.setdefault((order.org_id, order.journey_id, order.step_id,
+                               order.message_id), []).append(order)
+        for (org_id, journey_id, step_id, message_id), group in groups.items():
+            people = list(dict.fromkeys(o.person_id for o in group))
+            digest = hashlib.sha256("\n".join(sorted(o.key for o in group)).encode())
+            command = SendCreate(message_id=message_id, user_ids=people)
+            try:
+                await self._sends.create(org_id, command,
+                                         idempotency_key=f"journey:{digest.hexdigest()}",
+                                         journey_id=journey_id, journey_step_id=step_id)
+            except (InvalidInput, NotFound) as exc:
+                # The message or people were deleted since the journey was written: retrying
+                # cannot help, and a dead job would hold nothing back. Say so in the log.
+                log.warning("journey %s step %s: the push to %d people was not sent: %s",
+                            journey_id, step_id, len(people), exc)
+
+
+def subscribe(events: EventBus, runtime: JourneyRuntime) -> None:
+    """Register the runtime's subscribers (call in ``bootstrap.build``: every process agrees
+    on what is published, and every worker dispatches to them)."""
+
+    async def interactions(batch: Sequence[InteractionEvent]) -> None:
+        await runtime.on_interactions(batch)
+
+    async def triggers(batch: Sequence[TriggerEvent]) -> None:
+        for event in batch:
+            await runtime.on_trigger(event.org_id, event.trigger, event.person_id, event.data)
+
+    async def people(batch: Sequence[PersonCreatedEvent]) -> None:
+        for event in batch:
+            await runtime.on_trigger(event.org_id, PERSON_CREATED, event.person_id, {})
+
+    events.subscribe("interaction.opened", interactions, name="journeys.opened")
+    events.subscribe("interaction.clicked", interactions, name="journeys.clicked")
+    events.subscribe("trigger.*", triggers, name="journeys.triggers")
+    events.subscribe(PERSON_CREATED, people, name="journeys.person_created")

@@ -1,0 +1,211 @@
+"""The issue's journey example wired to the real parts, on SQLite and PostgreSQL, with the fake
+sender and a frozen clock: a segment (filter language), three stored push messages, the
+journey started through the API, people opening through the CIJ interaction API (recorded,
+published on the event bus, waking the waits), the clock moved past PT8S. Each member gets
+exactly one ``hello`` per valid device, gold openers get ``perks``, the others ``nudge``,
+people outside the segment nothing, and the report's figures add up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from clarion.api.app import create_app
+from clarion.bootstrap import Container, build
+from clarion.clock import FrozenClock
+from clarion.domain.outcomes import Platform
+from clarion.providers.fake import FakeSender
+from clarion.store import tables as t
+from clarion.store.migrate import upgrade
+from tests.conftest import make_settings
+from tests.factories import World, apns_token, drain, recorded, world
+
+pytestmark = pytest.mark.integration
+
+# The issue's example, as written (issue 14, item 4).
+EXAMPLE = """
+{"name": "Welcome series", "app_id": "<app id>",
+ "entry": {"type": "segment", "segment_id": "<segment id>", "schedule": {"kind": "once"}},
+ "steps": [
+   {"id": "hello", "type": "push", "message_id": "<message id>"},
+   {"id": "opened", "type": "wait_for_interaction", "step": "hello", "interaction": "opened",
+    "within": "PT8S", "yes": "tier", "no": "nudge"},
+   {"id": "nudge", "type": "push", "message_id": "<second message id>", "next": "end"},
+   {"id": "tier", "type": "branch",
+    "branches": [{"when": "tier eq 'gold'", "next": "perks"}], "otherwise": "end"},
+   {"id": "perks", "type": "push", "message_id": "<third message id>"}],
+ "reentry": "never"}
+"""
+
+
+def example(**ids: str) -> dict[str, Any]:
+    text = EXAMPLE
+    for name, value in ids.items():
+        text = text.replace(f"<{name.replace('_', ' ')}>", value)
+    out: dict[str, Any] = json.loads(text)
+    return out
+
+
+def message(app_id: str, name: str) -> dict[str, Any]:
+    return {"name": name, "app_id": app_id, "category": "commercial",
+            "title": f"{name}, {{{{FirstName}}}}", "body": "Hi",
+            "placeholders": {"FirstName": {"source": "audience", "field": "first_name",
+                                           "default": "there"}}}
+
+
+@dataclass
+class Live:
+    c: Container
+    clock: FrozenClock
+    fake: FakeSender
+    client: httpx.AsyncClient
+    w: World
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.w.admin_token}"}
+
+    async def post(self, path: str, body: Any, status: int = 201) -> dict[str, Any]:
+        r = await self.client.post(f"/v1/orgs/{self.w.org_id}{path}", json=body,
+                                   headers=self.admin)
+        assert r.status_code == status, r.text
+        out: dict[str, Any] = r.json()
+        return out
+
+    async def register(self, person: str, **token: Any) -> None:
+        r = await self.client.post(
+            f"/api/v1.0/orgs/{self.w.org_id}/pushdeviceregistration/devices",
+            json={"MobileAppId": self.w.app_id, "UserId": person,
+                  "ApiToken": self.w.api_token, **token})
+        assert r.status_code == 202, r.text
+
+    async def settle(self) -> None:
+        """Every due job, twice over: the event bus's jobs are due PUBLISH_DELAY_MS after
+        their commit, so the frozen clock moves that far (well inside PT8S) in between."""
+        for _ in range(3):
+            await drain(self.c)
+            self.clock.advance(0.25)
+        await drain(self.c)
+
+
+@pytest.fixture
+async def live(db_url: str, tmp_path: Path) -> AsyncIterator[Live]:
+    await asyncio.to_thread(upgrade, db_url)
+    clock = FrozenClock(datetime(2027, 3, 1, 9, tzinfo=UTC))
+    fake = FakeSender()
+    c = build(make_settings(db_url, tmp_path), clock=clock,
+              senders=dict.fromkeys(Platform, fake))
+    await c.start()
+    try:
+        transport = httpx.ASGITransport(app=create_app(c))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            w = await world(c, people_count=8, dry_run_on_register=False)
+            yield Live(c, clock, fake, client, w)
+    finally:
+        await c.close()
+
+
+async def test_the_issue_example_runs_end_to_end_on_the_real_parts(live: Live) -> None:
+    r, w = live, live.w
+    people = w.person_ids
+    tiers = ["gold", "gold", "silver", "silver", "silver", "gold", None, "gold"]
+    for i, (person, tier) in enumerate(zip(people, tiers, strict=True)):
+        attributes = {"tier": tier, "welcome": i < 6} if tier else {"welcome": i < 6}
+        await r.c.people.update(w.org_id, person, {"first_name": f"P{i}",
+                                                   "attributes": attributes})
+    # Devices: person 0 has a phone and an Android device; person 3 has one valid device and
+    # one already invalid; person 7 (outside the segment) has one too.
+    tokens: dict[str, str] = {}
+    for i in range(8):
+        ios = apns_token()
+        tokens[ios] = people[i]
+        await r.register(people[i], ApnsDeviceToken=ios)
+    fcm = f"fcm-{uuid.uuid4().hex}"
+    tokens[fcm] = people[0]
+    await r.register(people[0], FcmDeviceToken=fcm)
+    dead = f"fcm-dead-{uuid.uuid4().hex}"
+    await r.register(people[3], FcmDeviceToken=dead)
+    await r.settle()
+    # An earlier inline send finds the dead token invalid: the journey must not reach it.
+    await r.post("/sends", {"app_id": w.app_id, "user_id": people[3],
+                            "message": {"title": "Before", "body": "x"}}, 202)
+    await r.settle()
+    r.fake.sent.clear()
+
+    segment = await r.post("/segments", {"name": "Welcome", "filter": "welcome eq true"})
+    ids = {name: (await r.post("/messages", message(w.app_id, name)))["id"]
+           for name in ("hello", "nudge", "perks")}
+    journey = await r.post("/journeys", example(
+        app_id=w.app_id, segment_id=segment["id"], message_id=ids["hello"],
+        second_message_id=ids["nudge"], third_message_id=ids["perks"]))
+    await r.post(f"/journeys/{journey['id']}/start", {}, 200)
+    await r.settle()
+
+    step_of = await _steps_of_sends(r.c)
+    hello = [s for s in r.fake.sent if step_of[s.notification.tracking_id or ""] == "hello"]
+    members = set(people[:6])
+    by_token = Counter(s.device.token for s in hello)
+    assert set(by_token) == {tok for tok, p in tokens.items() if p in members}
+    assert set(by_token.values()) == {1}  # one hello per valid device
+    assert dead not in by_token
+    assert len({s.notification.tracking_id for s in hello}) == 1  # one send for the page
+
+    # Person 0 (gold) opens on one of the two devices, person 2 (silver) clicks.
+    opened = {people[0]: 1, people[2]: 0}
+    for s in hello:
+        status = opened.get(tokens[s.device.token])
+        if status is not None and s.device.platform == Platform.IOS:
+            resp = await r.client.post(
+                f"/api/v1.0/orgs/{w.org_id}/pushdatareceiver/events",
+                json={"TrackingId": s.notification.tracking_id,
+                      "DeviceToken": s.device.token, "PushNotificationStatus": status})
+            assert resp.status_code in (200, 202), resp.text
+    await recorded(r.c)
+    await r.settle()
+    r.clock.advance(8)
+    await r.settle()
+
+    step_of = await _steps_of_sends(r.c)
+    got = Counter((tokens.get(s.device.token), step_of[s.notification.tracking_id or ""])
+                  for s in r.fake.sent)
+    perks = {p for p, step in got if step == "perks"}
+    nudged = {p for p, step in got if step == "nudge"}
+    assert perks == {people[0]}
+    assert nudged == members - {people[0], people[2]}
+    assert all(n == 1 for (p, step), n in got.items() if p != people[0])
+    assert got[(people[0], "hello")] == 2 and got[(people[0], "perks")] == 2  # two devices
+    assert not any(p in (people[6], people[7]) for p, _ in got)  # outside: nothing
+
+    report = await r.client.get(f"/v1/orgs/{w.org_id}/journeys/{journey['id']}/report",
+                                headers=r.admin)
+    assert report.status_code == 200, report.text
+    steps = {s["id"]: s for s in report.json()["steps"]}
+    assert [s["id"] for s in report.json()["steps"]] == ["hello", "opened", "nudge", "tier",
+                                                         "perks"]
+    assert steps["hello"]["inflow"] == steps["opened"]["inflow"] == 6
+    assert steps["nudge"]["inflow"] == 4 and steps["tier"]["inflow"] == 2
+    assert steps["perks"]["inflow"] == 1
+    for s in steps.values():
+        assert s["inflow"] == s["processing"] + s["processed"] + s["exit"], s
+        assert s["processing"] == 0
+    channel = steps["hello"]["channel"]
+    assert channel["sent"] == {"people": 6, "devices": 7}, channel
+    assert channel["opened"]["unique_people"] == 1 and channel["clicked"]["unique_people"] == 1
+
+
+async def _steps_of_sends(c: Container) -> dict[str, str]:
+    """send id -> the journey step it carries."""
+    async with c.db.read() as conn:
+        rows = (await conn.execute(select(t.sends.c.id, t.sends.c.journey_step_id))).all()
+    return {str(i): s or "" for i, s in rows}

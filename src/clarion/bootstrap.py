@@ -227,10 +227,11 @@ def _journeys(db: Database, clock: Clock, queue: JobQueue, events: EventBus, sen
     from clarion.services import journey_wiring as wiring
     from clarion.services.journey_facts import StoredFacts
 
-    facts = wiring.FilterFacts(db, StoredFacts(db, clock, wiring.evaluate_plain, reports),
-                               segments, devices)
+    versions = wiring.Versions(db)
+    facts = wiring.FilterFacts(StoredFacts(db, clock, wiring.evaluate_plain, reports),
+                               versions, segments, devices)
     runtime = JourneyRuntime(db, clock, queue, segments=segments,
-                             push=wiring.SendsPush(sends), facts=facts,
+                             push=wiring.SendsPush(sends, versions), facts=facts,
                              condition_parser=filters.parse)
     wiring.subscribe(events, runtime)
     journeys = Journeys(db, clock, filters.parse, went_live=runtime.started, reports=reports)

@@ -24,10 +24,12 @@ exit triggers and goals.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Any
 
 from clarion.domain import filters
 from clarion.domain.interactions import InteractionEvent
@@ -42,6 +44,7 @@ from clarion.services.journey_runtime import JourneyRuntime
 from clarion.services.journeys import PushOrder
 from clarion.services.segments import Segments
 from clarion.services.sending import Sends
+from clarion.store import journey_triggers as trigger_store
 from clarion.store import journeys as journey_store
 from clarion.store.db import Database
 
@@ -71,22 +74,23 @@ def _conditions(document: object) -> list[str]:
     return found
 
 
-class FilterFacts:
-    """``FactsSource``: ``StoredFacts`` with the filter language's conditions."""
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """What the wiring needs of one journey version (versions never change once stored)."""
 
-    def __init__(self, db: Database, stored: StoredFacts, segments: Segments,
-                 devices: Devices) -> None:
+    segments: frozenset[str]  # named by in_segment(...) in its conditions
+    apps: frozenset[str]  # named by has_device(...)
+    entry_trigger: str | None  # a trigger entry's trigger
+
+
+class Versions:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._stored = stored
-        self._segments = segments
-        self._devices = devices
-        # (journey, version) -> (segments, apps) its conditions name (versions never change)
-        self._refs: dict[tuple[str, int], tuple[frozenset[str], frozenset[str]]] = {}
+        self._known: dict[tuple[str, int], VersionInfo] = {}
 
-    async def _refs_of(self, journey_id: str, version: int
-                       ) -> tuple[frozenset[str], frozenset[str]]:
+    async def info(self, journey_id: str, version: int) -> VersionInfo:
         key = (journey_id, version)
-        found = self._refs.get(key)
+        found = self._known.get(key)
         if found is None:
             async with self._db.read() as conn:
                 document = await journey_store.document(conn, journey_id, version)
@@ -96,15 +100,48 @@ class FilterFacts:
                 node = condition(text)
                 segments |= filters.segment_refs(node)
                 apps |= filters.app_refs(node)
-            found = self._refs[key] = (frozenset(segments), frozenset(apps))
+            entry = document.get("entry") if isinstance(document, Mapping) else None
+            trigger = entry.get("trigger") if isinstance(entry, Mapping) \
+                and entry.get("type") == "trigger" else None
+            found = self._known[key] = VersionInfo(
+                frozenset(segments), frozenset(apps),
+                trigger if isinstance(trigger, str) else None)
         return found
+
+    async def trigger_data(self, org_id: str, journey_id: str, version: int,
+                           keys: Sequence[tuple[str, int]]
+                           ) -> dict[tuple[str, int], dict[str, Any]]:
+        """The data of the fires that entered these (person, entry) of a trigger journey."""
+        info = await self.info(journey_id, version)
+        if info.entry_trigger is None:
+            return {}
+        async with self._db.read() as conn:
+            return await trigger_store.entry_data(conn, org_id, journey_id, version,
+                                                  info.entry_trigger, keys)
+
+
+class FilterFacts:
+    """``FactsSource``: ``StoredFacts`` with the filter language's conditions; after a trigger
+    entry, conditions read the entering fire's data even when a timer or an open moves the
+    person on."""
+
+    def __init__(self, stored: StoredFacts, versions: Versions, segments: Segments,
+                 devices: Devices) -> None:
+        self._stored = stored
+        self._versions = versions
+        self._segments = segments
+        self._devices = devices
 
     async def facts(self, org_id: str, instance: Instance,
                     trigger: Mapping[str, object] | None) -> Facts:
+        info = await self._versions.info(instance.journey_id, instance.version)
+        if trigger is None and info.entry_trigger is not None:
+            key = (instance.person_id, instance.entry_no)
+            trigger = (await self._versions.trigger_data(
+                org_id, instance.journey_id, instance.version, [key])).get(key)
         base = await self._stored.facts(org_id, instance, trigger)
-        segment_refs, app_refs = await self._refs_of(instance.journey_id, instance.version)
         member_of: set[str] = set()
-        for segment_id in segment_refs:
+        for segment_id in info.segments:
             try:
                 if await self._segments.contains(org_id, segment_id, [instance.person_id]):
                     member_of.add(segment_id)
@@ -112,7 +149,7 @@ class FilterFacts:
                 log.warning("journey %s names segment %s, which no longer exists",
                             instance.journey_id, segment_id)
         device_apps: set[str] = set()
-        if app_refs:
+        if info.apps:
             devices = await self._devices.page(org_id, person_id=instance.person_id,
                                                state=ACTIVE, limit=1000)
             device_apps = {d.app_id for d in devices}
@@ -137,21 +174,35 @@ def evaluate_plain(text: str, values: Mapping[str, object],
 
 
 class SendsPush:
-    """``JourneyPush``: personalised sends, one per (journey, step, message) group of a job."""
+    """``JourneyPush``: personalised sends, one per (journey, step, message, trigger data)
+    group of a job's orders."""
 
-    def __init__(self, sends: Sends) -> None:
+    def __init__(self, sends: Sends, versions: Versions) -> None:
         self._sends = sends
+        self._versions = versions
 
     async def send(self, orders: Sequence[PushOrder]) -> None:
-        groups: dict[tuple[str, str, str, str], list[PushOrder]] = {}
+        data: dict[tuple[str, str, int], dict[tuple[str, int], dict[str, Any]]] = {}
+        by_version: dict[tuple[str, str, int], list[tuple[str, int]]] = {}
         for order in orders:
+            by_version.setdefault((order.org_id, order.journey_id, order.version), []).append(
+                (order.person_id, order.entry_no))
+        for (org_id, journey_id, version), keys in by_version.items():
+            data[(org_id, journey_id, version)] = await self._versions.trigger_data(
+                org_id, journey_id, version, keys)
+        groups: dict[tuple[str, str, str, str, str], list[PushOrder]] = {}
+        for order in orders:
+            found = data[(order.org_id, order.journey_id, order.version)].get(
+                (order.person_id, order.entry_no))
+            encoded = "" if found is None else json.dumps(found, sort_keys=True)
             groups.setdefault((order.org_id, order.journey_id, order.step_id,
-                               order.message_id), []).append(order)
-        for (org_id, journey_id, step_id, message_id), group in groups.items():
+                               order.message_id, encoded), []).append(order)
+        for (org_id, journey_id, step_id, message_id, encoded), group in groups.items():
             people = list(dict.fromkeys(o.person_id for o in group))
             digest = hashlib.sha256("\n".join(sorted(o.key for o in group)).encode())
-            command = SendCreate(message_id=message_id, user_ids=people)
             try:
+                command = SendCreate(message_id=message_id, user_ids=people,
+                                     trigger_data=json.loads(encoded) if encoded else None)
                 await self._sends.create(org_id, command,
                                          idempotency_key=f"journey:{digest.hexdigest()}",
                                          journey_id=journey_id, journey_step_id=step_id)

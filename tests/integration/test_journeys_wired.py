@@ -209,3 +209,107 @@ async def _steps_of_sends(c: Container) -> dict[str, str]:
     async with c.db.read() as conn:
         rows = (await conn.execute(select(t.sends.c.id, t.sends.c.journey_step_id))).all()
     return {str(i): s or "" for i, s in rows}
+
+
+def _titles(r: Live, step_of: dict[str, str]) -> dict[tuple[str, str], list[str]]:
+    """(device token, journey step) -> the titles the devices got."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for s in r.fake.sent:
+        step = step_of.get(s.notification.tracking_id or "", "")
+        out.setdefault((s.device.token, step), []).append(s.notification.title or "")
+    return out
+
+
+async def test_a_trigger_entry_with_a_condition_personalises_with_the_fire_and_branches_on_it(
+    live: Live,
+) -> None:
+    """Fired through the API: ``when`` filters the entry, the push renders the fire's data,
+    and a branch after a wait still reads it; ``in_segment`` and ``has_device`` conditions
+    are answered by the segments and the person's devices."""
+    r, w = live, live.w
+    p = w.person_ids
+    tokens = {p[i]: apns_token() for i in range(3)}
+    for person, token in tokens.items():
+        await r.register(person, ApnsDeviceToken=token)
+    await r.settle()
+    vip = await r.post("/segments", {"name": "VIP", "filter": "vip eq true"})
+    await r.c.people.update(w.org_id, p[1], {"attributes": {"vip": True}})
+    await r.post("/triggers", {"name": "cart_abandoned",
+                               "attributes": {"cart_total": "number", "city": "string"}})
+    cart = await r.post("/messages", {
+        "name": "Cart", "app_id": w.app_id, "category": "commercial",
+        "title": "Your cart in {{City}}", "body": "Come back",
+        "placeholders": {"City": {"source": "trigger", "field": "city",
+                                  "default": "town"}}})
+    bye = await r.post("/messages", message(w.app_id, "Bye"))
+    journey = await r.post("/journeys", {
+        "name": "Cart", "app_id": w.app_id,
+        "entry": {"type": "trigger", "trigger": "cart_abandoned", "when": "cart_total gt 50"},
+        "steps": [
+            {"id": "remind", "type": "push", "message_id": cart["id"]},
+            {"id": "pause", "type": "wait", "duration": "PT1M"},
+            {"id": "route", "type": "branch", "branches": [
+                {"when": f"in_segment('{vip['id']}') and city eq 'Oslo'", "next": "vip"},
+                {"when": f"not has_device('{w.app_id}')", "next": "end"}],
+             "otherwise": "end"},
+            {"id": "vip", "type": "push", "message_id": bye["id"]}],
+        "reentry": "never"})
+    await r.post(f"/journeys/{journey['id']}/start", {}, 200)
+    for person, total, city in ((p[0], 20, "Paris"), (p[1], 72.5, "Oslo"),
+                                (p[2], 99, "Rome")):
+        await r.post("/triggers/cart_abandoned/fire",
+                     {"user_id": person, "data": {"cart_total": total, "city": city}}, 202)
+    await r.settle()
+    titles = _titles(r, await _steps_of_sends(r.c))
+    assert titles == {(tokens[p[1]], "remind"): ["Your cart in Oslo"],
+                      (tokens[p[2]], "remind"): ["Your cart in Rome"]}  # p0: 20 is not > 50
+    r.clock.advance(61)
+    await r.settle()
+    titles = _titles(r, await _steps_of_sends(r.c))
+    assert titles[(tokens[p[1]], "vip")] == ["Bye, there"]  # VIP in Oslo (the fire's city)
+    assert (tokens[p[2]], "vip") not in titles
+    report = await r.client.get(f"/v1/orgs/{w.org_id}/journeys/{journey['id']}/report",
+                                headers=r.admin)
+    steps = {s["id"]: s for s in report.json()["steps"]}
+    assert steps["remind"]["inflow"] == 2 and steps["vip"]["inflow"] == 1
+
+
+async def test_person_created_enters_a_journey(live: Live) -> None:
+    r, w = live, live.w
+    await r.settle()  # the world's people were created (and published) before the journey
+    hello = await r.post("/messages", message(w.app_id, "Hello"))
+    journey = await r.post("/journeys", {
+        "name": "New people", "app_id": w.app_id,
+        "entry": {"type": "trigger", "trigger": "person.created"},
+        "steps": [{"id": "hi", "type": "push", "message_id": hello["id"]}]})
+    await r.post(f"/journeys/{journey['id']}/start", {}, 200)
+    person = await r.post("/people", {"email": "new@contoso.com", "kind": "contact",
+                                      "first_name": "Nia"})
+    await r.settle()
+    report = await r.client.get(f"/v1/orgs/{w.org_id}/journeys/{journey['id']}/report",
+                                headers=r.admin)
+    assert report.json()["steps"][0]["inflow"] == 1
+    async with r.c.db.read() as conn:
+        send_ids = (await conn.execute(select(t.sends.c.id).where(
+            t.sends.c.journey_id == journey["id"]))).scalars().all()
+    assert len(send_ids) == 1
+    assert (await r.c.sends.get(w.org_id, str(send_ids[0]))).user_ids == [person["id"]]
+
+
+async def test_a_push_job_run_again_sends_nothing_twice(live: Live) -> None:
+    """A worker that dies after the send was queued: the job's orders, run again, find the
+    first send (the idempotency key is their digest); one send per group, never per person."""
+    from clarion.services.journeys import PushOrder
+
+    r, w = live, live.w
+    hello = await r.post("/messages", message(w.app_id, "Hello"))
+    orders = [PushOrder(w.org_id, w.app_id, "j-1", 1, "hello", person, 1, hello["id"], None,
+                        f"jp:j-1:1:{person}:1:hello:1") for person in w.person_ids]
+    push = r.c.journey_runtime._push  # the wired JourneyPush
+    await push.send(orders)
+    await push.send(orders)
+    await push.send(list(reversed(orders)))
+    async with r.c.db.read() as conn:
+        sends = (await conn.execute(select(t.sends.c.id, t.sends.c.journey_step_id).where(
+            t.sends.c.journey_id == "j-1"))).all()
+    assert len(sends) == 1 and sends[0].journey_step_id == "hello"

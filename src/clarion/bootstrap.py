@@ -233,6 +233,6 @@ def _journeys(db: Database, clock: Clock, queue: JobQueue, events: EventBus, sen
     runtime = JourneyRuntime(db, clock, queue, segments=segments,
                              push=wiring.SendsPush(sends, versions), facts=facts,
                              condition_parser=filters.parse)
-    wiring.subscribe(events, runtime)
+    wiring.subscribe(events, runtime, versions)
     journeys = Journeys(db, clock, filters.parse, went_live=runtime.started, reports=reports)
     return journeys, runtime

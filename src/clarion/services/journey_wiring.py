@@ -81,6 +81,24 @@ class VersionInfo:
     segments: frozenset[str]  # named by in_segment(...) in its conditions
     apps: frozenset[str]  # named by has_device(...)
     entry_trigger: str | None  # a trigger entry's trigger
+    triggers: frozenset[str]  # every trigger it names (entry, waits, exits, goal)
+
+
+def _triggers(document: object) -> set[str]:
+    """Every trigger name of a journey document."""
+    found: set[str] = set()
+    if isinstance(document, Mapping):
+        for key, value in document.items():
+            if key == "trigger" and isinstance(value, str):
+                found.add(value)
+            elif key == "exit_triggers" and isinstance(value, list):
+                found |= {v for v in value if isinstance(v, str)} | _triggers(value)
+            else:
+                found |= _triggers(value)
+    elif isinstance(document, list):
+        for item in document:
+            found |= _triggers(item)
+    return found
 
 
 class Versions:
@@ -105,8 +123,19 @@ class Versions:
                 and entry.get("type") == "trigger" else None
             found = self._known[key] = VersionInfo(
                 frozenset(segments), frozenset(apps),
-                trigger if isinstance(trigger, str) else None)
+                trigger if isinstance(trigger, str) else None, frozenset(_triggers(document)))
         return found
+
+    async def triggers_of_org(self, org_id: str) -> set[str]:
+        """The triggers that the org's live and paused journeys name, in any version people
+        may still be inside: a fire of any other trigger has nothing to do."""
+        async with self._db.read() as conn:
+            rows = await journey_store.live_of_org(conn, org_id, ("live", "paused"))
+        names: set[str] = set()
+        for row in rows:
+            for version in range(1, row.version + 1):
+                names |= (await self.info(row.id, version)).triggers
+        return names
 
     async def trigger_data(self, org_id: str, journey_id: str, version: int,
                            keys: Sequence[tuple[str, int]]
@@ -213,20 +242,29 @@ class SendsPush:
                             journey_id, step_id, len(people), exc)
 
 
-def subscribe(events: EventBus, runtime: JourneyRuntime) -> None:
+def subscribe(events: EventBus, runtime: JourneyRuntime, versions: Versions) -> None:
     """Register the runtime's subscribers (call in ``bootstrap.build``: every process agrees
-    on what is published, and every worker dispatches to them)."""
+    on what is published, and every worker dispatches to them). Trigger fires and created
+    people reach the runtime only for orgs whose live or paused journeys name that trigger:
+    an import of a million people into an org without such a journey costs one read per
+    batch, not a transaction per person."""
 
     async def interactions(batch: Sequence[InteractionEvent]) -> None:
         await runtime.on_interactions(batch)
 
+    async def fire(fires: Sequence[tuple[str, str, str, Mapping[str, object]]]) -> None:
+        wanted: dict[str, set[str]] = {}
+        for org_id, name, person_id, data in fires:
+            if org_id not in wanted:
+                wanted[org_id] = await versions.triggers_of_org(org_id)
+            if name in wanted[org_id]:
+                await runtime.on_trigger(org_id, name, person_id, data)
+
     async def triggers(batch: Sequence[TriggerEvent]) -> None:
-        for event in batch:
-            await runtime.on_trigger(event.org_id, event.trigger, event.person_id, event.data)
+        await fire([(e.org_id, e.trigger, e.person_id, e.data) for e in batch])
 
     async def people(batch: Sequence[PersonCreatedEvent]) -> None:
-        for event in batch:
-            await runtime.on_trigger(event.org_id, PERSON_CREATED, event.person_id, {})
+        await fire([(e.org_id, PERSON_CREATED, e.person_id, {}) for e in batch])
 
     events.subscribe("interaction.opened", interactions, name="journeys.opened")
     events.subscribe("interaction.clicked", interactions, name="journeys.clicked")

@@ -78,7 +78,7 @@ def test_the_issue_example_runs_live(service: Service, emulators: Emulators,
                 "--json")
     devices = [(n, f"token-{n}-{i}:APA91b" + "x" * 120) for n in names
                for i in range(2 if n == "gold_opener" else 1)]
-    owner = dict((tok, n) for n, tok in devices)
+    owner = {tok: n for n, tok in devices}
     base = f"{service.url}/v1/orgs/{org['id']}"
     with httpx.Client(timeout=30, headers=admin) as http:
         r = http.post(f"{service.url}/api/v1.0/orgs/{org['id']}/pushdeviceregistration/"

@@ -1,8 +1,8 @@
 """`clarion demo`: one command, nothing outside this machine — Clarion, the three emulators
 with simulated devices, a first send to a thousand people, its report, a welcome journey, and
 what you need to go on by hand. Ctrl-C stops everything it started; `--once --json` prints one
-JSON summary and exits. The work is ``clarion.demo``; this module reads the options and shows progress and
-results.
+JSON summary and exits. The work is ``clarion.demo``; this module reads the options and shows
+progress and results.
 """
 
 from __future__ import annotations

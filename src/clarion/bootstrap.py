@@ -231,7 +231,7 @@ def _journeys(db: Database, clock: Clock, queue: JobQueue, events: EventBus, sen
     facts = wiring.FilterFacts(StoredFacts(db, clock, wiring.evaluate_plain, reports),
                                versions, segments, devices)
     runtime = JourneyRuntime(db, clock, queue, segments=segments,
-                             push=wiring.SendsPush(sends, versions), facts=facts,
+                             push=wiring.SendsPush(db, sends, versions), facts=facts,
                              condition_parser=filters.parse)
     wiring.subscribe(events, runtime, versions)
     journeys = Journeys(db, clock, filters.parse, went_live=runtime.started, reports=reports)

@@ -313,3 +313,77 @@ async def test_a_push_job_run_again_sends_nothing_twice(live: Live) -> None:
         sends = (await conn.execute(select(t.sends.c.id, t.sends.c.journey_step_id).where(
             t.sends.c.journey_id == "j-1"))).all()
     assert len(sends) == 1 and sends[0].journey_step_id == "hello"
+
+
+async def test_people_deleted_since_they_entered_do_not_hold_back_the_others(
+        live: Live) -> None:
+    from clarion.services.journeys import PushOrder
+
+    r, w = live, live.w
+    hello = await r.post("/messages", message(w.app_id, "Hello"))
+    orders = [PushOrder(w.org_id, w.app_id, "j-2", 1, "hello", person, 1, hello["id"], None,
+                        f"jp:j-2:1:{person}:1:hello:1") for person in w.person_ids]
+    await r.c.people.delete(w.org_id, w.person_ids[3])
+    await r.c.journey_runtime._push.send(orders)
+    async with r.c.db.read() as conn:
+        sends = (await conn.execute(select(t.sends.c.id).where(
+            t.sends.c.journey_id == "j-2"))).scalars().all()
+    assert len(sends) == 1
+    got = await r.c.sends.get(w.org_id, str(sends[0]))
+    assert got.user_ids == [p for p in w.person_ids if p != w.person_ids[3]]
+
+
+async def test_two_workers_on_postgresql_share_the_example_without_duplicates(
+        pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small entry pages and push jobs, two workers claiming at once: every device still gets
+    exactly one push per step."""
+    from clarion.services import journey_jobs, journey_runtime
+    from clarion.worker.loop import Worker
+    from clarion.worker.tasks import build_handlers
+
+    monkeypatch.setattr(journey_runtime, "ENTRY_PAGE", 7)
+    monkeypatch.setattr(journey_jobs, "PUSH_BATCH", 3)
+    await asyncio.to_thread(upgrade, pg_url)
+    clock = FrozenClock(datetime(2027, 3, 1, 9, tzinfo=UTC))
+    fake = FakeSender()
+    c = build(make_settings(pg_url, tmp_path), clock=clock,
+              senders=dict.fromkeys(Platform, fake))
+    await c.start()
+    try:
+        transport = httpx.ASGITransport(app=create_app(c))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            w = await world(c, people_count=40, dry_run_on_register=False)
+            r = Live(c, clock, fake, client, w)
+            tokens = {}
+            for person in w.person_ids:
+                tokens[person] = apns_token()
+                await r.register(person, ApnsDeviceToken=tokens[person])
+                await c.people.update(w.org_id, person, {"attributes": {"tier": "gold"}})
+            await r.settle()
+            segment = await r.post("/segments", {"name": "All", "filter": "tier eq 'gold'"})
+            ids = {name: (await r.post("/messages", message(w.app_id, name)))["id"]
+                   for name in ("hello", "nudge", "perks")}
+            journey = await r.post("/journeys", example(
+                app_id=w.app_id, segment_id=segment["id"], message_id=ids["hello"],
+                second_message_id=ids["nudge"], third_message_id=ids["perks"]))
+            await r.post(f"/journeys/{journey['id']}/start", {}, 200)
+
+            async def both() -> None:
+                workers = [Worker(c.queue, build_handlers(c), concurrency=4, batch_size=5,
+                                  poll_seconds=0.05, worker_id=f"w{i}") for i in (1, 2)]
+                await asyncio.gather(*(wk.run_until_idle() for wk in workers))
+
+            for _ in range(3):
+                await both()
+                clock.advance(0.25)
+            clock.advance(8)
+            for _ in range(3):
+                await both()
+                clock.advance(0.25)
+            step_of = await _steps_of_sends(c)
+            got = Counter((s.device.token, step_of[s.notification.tracking_id or ""])
+                          for s in fake.sent)
+            assert got == Counter({(tok, step): 1 for tok in tokens.values()
+                                   for step in ("hello", "nudge")})
+    finally:
+        await c.close()

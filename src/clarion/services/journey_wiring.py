@@ -46,6 +46,7 @@ from clarion.services.segments import Segments
 from clarion.services.sending import Sends
 from clarion.store import journey_triggers as trigger_store
 from clarion.store import journeys as journey_store
+from clarion.store import sends as send_store
 from clarion.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -206,7 +207,8 @@ class SendsPush:
     """``JourneyPush``: personalised sends, one per (journey, step, message, trigger data)
     group of a job's orders."""
 
-    def __init__(self, sends: Sends, versions: Versions) -> None:
+    def __init__(self, db: Database, sends: Sends, versions: Versions) -> None:
+        self._db = db
         self._sends = sends
         self._versions = versions
 
@@ -229,17 +231,36 @@ class SendsPush:
         for (org_id, journey_id, step_id, message_id, encoded), group in groups.items():
             people = list(dict.fromkeys(o.person_id for o in group))
             digest = hashlib.sha256("\n".join(sorted(o.key for o in group)).encode())
+            key = f"journey:{digest.hexdigest()}"
+            trigger_data = json.loads(encoded) if encoded else None
             try:
-                command = SendCreate(message_id=message_id, user_ids=people,
-                                     trigger_data=json.loads(encoded) if encoded else None)
-                await self._sends.create(org_id, command,
-                                         idempotency_key=f"journey:{digest.hexdigest()}",
-                                         journey_id=journey_id, journey_step_id=step_id)
+                try:
+                    await self._send(org_id, journey_id, step_id, message_id, people,
+                                     trigger_data, key)
+                except InvalidInput as exc:
+                    if exc.field != "user_ids":
+                        raise
+                    # People deleted since they entered: the others still get their push
+                    # (nothing was stored, so the same key still says "this group").
+                    async with self._db.read() as conn:
+                        gone = await send_store.not_people(conn, org_id, people)
+                    log.warning("journey %s step %s: %d people no longer exist; sending to "
+                                "the others", journey_id, step_id, len(gone))
+                    people = [p for p in people if p not in gone]
+                    if people:
+                        await self._send(org_id, journey_id, step_id, message_id, people,
+                                         trigger_data, key)
             except (InvalidInput, NotFound) as exc:
-                # The message or people were deleted since the journey was written: retrying
-                # cannot help, and a dead job would hold nothing back. Say so in the log.
+                # The message was deleted (or no longer renders) since the journey was
+                # written: retrying cannot help, and a dead job would hold nothing back.
                 log.warning("journey %s step %s: the push to %d people was not sent: %s",
                             journey_id, step_id, len(people), exc)
+
+    async def _send(self, org_id: str, journey_id: str, step_id: str, message_id: str,
+                    people: list[str], trigger_data: dict[str, Any] | None, key: str) -> None:
+        command = SendCreate(message_id=message_id, user_ids=people, trigger_data=trigger_data)
+        await self._sends.create(org_id, command, idempotency_key=key,
+                                 journey_id=journey_id, journey_step_id=step_id)
 
 
 def subscribe(events: EventBus, runtime: JourneyRuntime, versions: Versions) -> None:

@@ -60,7 +60,7 @@ def condition(text: str) -> filters.Filter:
     return filters.parse(text)
 
 
-def _conditions(document: object) -> list[str]:
+def conditions_of(document: object) -> list[str]:
     """Every ``when`` of a journey document (entry, branches, waits, exits, goal)."""
     found: list[str] = []
     if isinstance(document, Mapping):
@@ -68,10 +68,10 @@ def _conditions(document: object) -> list[str]:
             if key == "when" and isinstance(value, str):
                 found.append(value)
             else:
-                found += _conditions(value)
+                found += conditions_of(value)
     elif isinstance(document, list):
         for item in document:
-            found += _conditions(item)
+            found += conditions_of(item)
     return found
 
 
@@ -85,7 +85,7 @@ class VersionInfo:
     triggers: frozenset[str]  # every trigger it names (entry, waits, exits, goal)
 
 
-def _triggers(document: object) -> set[str]:
+def triggers_of(document: object) -> set[str]:
     """Every trigger name of a journey document."""
     found: set[str] = set()
     if isinstance(document, Mapping):
@@ -93,12 +93,12 @@ def _triggers(document: object) -> set[str]:
             if key == "trigger" and isinstance(value, str):
                 found.add(value)
             elif key == "exit_triggers" and isinstance(value, list):
-                found |= {v for v in value if isinstance(v, str)} | _triggers(value)
+                found |= {v for v in value if isinstance(v, str)} | triggers_of(value)
             else:
-                found |= _triggers(value)
+                found |= triggers_of(value)
     elif isinstance(document, list):
         for item in document:
-            found |= _triggers(item)
+            found |= triggers_of(item)
     return found
 
 
@@ -115,7 +115,7 @@ class Versions:
                 document = await journey_store.document(conn, journey_id, version)
             segments: set[str] = set()
             apps: set[str] = set()
-            for text in _conditions(document):
+            for text in conditions_of(document):
                 node = condition(text)
                 segments |= filters.segment_refs(node)
                 apps |= filters.app_refs(node)
@@ -124,7 +124,7 @@ class Versions:
                 and entry.get("type") == "trigger" else None
             found = self._known[key] = VersionInfo(
                 frozenset(segments), frozenset(apps),
-                trigger if isinstance(trigger, str) else None, frozenset(_triggers(document)))
+                trigger if isinstance(trigger, str) else None, frozenset(triggers_of(document)))
         return found
 
     async def triggers_of_org(self, org_id: str) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from clarion.services.journey_wiring import conditions_of, triggers_of, evaluate_plain
+from clarion.services.journey_wiring import conditions_of, evaluate_plain, triggers_of
 
 pytestmark = pytest.mark.unit
 

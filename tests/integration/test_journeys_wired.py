@@ -387,3 +387,25 @@ async def test_two_workers_on_postgresql_share_the_example_without_duplicates(
                                    for step in ("hello", "nudge")})
     finally:
         await c.close()
+
+
+async def test_a_fire_from_before_the_start_enters_nobody(live: Live) -> None:
+    """The bus delivers a fire about a second after it: one that happened before the
+    journey started is not the journey's, even if it arrives after."""
+    r, w = live, live.w
+    await r.settle()
+    await r.post("/triggers", {"name": "signed_up", "attributes": {}})
+    hello = await r.post("/messages", message(w.app_id, "Hello"))
+    journey = await r.post("/journeys", {
+        "name": "Signed up", "app_id": w.app_id,
+        "entry": {"type": "trigger", "trigger": "signed_up"},
+        "steps": [{"id": "hi", "type": "push", "message_id": hello["id"]}]})
+    await r.post("/triggers/signed_up/fire", {"user_id": w.person_ids[0], "data": {}}, 202)
+    r.clock.advance(0.1)
+    await r.post(f"/journeys/{journey['id']}/start", {}, 200)
+    await r.post("/triggers/signed_up/fire", {"user_id": w.person_ids[1], "data": {}}, 202)
+    await r.settle()
+    async with r.c.db.read() as conn:
+        entered = (await conn.execute(select(t.journey_instances.c.person_id).where(
+            t.journey_instances.c.journey_id == journey["id"]))).scalars().all()
+    assert [str(p) for p in entered] == [w.person_ids[1]]

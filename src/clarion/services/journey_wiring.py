@@ -28,6 +28,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -127,15 +128,18 @@ class Versions:
                 trigger if isinstance(trigger, str) else None, frozenset(triggers_of(document)))
         return found
 
-    async def triggers_of_org(self, org_id: str) -> set[str]:
+    async def triggers_of_org(self, org_id: str) -> dict[str, datetime]:
         """The triggers that the org's live and paused journeys name, in any version people
-        may still be inside: a fire of any other trigger has nothing to do."""
+        may still be inside, each with the earliest start of those journeys: a fire of any
+        other trigger, or one fired before all of them started, has nothing to do."""
         async with self._db.read() as conn:
             rows = await journey_store.live_of_org(conn, org_id, ("live", "paused"))
-        names: set[str] = set()
+        names: dict[str, datetime] = {}
         for row in rows:
+            started = row.started_at or row.created_at
             for version in range(1, row.version + 1):
-                names |= (await self.info(row.id, version)).triggers
+                for name in (await self.info(row.id, version)).triggers:
+                    names[name] = min(names.get(name, started), started)
         return names
 
     async def trigger_data(self, org_id: str, journey_id: str, version: int,
@@ -273,19 +277,23 @@ def subscribe(events: EventBus, runtime: JourneyRuntime, versions: Versions) -> 
     async def interactions(batch: Sequence[InteractionEvent]) -> None:
         await runtime.on_interactions(batch)
 
-    async def fire(fires: Sequence[tuple[str, str, str, Mapping[str, object]]]) -> None:
-        wanted: dict[str, set[str]] = {}
-        for org_id, name, person_id, data in fires:
+    async def fire(fires: Sequence[tuple[str, str, str, Mapping[str, object],
+                                         datetime | None]]) -> None:
+        wanted: dict[str, dict[str, datetime]] = {}
+        for org_id, name, person_id, data, fired_at in fires:
             if org_id not in wanted:
                 wanted[org_id] = await versions.triggers_of_org(org_id)
-            if name in wanted[org_id]:
+            since = wanted[org_id].get(name)
+            # A fire published before every journey naming it started (the bus delivers
+            # about a second later) is not theirs.
+            if since is not None and (fired_at is None or fired_at >= since):
                 await runtime.on_trigger(org_id, name, person_id, data)
 
     async def triggers(batch: Sequence[TriggerEvent]) -> None:
-        await fire([(e.org_id, e.trigger, e.person_id, e.data) for e in batch])
+        await fire([(e.org_id, e.trigger, e.person_id, e.data, e.fired_at) for e in batch])
 
     async def people(batch: Sequence[PersonCreatedEvent]) -> None:
-        await fire([(e.org_id, PERSON_CREATED, e.person_id, {}) for e in batch])
+        await fire([(e.org_id, PERSON_CREATED, e.person_id, {}, None) for e in batch])
 
     events.subscribe("interaction.opened", interactions, name="journeys.opened")
     events.subscribe("interaction.clicked", interactions, name="journeys.clicked")

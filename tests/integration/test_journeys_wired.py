@@ -250,8 +250,9 @@ async def test_a_trigger_entry_with_a_condition_personalises_with_the_fire_and_b
             {"id": "pause", "type": "wait", "duration": "PT1M"},
             {"id": "route", "type": "branch", "branches": [
                 {"when": f"in_segment('{vip['id']}') and city eq 'Oslo'", "next": "vip"},
-                {"when": f"not has_device('{w.app_id}')", "next": "end"}],
+                {"when": f"has_device('{w.app_id}')", "next": "devices"}],
              "otherwise": "end"},
+            {"id": "devices", "type": "push", "message_id": bye["id"], "next": "end"},
             {"id": "vip", "type": "push", "message_id": bye["id"]}],
         "reentry": "never"})
     await r.post(f"/journeys/{journey['id']}/start", {}, 200)
@@ -268,6 +269,8 @@ async def test_a_trigger_entry_with_a_condition_personalises_with_the_fire_and_b
     titles = _titles(r, await _steps_of_sends(r.c))
     assert titles[(tokens[p[1]], "vip")] == ["Bye, there"]  # VIP in Oslo (the fire's city)
     assert (tokens[p[2]], "vip") not in titles
+    assert titles[(tokens[p[2]], "devices")] == ["Bye, there"]  # has a device of the app
+    assert (tokens[p[1]], "devices") not in titles
     report = await r.client.get(f"/v1/orgs/{w.org_id}/journeys/{journey['id']}/report",
                                 headers=r.admin)
     steps = {s["id"]: s for s in report.json()["steps"]}

@@ -173,15 +173,18 @@ async def main(args: argparse.Namespace) -> None:
         phases.append(("deadline: nudge", time.perf_counter() - t0,
                        args.people - len(openers)))
 
-        report = await c.journeys.report(org.id, journey.id)
-        visits = sum(s.inflow for s in report.steps)
         total = sum(p[1] for p in phases)
+        t0 = time.perf_counter()
+        report = await c.journeys.report(org.id, journey.id)
+        report_seconds = time.perf_counter() - t0
+        visits = sum(s.inflow for s in report.steps)
         print(f"{args.people:,} people, {len(openers):,} openers; pushes handed to the send "
               f"path: {push.pushes:,}")
         for name, seconds, steps in phases:
             print(f"  {name:<24} {seconds:8.1f} s  {steps / seconds:10,.0f} person-steps/s")
         print(f"  {'overall':<24} {total:8.1f} s  {visits / total:10,.0f} person-steps/s "
               f"({visits:,} step visits)")
+        print(f"  report (every instance read in pages): {report_seconds:.1f} s")
         print(f"  peak RSS {rss_mb():,.0f} MB")
         assert report.inside == 0
         assert report.people == args.people

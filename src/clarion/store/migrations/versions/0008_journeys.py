@@ -74,9 +74,15 @@ def upgrade() -> None:
                     ['journey_id', 'person_id', 'entry_no'], unique=False)
     op.create_index('ix_journey_instances_waiting', 'journey_instances',
                     ['journey_id', 'waiting_kind', 'waiting_key', 'person_id'], unique=False)
+    op.create_index('ix_journey_instances_page', 'journey_instances', ['journey_id', 'id'],
+                    unique=False)
+    op.create_index('ix_journey_instances_entered', 'journey_instances',
+                    ['journey_id', 'entered_at'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_journey_instances_entered', table_name='journey_instances')
+    op.drop_index('ix_journey_instances_page', table_name='journey_instances')
     op.drop_index('ix_journey_instances_waiting', table_name='journey_instances')
     op.drop_index('ix_journey_instances_person', table_name='journey_instances')
     op.drop_table('journey_instances')

@@ -6,10 +6,12 @@
 * ``SegmentSource`` is the ``Segments`` service itself (keyset pages, membership tests);
 * ``SendsPush`` (``JourneyPush``) turns a job's push orders into personalised sends
   (``Sends.create`` with ``message_id``), **one send per group of orders** (same journey,
-  step and message), never one per person. The send carries ``journey_id`` and
+  step, message and trigger data), never one per person. The send carries ``journey_id`` and
   ``journey_step_id``, so deliveries, reports, interactions and tracked links work per step;
   its ``Idempotency-Key`` is a digest of the orders' keys, so a job that runs again (a worker
-  died after the send was queued) finds the first send instead of sending twice;
+  died after the send was queued) finds the first send instead of sending twice. People of a
+  trigger journey get the data of the fire that entered them (``trigger`` placeholders);
+  people deleted since they entered are left out rather than failing the group;
 * ``FilterFacts`` (``FactsSource``) is ``StoredFacts`` (time zone, interactions since the
   entry, A/B winners) with conditions evaluated by the filter language
   (``clarion.domain.filters``: parsed once per text, evaluated on ``person_facts``);
@@ -18,7 +20,9 @@
 
 ``subscribe`` registers the runtime on the event bus: opens and clicks wake waits (and
 interaction entries), ``trigger.*`` and ``person.created`` reach trigger entries, waits,
-exit triggers and goals.
+exit triggers and goals (only in orgs whose live or paused journeys name the trigger, and not
+for fires from before those journeys started). Conditions after a trigger entry (a branch
+after a wait) read the entering fire's data too.
 """
 
 from __future__ import annotations

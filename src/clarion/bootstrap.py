@@ -228,9 +228,10 @@ def _journeys(db: Database, clock: Clock, queue: JobQueue, events: EventBus, sen
     from clarion.services.journey_facts import StoredFacts
 
     versions = wiring.Versions(db)
+    pages = wiring.PagePeople(db, segments)
     facts = wiring.FilterFacts(StoredFacts(db, clock, wiring.evaluate_plain, reports),
-                               versions, segments, devices)
-    runtime = JourneyRuntime(db, clock, queue, segments=segments,
+                               versions, segments, devices, pages)
+    runtime = JourneyRuntime(db, clock, queue, segments=pages,
                              push=wiring.SendsPush(db, sends, versions), facts=facts,
                              condition_parser=filters.parse)
     wiring.subscribe(events, runtime, versions)

@@ -412,3 +412,32 @@ async def test_a_fire_from_before_the_start_enters_nobody(live: Live) -> None:
         entered = (await conn.execute(select(t.journey_instances.c.person_id).where(
             t.journey_instances.c.journey_id == journey["id"]))).scalars().all()
     assert [str(p) for p in entered] == [w.person_ids[1]]
+
+
+async def test_a_branch_at_entry_reads_the_page_people(live: Live) -> None:
+    """A segment page's people are read together (``PagePeople``): a condition evaluated as
+    they enter sees their fields and attributes as stored."""
+    r, w = live, live.w
+    p = w.person_ids
+    tokens = {p[i]: apns_token() for i in range(4)}
+    for i, (person, token) in enumerate(tokens.items()):
+        await r.register(person, ApnsDeviceToken=token)
+        await r.c.people.update(w.org_id, person, {
+            "first_name": "Gil" if i == 3 else f"P{i}",
+            "attributes": {"tier": "gold" if i in (0, 2) else "silver", "member": True}})
+    await r.settle()
+    segment = await r.post("/segments", {"name": "In", "filter": "member eq true"})
+    gold = await r.post("/messages", message(w.app_id, "Gold"))
+    journey = await r.post("/journeys", {
+        "name": "Gold first", "app_id": w.app_id,
+        "entry": {"type": "segment", "segment_id": segment["id"]},
+        "steps": [
+            {"id": "route", "type": "branch", "branches": [
+                {"when": "tier eq 'gold' or first_name eq 'Gil'", "next": "gold"}],
+             "otherwise": "end"},
+            {"id": "gold", "type": "push", "message_id": gold["id"]}]})
+    await r.post(f"/journeys/{journey['id']}/start", {}, 200)
+    await r.settle()
+    titles = _titles(r, await _steps_of_sends(r.c))
+    assert titles == {(tokens[p[0]], "gold"): ["Gold, P0"], (tokens[p[2]], "gold"): ["Gold, P2"],
+                      (tokens[p[3]], "gold"): ["Gold, Gil"]}

@@ -30,6 +30,7 @@ from clarion.services.health import Health
 from clarion.services.importing import Importer
 from clarion.services.interactions import Interactions
 from clarion.services.journey_runtime import JourneyRuntime
+from clarion.services.journey_wiring import FilterFacts
 from clarion.services.journeys import Journeys
 from clarion.services.messages import Messages
 from clarion.services.orgs import Orgs
@@ -83,6 +84,7 @@ class Container:
     triggers: Triggers
     journeys: Journeys
     journey_runtime: JourneyRuntime  # its tasks: worker/tasks.py; its subscribers: the bus
+    journey_facts: FilterFacts  # what conditions and waits read (batched for timer jobs)
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -176,8 +178,8 @@ def build(
     reports = Reports(db, clock)
     segments = Segments(db, clock)
     devices = Devices(db)
-    journeys, journey_runtime = _journeys(db, clock, queue, events, sends, segments, devices,
-                                          reports)
+    journeys, journey_runtime, journey_facts = _journeys(db, clock, queue, events, sends,
+                                                         segments, devices, reports)
     return Container(
         settings=settings, clock=clock, db=db, box=box, link_key=link_key, policy=policy,
         queue=queue, writer=writer, backlog=backlog, senders=senders, orgs=Orgs(db, clock),
@@ -209,6 +211,7 @@ def build(
         triggers=Triggers(db, clock, queue),
         journeys=journeys,
         journey_runtime=journey_runtime,
+        journey_facts=journey_facts,
     )
 
 
@@ -220,7 +223,7 @@ def _payload_previewer() -> PayloadPreviewer:
 
 def _journeys(db: Database, clock: Clock, queue: JobQueue, events: EventBus, sends: Sends,
               segments: Segments, devices: Devices, reports: Reports
-              ) -> tuple[Journeys, JourneyRuntime]:
+              ) -> tuple[Journeys, JourneyRuntime, FilterFacts]:
     """Journeys and their runtime on the real segments, sends and person facts (conditions in
     the filter language), subscribed to interactions, triggers and person.created."""
     from clarion.domain import filters
@@ -229,11 +232,11 @@ def _journeys(db: Database, clock: Clock, queue: JobQueue, events: EventBus, sen
 
     versions = wiring.Versions(db)
     pages = wiring.PagePeople(db, segments)
-    facts = wiring.FilterFacts(StoredFacts(db, clock, wiring.evaluate_plain, reports),
+    facts = wiring.FilterFacts(db, StoredFacts(db, clock, wiring.evaluate_plain, reports),
                                versions, segments, devices, pages)
     runtime = JourneyRuntime(db, clock, queue, segments=pages,
                              push=wiring.SendsPush(db, sends, versions), facts=facts,
                              condition_parser=filters.parse)
     wiring.subscribe(events, runtime, versions)
     journeys = Journeys(db, clock, filters.parse, went_live=runtime.started, reports=reports)
-    return journeys, runtime
+    return journeys, runtime, facts

@@ -414,9 +414,12 @@ async def test_a_fire_from_before_the_start_enters_nobody(live: Live) -> None:
     assert [str(p) for p in entered] == [w.person_ids[1]]
 
 
-async def test_a_branch_at_entry_reads_the_page_people(live: Live) -> None:
-    """A segment page's people are read together (``PagePeople``): a condition evaluated as
-    they enter sees their fields and attributes as stored."""
+@pytest.mark.parametrize("wait_first", [False, True])
+async def test_a_branch_reads_people_read_per_page_or_per_timer_batch(
+        live: Live, wait_first: bool) -> None:
+    """A segment page's people are read together (``PagePeople``), and so are a timer
+    batch's (``FilterFacts.prefetched``): a condition evaluated as they enter, or after a
+    wait, sees their fields and attributes as stored."""
     r, w = live, live.w
     p = w.person_ids
     tokens = {p[i]: apns_token() for i in range(4)}
@@ -432,12 +435,18 @@ async def test_a_branch_at_entry_reads_the_page_people(live: Live) -> None:
         "name": "Gold first", "app_id": w.app_id,
         "entry": {"type": "segment", "segment_id": segment["id"]},
         "steps": [
+            *([{"id": "pause", "type": "wait", "duration": "PT1M"}] if wait_first else []),
             {"id": "route", "type": "branch", "branches": [
                 {"when": "tier eq 'gold' or first_name eq 'Gil'", "next": "gold"}],
              "otherwise": "end"},
             {"id": "gold", "type": "push", "message_id": gold["id"]}]})
     await r.post(f"/journeys/{journey['id']}/start", {}, 200)
     await r.settle()
+    if wait_first:
+        assert _titles(r, await _steps_of_sends(r.c)) == {}
+        r.clock.advance(61)
+        await r.settle()
     titles = _titles(r, await _steps_of_sends(r.c))
     assert titles == {(tokens[p[0]], "gold"): ["Gold, P0"], (tokens[p[2]], "gold"): ["Gold, P2"],
                       (tokens[p[3]], "gold"): ["Gold, Gil"]}
+

@@ -150,7 +150,9 @@ def build_handlers(c: Container, *, with_api: bool = False) -> dict[str, Handler
             await c.journey_runtime.enter_later(call.args)
 
     async def journey_timers(calls: Sequence[Call[list[InstanceKey]]]) -> None:
-        await c.journey_runtime.timers([key for call in calls for key in call.args])
+        keys = [key for call in calls for key in call.args]
+        async with c.journey_facts.prefetched(keys):  # a few reads per batch, not per person
+            await c.journey_runtime.timers(keys)
 
     async def journey_pushes(calls: Sequence[Call[list[PushOrder]]]) -> None:
         # One job at a time: a job's orders become the same sends with the same idempotency

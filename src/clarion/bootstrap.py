@@ -237,6 +237,6 @@ def _journeys(db: Database, clock: Clock, queue: JobQueue, events: EventBus, sen
     runtime = JourneyRuntime(db, clock, queue, segments=pages,
                              push=wiring.SendsPush(db, sends, versions), facts=facts,
                              condition_parser=filters.parse)
-    wiring.subscribe(events, runtime, versions)
+    wiring.subscribe(events, runtime, versions, facts)
     journeys = Journeys(db, clock, filters.parse, went_live=runtime.started, reports=reports)
     return journeys, runtime, facts

@@ -242,33 +242,48 @@ class FilterFacts:
         """Read what the timers ``keys`` will ask (people, entries, opens and clicks) in a
         few statements per journey version, for the ``timers`` call inside; A/B journeys
         and anything not found take the per-person path."""
-        mine: list[tuple[str, int, str, int]] = []
-        groups: dict[tuple[str, int], list[InstanceKey]] = {}
+        groups: dict[tuple[str, int | None], set[str]] = {}
         for key in keys:
-            groups.setdefault((key.journey_id, key.version), []).append(key)
-        for (journey_id, version), group in groups.items():
-            info = await self._versions.info(journey_id, version)
-            if info.ab:
-                continue
-            people_ids = sorted({k.person_id for k in group})
+            groups.setdefault((key.journey_id, key.version), set()).add(key.person_id)
+        async with self._prefetched(groups):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def prefetched_events(self, events: Sequence[InteractionEvent]
+                                ) -> AsyncIterator[None]:
+        """As ``prefetched``, for the instances a batch of opens and clicks may wake (every
+        version and entry of those people in those journeys)."""
+        groups: dict[tuple[str, int | None], set[str]] = {}
+        for event in events:
+            if event.journey_id is not None:
+                groups.setdefault((event.journey_id, None), set()).add(event.person_id)
+        async with self._prefetched(groups):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _prefetched(self, groups: Mapping[tuple[str, int | None], set[str]]
+                          ) -> AsyncIterator[None]:
+        mine: list[tuple[str, int, str, int]] = []
+        for (journey_id, version), person_set in groups.items():
+            people_ids = sorted(person_set)
             async with self._db.read() as conn:
                 state = await journey_store.state_of(conn, journey_id)
                 if state is None:
                     continue
                 org_id = state[0]
-                people = await people_store.get_many(conn, org_id, people_ids)
                 entries = await facts_store.entered_at(conn, journey_id, version, people_ids)
-                since = min(entries.values(), default=None)
-                seen = {} if since is None else await facts_store.step_interactions(
-                    conn, org_id, journey_id, people_ids, since)
-            for key in group:
-                person = people.get(key.person_id)
-                at = entries.get((key.person_id, key.entry_no))
-                if person is None or at is None:
+                if not entries:
                     continue
-                done = frozenset((step, kind) for step, kind, when in seen.get(
-                    key.person_id, []) if when >= at)
-                cache_key = (journey_id, version, key.person_id, key.entry_no)
+                people = await people_store.get_many(conn, org_id, people_ids)
+                seen = await facts_store.step_interactions(
+                    conn, org_id, journey_id, people_ids, min(entries.values()))
+            for (entry_version, person_id, entry_no), at in entries.items():
+                person = people.get(person_id)
+                if person is None or (await self._versions.info(journey_id, entry_version)).ab:
+                    continue
+                done = frozenset((step, kind) for step, kind, when in seen.get(person_id, [])
+                                 if when >= at)
+                cache_key = (journey_id, entry_version, person_id, entry_no)
                 self._batch[cache_key] = (_values(person), person.time_zone, done)
                 mine.append(cache_key)
         try:
@@ -396,7 +411,8 @@ class SendsPush:
                                  journey_id=journey_id, journey_step_id=step_id)
 
 
-def subscribe(events: EventBus, runtime: JourneyRuntime, versions: Versions) -> None:
+def subscribe(events: EventBus, runtime: JourneyRuntime, versions: Versions,
+              facts: FilterFacts) -> None:
     """Register the runtime's subscribers (call in ``bootstrap.build``: every process agrees
     on what is published, and every worker dispatches to them). Trigger fires and created
     people reach the runtime only for orgs whose live or paused journeys name that trigger:
@@ -404,7 +420,8 @@ def subscribe(events: EventBus, runtime: JourneyRuntime, versions: Versions) -> 
     batch, not a transaction per person."""
 
     async def interactions(batch: Sequence[InteractionEvent]) -> None:
-        await runtime.on_interactions(batch)
+        async with facts.prefetched_events(batch):  # a few reads per batch, not per person
+            await runtime.on_interactions(batch)
 
     async def fire(fires: Sequence[tuple[str, str, str, Mapping[str, object],
                                          datetime | None]]) -> None:

@@ -16,15 +16,18 @@ _I = t.journey_instances.c
 _IT = t.interactions.c
 
 
-async def entered_at(conn: Conn, journey_id: str, version: int, person_ids: Sequence[str]
-                     ) -> dict[tuple[str, int], datetime]:
-    """(person id, entry number) -> when they entered this version."""
+async def entered_at(conn: Conn, journey_id: str, version: int | None,
+                     person_ids: Sequence[str]) -> dict[tuple[int, str, int], datetime]:
+    """(version, person id, entry number) -> when they entered, for one version (or every
+    version: ``None``) of the journey."""
     if not person_ids:
         return {}
-    rows = (await conn.execute(select(_I.person_id, _I.entry_no, _I.entered_at).where(
-        _I.journey_id == journey_id, _I.version == version,
-        _I.person_id.in_(list(person_ids))))).all()
-    return {(str(r.person_id), int(r.entry_no)): r.entered_at for r in rows}
+    query = select(_I.version, _I.person_id, _I.entry_no, _I.entered_at).where(
+        _I.journey_id == journey_id, _I.person_id.in_(list(person_ids)))
+    if version is not None:
+        query = query.where(_I.version == version)
+    rows = (await conn.execute(query)).all()
+    return {(int(r.version), str(r.person_id), int(r.entry_no)): r.entered_at for r in rows}
 
 
 async def step_interactions(conn: Conn, org_id: str, journey_id: str,

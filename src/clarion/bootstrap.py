@@ -29,6 +29,9 @@ from clarion.services.fanout import FanOut
 from clarion.services.health import Health
 from clarion.services.importing import Importer
 from clarion.services.interactions import Interactions
+from clarion.services.journey_runtime import JourneyRuntime
+from clarion.services.journey_wiring import FilterFacts
+from clarion.services.journeys import Journeys
 from clarion.services.messages import Messages
 from clarion.services.orgs import Orgs
 from clarion.services.people import People
@@ -79,6 +82,9 @@ class Container:
     compliance: Compliance
     segments: Segments
     triggers: Triggers
+    journeys: Journeys
+    journey_runtime: JourneyRuntime  # its tasks: worker/tasks.py; its subscribers: the bus
+    journey_facts: FilterFacts  # what conditions and waits read (batched for timer jobs)
     _started: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
@@ -169,11 +175,16 @@ def build(
     sends = Sends(db, clock, queue)
     compliance = Compliance(db, clock, derived_key(keys[0], "unsubscribe-links"),
                             settings.public_url)
+    reports = Reports(db, clock)
+    segments = Segments(db, clock)
+    devices = Devices(db)
+    journeys, journey_runtime, journey_facts = _journeys(db, clock, queue, events, sends,
+                                                         segments, devices, reports)
     return Container(
         settings=settings, clock=clock, db=db, box=box, link_key=link_key, policy=policy,
         queue=queue, writer=writer, backlog=backlog, senders=senders, orgs=Orgs(db, clock),
         apps=apps, people=people,
-        importer=Importer(db, clock, settings, events), devices=Devices(db),
+        importer=Importer(db, clock, settings, events), devices=devices,
         registration=Registration(db, writer, tokens, clock, settings),
         processor=RegistrationProcessor(db=db, clock=clock, queue=queue, apps=apps,
                                         people=people, senders=senders, settings=settings),
@@ -190,14 +201,17 @@ def build(
             rate_burst=settings.events_rate_burst),
         recorder=Recorder(db, clock, queue),
         events=events,
-        reports=Reports(db, clock),
+        reports=reports,
         health=Health(db, clock, backlog),
         messages=Messages(db, clock, sends, _payload_previewer(),
                           public_url=settings.public_url, link_key=link_key,
                           unsubscribe_url=compliance.unsubscribe_url),
         compliance=compliance,
-        segments=Segments(db, clock),
+        segments=segments,
         triggers=Triggers(db, clock, queue),
+        journeys=journeys,
+        journey_runtime=journey_runtime,
+        journey_facts=journey_facts,
     )
 
 
@@ -205,3 +219,24 @@ def _payload_previewer() -> PayloadPreviewer:
     from clarion.providers.preview import ProviderPayloads
 
     return ProviderPayloads()
+
+
+def _journeys(db: Database, clock: Clock, queue: JobQueue, events: EventBus, sends: Sends,
+              segments: Segments, devices: Devices, reports: Reports
+              ) -> tuple[Journeys, JourneyRuntime, FilterFacts]:
+    """Journeys and their runtime on the real segments, sends and person facts (conditions in
+    the filter language), subscribed to interactions, triggers and person.created."""
+    from clarion.domain import filters
+    from clarion.services import journey_wiring as wiring
+    from clarion.services.journey_facts import StoredFacts
+
+    versions = wiring.Versions(db)
+    pages = wiring.PagePeople(db, segments)
+    facts = wiring.FilterFacts(db, StoredFacts(db, clock, wiring.evaluate_plain, reports),
+                               versions, segments, devices, pages)
+    runtime = JourneyRuntime(db, clock, queue, segments=pages,
+                             push=wiring.SendsPush(db, sends, versions), facts=facts,
+                             condition_parser=filters.parse)
+    wiring.subscribe(events, runtime, versions, facts)
+    journeys = Journeys(db, clock, filters.parse, went_live=runtime.started, reports=reports)
+    return journeys, runtime, facts

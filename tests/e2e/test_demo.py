@@ -56,7 +56,18 @@ def test_demo_once_json_reports_clarions_figures_and_leaves_nothing(tmp_path: Pa
     assert summary["send"]["state"] == "done"
     assert set(summary["platforms"]) == {"ios", "android", "web"}
     assert sum(p["sent"] for p in summary["platforms"].values()) == summary["sent"]
+    # The welcome journey after the send: everyone entered and went through; those with a
+    # live device opened (every app opens here), the others got the reminder's attempt.
+    journey = summary["journey"]
+    assert (journey["people"], journey["inside"]) == (40, 0)
+    steps = {s["id"]: s for s in journey["steps"]}
+    assert steps["welcome"]["inflow"] == steps["opened"]["inflow"] == 40
+    assert steps["welcome"]["channel"]["opened"]["unique_people"] == 40 - steps["reminder"][
+        "inflow"]
+    for step in steps.values():
+        assert step["inflow"] == step["processing"] + step["processed"] + step["exit"]
     go_on = summary["continue"]
+    assert go_on["journey_id"] == journey["journey_id"]
     assert go_on["admin_token"].startswith("clr_adm_")
     assert go_on["api_token"].startswith("clr_app_")
     assert "CLARION_WEBPUSH_ALLOW_PRIVATE=1" in go_on["env"]

@@ -45,6 +45,7 @@ class Known:
     people_file: str
     message: str = ""  # a push message of the org
     message_file: str = ""
+    journey_file: str = ""
 
 
 @pytest.fixture
@@ -77,6 +78,11 @@ def known(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> K
     message = tmp_path / "message.json"
     message.write_text(k.message_file)
     k.message_file = str(message)
+    journey = tmp_path / "journey.json"
+    journey.write_text(json.dumps({
+        "name": "J", "app_id": k.app, "entry": {"type": "trigger", "trigger": "t"},
+        "steps": [{"id": "s", "type": "end"}]}))
+    k.journey_file = str(journey)
     monkeypatch.setenv("CLARION_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("CLARION_SECRET_KEY", TEST_SECRET)
     monkeypatch.setenv("CLARION_VAR_DIR", str(tmp_path / "var"))
@@ -121,6 +127,9 @@ def _extra(path: tuple[str, ...], k: Known) -> list[str]:
         ("segments", "import"): [UNKNOWN_APP, k.people_file],
         ("triggers", "create"): ["cart_abandoned"],
         ("triggers", "fire"): ["cart_abandoned"],
+        **{("journeys", c): ["--file", k.journey_file] for c in ("create", "validate")},
+        **{("journeys", c): ["--journey", UNKNOWN_APP]
+           for c in ("show", "start", "pause", "resume", "stop", "report")},
     }
     return extra.get(path, [])
 

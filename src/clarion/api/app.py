@@ -18,6 +18,7 @@ from clarion.api.routes import (
     compliance,
     devices,
     health,
+    journeys,
     links,
     messages,
     orgs,
@@ -75,7 +76,7 @@ def create_app(container: Container) -> FastAPI:
     errors.install(app)
     for module in (health, orgs, apps, people, devices, sends, cij_registration, cij_odata,
                    cij_interactions, links, reports, messages, compliance,
-                   unsubscribe, segments, triggers):
+                   unsubscribe, segments, triggers, journeys):
         app.include_router(module.router)
 
     def openapi_schema() -> dict[str, Any]:

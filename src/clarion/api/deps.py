@@ -28,6 +28,7 @@ from clarion.services.compliance import Compliance
 from clarion.services.devices import Devices
 from clarion.services.health import Health
 from clarion.services.interactions import Interactions
+from clarion.services.journeys import Journeys
 from clarion.services.messages import Messages
 from clarion.services.orgs import Orgs
 from clarion.services.people import People
@@ -71,6 +72,7 @@ MessagesDep = Annotated[Messages, Depends(_part(lambda c: c.messages))]
 ComplianceDep = Annotated[Compliance, Depends(_part(lambda c: c.compliance))]
 SegmentsDep = Annotated[Segments, Depends(_part(lambda c: c.segments))]
 TriggersDep = Annotated[Triggers, Depends(_part(lambda c: c.triggers))]
+JourneysDep = Annotated[Journeys, Depends(_part(lambda c: c.journeys))]
 
 
 async def authenticate(request: Request, orgs: Orgs, org_id: str | None) -> str:

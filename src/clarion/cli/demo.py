@@ -1,8 +1,8 @@
 """`clarion demo`: one command, nothing outside this machine — Clarion, the three emulators
-with simulated devices, a first send to a thousand people, its report, and what you need to
-go on by hand. Ctrl-C stops everything it started; `--once --json` prints one JSON summary and
-exits. The work is ``clarion.demo``; this module reads the options and shows progress and
-results.
+with simulated devices, a first send to a thousand people, its report, a welcome journey, and
+what you need to go on by hand. Ctrl-C stops everything it started; `--once --json` prints one
+JSON summary and exits. The work is ``clarion.demo``; this module reads the options and shows
+progress and results.
 """
 
 from __future__ import annotations
@@ -145,6 +145,10 @@ def _show(world: World, result: dict[str, Any]) -> None:
                       *(f"{result['platforms'][p][key]:,}" for p in platforms),
                       bar(result[key], top, 30))
     console.print(table)
+    if world.journey is not None:
+        from clarion.cli.journeys import chart
+
+        console.print(chart(world.journey))
     _show_continuation(result["continue"])
 
 
@@ -154,6 +158,7 @@ def _show_continuation(c: dict[str, Any]) -> None:
         ("base URL", f"{c['base_url']}  (API docs {c['base_url']}/docs)"),
         ("org id", c["org_id"]), ("admin token", c["admin_token"]), ("app id", c["app_id"]),
         ("API token", c["api_token"]), ("send id", c["send_id"]),
+        ("journey id", c["journey_id"]),
         ("emulators", f"APNs https://127.0.0.1:{ports['apns']}, FCM http://127.0.0.1:"
                       f"{ports['fcm']}, Web Push http://127.0.0.1:{ports['webpush']}"),
     ]
@@ -168,6 +173,8 @@ def _show_continuation(c: dict[str, Any]) -> None:
         f"curl -s -H 'Authorization: Bearer {c['admin_token']}' "
         f"'{c['base_url']}/v1/orgs/{c['org_id']}/reports?scope=send&id={c['send_id']}'",
         f"{c['cli_env']} clarion reports show --org {c['org_id']} --send {c['send_id']}",
+        f"{c['cli_env']} clarion journeys report --org {c['org_id']} --journey "
+        f"{c['journey_id']}",
         "# another `clarion serve` against these emulators (in a directory of its own):",
         " ".join(c["env"]) + " clarion serve --port 8001",
     ]

@@ -19,6 +19,7 @@ from clarion.cli import (
     devices,
     emulator,
     jobs,
+    journeys,
     orgs,
     reports,
     segments,
@@ -45,6 +46,7 @@ app.add_typer(messages_cli.app, name="messages")
 app.add_typer(consent.app, name="consent")
 app.add_typer(segments.app, name="segments")
 app.add_typer(triggers.app, name="triggers")
+app.add_typer(journeys.app, name="journeys")
 app.command("check-config")(check_config)
 app.command("send")(send.send)
 app.command("demo")(demo.demo)

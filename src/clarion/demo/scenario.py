@@ -5,7 +5,7 @@ and credentials made so far) and reports its progress. Administrative steps call
 services through the container, as the CLI does; the apps' steps go through Clarion's HTTP
 API, as a CIJ app backend does (device registration, its status) and as devices do
 (interaction reports and tracked links, made by ``clarion.emulators.devices``). To show more
-(a journey, when journeys exist), add a step to ``STEPS``.
+more, add a step to ``STEPS``; ``welcome_journey`` runs a small journey after the send.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import aiohttp
 
 from clarion.demo.stage import Stage
+from clarion.domain.journeys.records import JourneyReport
+from clarion.domain.push_messages import PushMessageIn
 from clarion.domain.reports import Report
 from clarion.domain.sends import SendCreate, SendRead
 from clarion.emulators.devices import new_apns_token, new_fcm_token
@@ -68,6 +70,8 @@ class World:
     send_id: str = ""
     send: SendRead | None = None
     report: Report | None = None
+    journey_id: str = ""
+    journey: JourneyReport | None = None
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -253,9 +257,57 @@ async def read_report(world: World, track: Tracker) -> None:
     track("report", 1, 1)
 
 
+JOURNEY_WAIT = "PT10S"  # how long the welcome journey waits for an open before its reminder
+
+
+def _message(world: World, name: str, title: str, body: str) -> PushMessageIn:
+    return PushMessageIn.model_validate({
+        "name": name, "app_id": world.app_id, "category": "commercial",
+        "title": title, "body": body, "on_click": {"action": "open_url", "url": LINK},
+        "placeholders": {"FirstName": {"source": "audience", "field": "first_name",
+                                       "default": "there"}}})
+
+
+async def welcome_journey(world: World, track: Tracker) -> None:
+    """A welcome journey over everyone (a segment): a personalised push, a wait of
+    ``JOURNEY_WAIT`` for its open, and a reminder to those who did not open; until everyone
+    is through it."""
+    c = world.stage.container
+    welcome = await c.messages.create(world.org_id, _message(
+        world, "Welcome", "Welcome, {{FirstName}}", "Your welcome journey starts here."))
+    reminder = await c.messages.create(world.org_id, _message(
+        world, "Reminder", "{{FirstName}}, one more thing", "Have a look at what is new."))
+    everyone = await c.segments.create(world.org_id, {
+        "name": "Everyone", "filter": "endswith(email, '@contoso.example')"})
+    journey = await c.journeys.create(world.org_id, {
+        "name": "Welcome", "app_id": world.app_id,
+        "entry": {"type": "segment", "segment_id": everyone.id, "schedule": {"kind": "once"}},
+        "steps": [
+            {"id": "welcome", "type": "push", "message_id": welcome.id},
+            {"id": "opened", "type": "wait_for_interaction", "step": "welcome",
+             "interaction": "opened", "within": JOURNEY_WAIT, "yes": "end", "no": "reminder"},
+            {"id": "reminder", "type": "push", "message_id": reminder.id}],
+        "reentry": "never"})
+    world.journey_id = journey.id
+    await c.journeys.start(world.org_id, journey.id)
+    n = len(world.people)
+    deadline = time.monotonic() + world.plan.timeout + 10
+    while True:
+        report = await c.journeys.report(world.org_id, journey.id)
+        track("welcome journey", report.people - report.inside, n)
+        if report.people >= n and report.inside == 0:
+            world.journey = report
+            return
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"journey {journey.id}: {report.inside} of {report.people} "
+                             f"people still inside after {world.plan.timeout + 10:.0f} s")
+        await asyncio.sleep(0.25)
+
+
 Step = Callable[[World, Tracker], Awaitable[None]]
 STEPS: tuple[Step, ...] = (create_org_and_app, create_people, register_devices, uninstall_some,
-                           send, wait_outcomes, wait_interactions, read_report)
+                           send, wait_outcomes, wait_interactions, read_report,
+                           welcome_journey)
 
 
 async def play(world: World, track: Tracker, steps: tuple[Step, ...] = STEPS) -> World:

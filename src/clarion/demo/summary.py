@@ -40,6 +40,7 @@ def summary(world: World) -> dict[str, Any]:
                  "outcomes": dict(world.send.counts)},
         "registration": dict(world.registration),
         "uninstalled_before_send": dict(world.retired),
+        "journey": None if world.journey is None else world.journey.as_dict(),
         "seconds": round(time.monotonic() - world.started, 1),
         "continue": continuation(world),
     }
@@ -50,6 +51,7 @@ def continuation(world: World) -> dict[str, Any]:
     return {
         "base_url": stage.url, "org_id": world.org_id, "admin_token": world.admin_token,
         "app_id": world.app_id, "api_token": world.api_token, "send_id": world.send_id,
+        "journey_id": world.journey_id,
         "emulators": {"apns": stage.apns.port, "fcm": stage.fcm.port,
                       "webpush": stage.webpush.port},
         "env": stage.env_lines(),

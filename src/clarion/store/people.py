@@ -80,6 +80,19 @@ async def get(conn: Conn, org_id: str, person_id: str) -> PersonRead | None:
     return None if row is None else _person(row)
 
 
+async def get_many(conn: Conn, org_id: str, person_ids: Sequence[str]
+                   ) -> dict[str, PersonRead]:
+    """The people of ``person_ids`` that exist (a page of a segment: up to a few thousand),
+    by id, in statements of ``EXISTS_CHUNK`` ids."""
+    out: dict[str, PersonRead] = {}
+    for i in range(0, len(person_ids), EXISTS_CHUNK):
+        chunk = list(person_ids[i:i + EXISTS_CHUNK])
+        rows = (await conn.execute(select(t.people).where(
+            _P.org_id == org_id, _P.id.in_(chunk)))).mappings().all()
+        out.update((str(r["id"]), _person(r)) for r in rows)
+    return out
+
+
 async def update_person(conn: Conn, org_id: str, person_id: str,
                         changes: Mapping[str, Any]) -> None:
     await conn.execute(update(t.people).where(_P.org_id == org_id, _P.id == person_id)

@@ -26,6 +26,16 @@ from clarion.services.events import (
 )
 from clarion.services.fanout import RELEASE_HELD, SEND_FANOUT, FanOutPage, ReleaseHeld
 from clarion.services.interactions import RECORD, Accepted
+from clarion.services.journey_tasks import (
+    JOURNEY_ENTER,
+    JOURNEY_ENTRY,
+    JOURNEY_PUSH,
+    JOURNEY_TIMER,
+    EntryPage,
+    InstanceKey,
+    LateEntry,
+)
+from clarion.services.journeys import PushOrder
 from clarion.services.recording import RecordJob, record_groups
 from clarion.services.registration import REGISTRATION_PROCESS, ProcessRequests
 from clarion.services.webhooks import REGISTRATION_CALLBACK, CallbackPost
@@ -131,6 +141,25 @@ def build_handlers(c: Container, *, with_api: bool = False) -> dict[str, Handler
             await c.events.dispatch_people(call.args, attempt=call.job.attempts
                                            if call.args.only is not None else 1)
 
+    async def journey_entry(calls: Sequence[Call[EntryPage]]) -> None:
+        for call in calls:
+            await c.journey_runtime.entry_page(call.args)
+
+    async def journey_enter(calls: Sequence[Call[LateEntry]]) -> None:
+        for call in calls:
+            await c.journey_runtime.enter_later(call.args)
+
+    async def journey_timers(calls: Sequence[Call[list[InstanceKey]]]) -> None:
+        keys = [key for call in calls for key in call.args]
+        async with c.journey_facts.prefetched(keys):  # a few reads per batch, not per person
+            await c.journey_runtime.timers(keys)
+
+    async def journey_pushes(calls: Sequence[Call[list[PushOrder]]]) -> None:
+        # One job at a time: a job's orders become the same sends with the same idempotency
+        # keys however often it runs; merging jobs would make a retry's groups differ.
+        for call in calls:
+            await c.journey_runtime.pushes(call.args)
+
     async def purge(_calls: Sequence[Call[None]]) -> None:
         await c.registration.purge_finished()
         await c.queue.purge_done()
@@ -149,4 +178,8 @@ def build_handlers(c: Container, *, with_api: bool = False) -> dict[str, Handler
         on(INTERACTION_EVENTS, publish),
         on(TRIGGER_EVENTS, publish_triggers),
         on(PERSON_EVENTS, publish_people),
+        on(JOURNEY_ENTRY, journey_entry),
+        on(JOURNEY_ENTER, journey_enter),
+        on(JOURNEY_TIMER, journey_timers),
+        on(JOURNEY_PUSH, journey_pushes),
     ])

@@ -8,7 +8,7 @@ whose push waits for the end of their quiet time; ``compliance_events`` what the
 each person (held, released, blocked), for timelines and the blocked-recipients export.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-07 05:10:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0009'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

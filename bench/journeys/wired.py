@@ -1,0 +1,122 @@
+"""Journey speed on the real parts: the issue's example over N people on SQLite, with the
+segment evaluated by the filter language (keyset pages of ``Segments.members``) and the
+person facts read from the database (``FilterFacts``: a page's people, a timer batch's
+people, entries and opens read together), as ``bootstrap.build`` wires them.
+
+    .venv/bin/python bench/journeys/wired.py --people 100000
+
+Phases: entry (``hello`` + the wait, through ``journey.entry`` jobs), then the wait's
+deadline (everyone is nudged, through ``journey.timer`` jobs). The push jobs are left queued:
+the send path (fan-out, delivery) is benchmarked in bench/delivery. Compare with run.py,
+whose segment and facts are stand-ins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from clarion.bootstrap import build
+from clarion.clock import FrozenClock
+from clarion.config import Settings
+from clarion.domain.outcomes import Platform
+from clarion.domain.push_messages import PushMessageIn
+from clarion.providers.fake import FakeSender
+from clarion.services.journey_tasks import JOURNEY_ENTRY, JOURNEY_TIMER
+from clarion.store.migrate import upgrade
+from clarion.worker.loop import Worker
+from clarion.worker.tasks import build_handlers
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.factories import app_document  # the test credentials: no network
+
+
+def _rate(n: int, seconds: float) -> str:
+    return f"{seconds:6.1f} s  {n / seconds:>10,.0f} person-steps/s"
+
+
+async def _run(people: int, directory: Path) -> None:
+    url = f"sqlite+aiosqlite:///{directory / 'bench.db'}"
+    await asyncio.to_thread(upgrade, url)
+    clock = FrozenClock(datetime(2027, 3, 1, 9, tzinfo=UTC))
+    settings = Settings(database_url=url, var_dir=directory / "var", secret_key="b" * 64,
+                        fcm_url="http://127.0.0.1:9")
+    c = build(settings, clock=clock, senders=dict.fromkeys(Platform, FakeSender()))
+    await c.start()
+    try:
+        org = await c.orgs.create("Bench")
+        app = await c.apps.create(org.id, app_document())
+        rows = ({"email": f"p{i}@bench.example", "tier": "gold" if i % 10 == 0 else "silver"}
+                for i in range(people))
+        await c.importer.import_people(org.id, rows)
+        segment = await c.segments.create(org.id, {
+            "name": "Gold and silver", "filter": "tier eq 'gold' or tier eq 'silver'"})
+        ids = [(await c.messages.create(org.id, PushMessageIn.model_validate({
+            "name": name, "app_id": app.app.id, "category": "commercial", "title": name,
+            "body": "x"}))).id for name in ("hello", "nudge", "perks")]
+        journey = await c.journeys.create(org.id, {
+            "name": "Welcome series", "app_id": app.app.id,
+            "entry": {"type": "segment", "segment_id": segment.id,
+                      "schedule": {"kind": "once"}},
+            "steps": [
+                {"id": "hello", "type": "push", "message_id": ids[0]},
+                {"id": "opened", "type": "wait_for_interaction", "step": "hello",
+                 "interaction": "opened", "within": "PT8S", "yes": "tier", "no": "nudge"},
+                {"id": "nudge", "type": "push", "message_id": ids[1], "next": "end"},
+                {"id": "tier", "type": "branch",
+                 "branches": [{"when": "tier eq 'gold'", "next": "perks"}],
+                 "otherwise": "end"},
+                {"id": "perks", "type": "push", "message_id": ids[2]}],
+            "reentry": "never"})
+        handlers = build_handlers(c)
+
+        async def run(kind: str) -> float:
+            worker = Worker(c.queue, {kind: handlers[kind]}, concurrency=1, batch_size=10,
+                            poll_seconds=0.05, worker_id="bench")
+            started = time.perf_counter()
+            await worker.run_until_idle(max_rounds=10_000_000)
+            return time.perf_counter() - started
+
+        started = time.perf_counter()
+        await c.journeys.start(org.id, journey.id)
+        entry = time.perf_counter() - started + await run(JOURNEY_ENTRY.name)
+        clock.advance(9)
+        deadline = await run(JOURNEY_TIMER.name)
+        report = await c.journeys.report(org.id, journey.id)
+        steps = {s.id: s for s in report.steps}
+        assert steps["hello"].inflow == people, steps
+        assert steps["nudge"].inflow == people, steps
+        print(f"{people:,} people, the issue's example on the real segment and facts")
+        print(f"  entry: hello + wait      {_rate(2 * people, entry)}")
+        print(f"  deadline: nudge          {_rate(2 * people, deadline)}")
+        print(f"  overall                  {_rate(4 * people, entry + deadline)}")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        print(f"  peak RSS {peak} MB")
+    finally:
+        await c.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--keep", action="store_true", help="keep the database")
+    args = parser.parse_args()
+    directory = Path(tempfile.mkdtemp(prefix="clarion-journeys-wired-"))
+    try:
+        asyncio.run(_run(args.people, directory))
+    finally:
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+        else:
+            print(f"  database kept in {directory}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""What a stored journey looks like to the layers above the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from clarion.domain.journeys.tally import StepCounts
+
+State = Literal["draft", "live", "paused", "stopped"]
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyRead:
+    id: str
+    org_id: str
+    app_id: str
+    name: str
+    state: State
+    version: int  # the newest document
+    live_version: int | None  # the version people enter now (None until started)
+    document: dict[str, Any]  # the newest document, as stored
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    stopped_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "app_id": self.app_id, "name": self.name, "state": self.state,
+                "version": self.version, "live_version": self.live_version,
+                "document": self.document, "created_at": self.created_at.isoformat(),
+                "updated_at": self.updated_at.isoformat(),
+                "started_at": None if self.started_at is None else self.started_at.isoformat(),
+                "stopped_at": None if self.stopped_at is None else self.stopped_at.isoformat()}
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRow:
+    """The part of an instance the report reads."""
+
+    id: str
+    version: int
+    status: str
+    path: list[str]
+    done_reason: str | None
+    variants: list[tuple[str, str]]
+    goal_met: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyReport:
+    journey_id: str
+    version: int
+    state: State
+    people: int  # instances (a person who re-entered counts once per entry)
+    inside: int
+    goal_met: int
+    goal_target_share: float | None
+    steps: list[StepCounts]
+
+    def as_dict(self) -> dict[str, Any]:
+        goal = None
+        if self.goal_target_share is not None:
+            share = 100.0 * self.goal_met / self.people if self.people else 0.0
+            goal = {"met": self.goal_met, "share": round(share, 2),
+                    "target_share": self.goal_target_share,
+                    "reached": share >= self.goal_target_share and self.people > 0}
+        return {"journey_id": self.journey_id, "version": self.version, "state": self.state,
+                "people": self.people, "inside": self.inside, "goal": goal,
+                "steps": [s.as_dict() for s in self.steps]}
+
+    def csv(self) -> str:
+        import csv
+        import io
+
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["step", "type", "inflow", "processing", "processed", "exit",
+                         "exit_reasons"])
+        for s in self.steps:
+            reasons = " ".join(f"{k}={v}" for k, v in sorted(s.exit_reasons.items()))
+            writer.writerow([s.id, s.type, s.inflow, s.processing, s.processed, s.exit,
+                             reasons])
+        return out.getvalue()

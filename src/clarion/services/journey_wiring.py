@@ -1,0 +1,447 @@
+"""The journey runtime's ports, implemented by the real features (issue 14 part D).
+
+``clarion.services.journey_runtime`` is written against three Protocols
+(``clarion.services.journeys``); here they meet the features that own the work:
+
+* ``SegmentSource`` is the ``Segments`` service itself (keyset pages, membership tests);
+* ``SendsPush`` (``JourneyPush``) turns a job's push orders into personalised sends
+  (``Sends.create`` with ``message_id``), **one send per group of orders** (same journey,
+  step, message and trigger data), never one per person. The send carries ``journey_id`` and
+  ``journey_step_id``, so deliveries, reports, interactions and tracked links work per step;
+  its ``Idempotency-Key`` is a digest of the orders' keys, so a job that runs again (a worker
+  died after the send was queued) finds the first send instead of sending twice. People of a
+  trigger journey get the data of the fire that entered them (``trigger`` placeholders);
+  people deleted since they entered are left out rather than failing the group;
+* ``FilterFacts`` (``FactsSource``) is ``StoredFacts`` (time zone, interactions since the
+  entry, A/B winners) with conditions evaluated by the filter language
+  (``clarion.domain.filters``: parsed once per text, evaluated on ``person_facts``);
+  ``in_segment(…)`` and ``has_device(…)`` are answered by ``Segments.contains`` and the
+  person's active devices, read only when a condition of the journey names them.
+
+``subscribe`` registers the runtime on the event bus: opens and clicks wake waits (and
+interaction entries), ``trigger.*`` and ``person.created`` reach trigger entries, waits,
+exit triggers and goals (only in orgs whose live or paused journeys name the trigger, and not
+for fires from before those journeys started). Conditions after a trigger entry (a branch
+after a wait) read the entering fire's data too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from clarion.domain import filters
+from clarion.domain.interactions import InteractionEvent
+from clarion.domain.journeys.engine import Facts, Instance
+from clarion.domain.people import PersonRead
+from clarion.domain.sends import SendCreate
+from clarion.domain.triggers import PERSON_CREATED, PersonCreatedEvent, TriggerEvent
+from clarion.errors import InvalidInput, NotFound
+from clarion.services.devices import Devices
+from clarion.services.events import EventBus
+from clarion.services.journey_facts import KnownFacts, StoredFacts
+from clarion.services.journey_runtime import JourneyRuntime
+from clarion.services.journey_tasks import InstanceKey
+from clarion.services.journeys import PushOrder
+from clarion.services.segments import Segments
+from clarion.services.sending import Sends
+from clarion.store import journey_facts as facts_store
+from clarion.store import journey_triggers as trigger_store
+from clarion.store import journeys as journey_store
+from clarion.store import people as people_store
+from clarion.store import sends as send_store
+from clarion.store.db import Database
+
+log = logging.getLogger(__name__)
+
+ACTIVE = "active"  # the device state of a currently valid device
+
+
+@lru_cache(maxsize=4096)
+def condition(text: str) -> filters.Filter:
+    """The parsed condition (documents were validated with the same parser when stored)."""
+    return filters.parse(text)
+
+
+def conditions_of(document: object) -> list[str]:
+    """Every ``when`` of a journey document (entry, branches, waits, exits, goal)."""
+    found: list[str] = []
+    if isinstance(document, Mapping):
+        for key, value in document.items():
+            if key == "when" and isinstance(value, str):
+                found.append(value)
+            else:
+                found += conditions_of(value)
+    elif isinstance(document, list):
+        for item in document:
+            found += conditions_of(item)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """What the wiring needs of one journey version (versions never change once stored)."""
+
+    segments: frozenset[str]  # named by in_segment(...) in its conditions
+    apps: frozenset[str]  # named by has_device(...)
+    entry_trigger: str | None  # a trigger entry's trigger
+    triggers: frozenset[str]  # every trigger it names (entry, waits, exits, goal)
+    ab: bool  # it has an A/B push step (winners are read from the reports)
+    segment_entry: bool
+
+
+def triggers_of(document: object) -> set[str]:
+    """Every trigger name of a journey document."""
+    found: set[str] = set()
+    if isinstance(document, Mapping):
+        for key, value in document.items():
+            if key == "trigger" and isinstance(value, str):
+                found.add(value)
+            elif key == "exit_triggers" and isinstance(value, list):
+                found |= {v for v in value if isinstance(v, str)} | triggers_of(value)
+            else:
+                found |= triggers_of(value)
+    elif isinstance(document, list):
+        for item in document:
+            found |= triggers_of(item)
+    return found
+
+
+def _has_ab(document: object) -> bool:
+    steps = document.get("steps") if isinstance(document, Mapping) else None
+    return not isinstance(steps, list) or any(
+        isinstance(step, Mapping) and "ab" in step for step in steps)
+
+
+class Versions:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._known: dict[tuple[str, int], VersionInfo] = {}
+
+    async def info(self, journey_id: str, version: int) -> VersionInfo:
+        key = (journey_id, version)
+        found = self._known.get(key)
+        if found is None:
+            async with self._db.read() as conn:
+                document = await journey_store.document(conn, journey_id, version)
+            segments: set[str] = set()
+            apps: set[str] = set()
+            for text in conditions_of(document):
+                node = condition(text)
+                segments |= filters.segment_refs(node)
+                apps |= filters.app_refs(node)
+            entry = document.get("entry") if isinstance(document, Mapping) else None
+            trigger = entry.get("trigger") if isinstance(entry, Mapping) \
+                and entry.get("type") == "trigger" else None
+            found = self._known[key] = VersionInfo(
+                frozenset(segments), frozenset(apps),
+                trigger if isinstance(trigger, str) else None, frozenset(triggers_of(document)),
+                _has_ab(document), isinstance(entry, Mapping) and entry.get("type") == "segment")
+        return found
+
+    async def triggers_of_org(self, org_id: str) -> dict[str, datetime]:
+        """The triggers that the org's live and paused journeys name, in any version people
+        may still be inside, each with the earliest start of those journeys: a fire of any
+        other trigger, or one fired before all of them started, has nothing to do."""
+        async with self._db.read() as conn:
+            rows = await journey_store.live_of_org(conn, org_id, ("live", "paused"))
+        names: dict[str, datetime] = {}
+        for row in rows:
+            started = row.started_at or row.created_at
+            for version in range(1, row.version + 1):
+                for name in (await self.info(row.id, version)).triggers:
+                    names[name] = min(names.get(name, started), started)
+        return names
+
+    async def trigger_data(self, org_id: str, journey_id: str, version: int,
+                           keys: Sequence[tuple[str, int]]
+                           ) -> dict[tuple[str, int], dict[str, Any]]:
+        """The data of the fires that entered these (person, entry) of a trigger journey."""
+        info = await self.info(journey_id, version)
+        if info.entry_trigger is None:
+            return {}
+        async with self._db.read() as conn:
+            return await trigger_store.entry_data(conn, org_id, journey_id, version,
+                                                  info.entry_trigger, keys)
+
+
+def _values(person: PersonRead) -> dict[str, object]:
+    """A person's fields and attributes as ``StoredFacts`` gives them to conditions."""
+    values: dict[str, object] = {name: getattr(person, name) for name in filters.PERSON_FIELDS}
+    values |= person.attributes
+    return values
+
+
+class PagePeople:
+    """``SegmentSource``: the ``Segments`` service, keeping the people of the latest entry
+    pages (read in one statement per page) for ``FilterFacts``: entering a page of 500 then
+    costs one read of its people instead of one per person. Bounded: a few pages."""
+
+    KEEP = 4 * 500
+    FRESH_SECONDS = 30.0  # a page is entered right after it is read; older reads are not used
+
+    def __init__(self, db: Database, segments: Segments) -> None:
+        self._db = db
+        self._segments = segments
+        self._people: OrderedDict[tuple[str, str], tuple[float, PersonRead]] = OrderedDict()
+
+    async def members(self, org_id: str, segment_id: str, after: str | None,
+                      limit: int) -> list[str]:
+        members = await self._segments.members(org_id, segment_id, after, limit)
+        async with self._db.read() as conn:
+            found = await people_store.get_many(conn, org_id, members)
+        now = time.monotonic()
+        for person_id, person in found.items():
+            self._people[(org_id, person_id)] = (now, person)
+            self._people.move_to_end((org_id, person_id))
+        while len(self._people) > self.KEEP:
+            self._people.popitem(last=False)
+        return members
+
+    async def contains(self, org_id: str, segment_id: str,
+                       person_ids: Sequence[str]) -> set[str]:
+        return await self._segments.contains(org_id, segment_id, person_ids)
+
+    def get(self, org_id: str, person_id: str) -> PersonRead | None:
+        found = self._people.get((org_id, person_id))
+        if found is None or time.monotonic() - found[0] > self.FRESH_SECONDS:
+            return None
+        return found[1]
+
+
+class FilterFacts:
+    """``FactsSource``: ``StoredFacts`` with the filter language's conditions; after a trigger
+    entry, conditions read the entering fire's data even when a timer or an open moves the
+    person on."""
+
+    def __init__(self, db: Database, stored: StoredFacts, versions: Versions,
+                 segments: Segments, devices: Devices, pages: PagePeople | None = None
+                 ) -> None:
+        self._db = db
+        self._stored = stored
+        self._versions = versions
+        self._segments = segments
+        self._devices = devices
+        self._pages = pages
+        # Prefetched for a batch of timers (``prefetched``): (journey, version, person,
+        # entry) -> (values, zone, done); each entry is used once.
+        self._batch: dict[tuple[str, int, str, int],
+                          tuple[dict[str, object], str | None, frozenset[tuple[str, str]]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def prefetched(self, keys: Sequence[InstanceKey]) -> AsyncIterator[None]:
+        """Read what the timers ``keys`` will ask (people, entries, opens and clicks) in a
+        few statements per journey version, for the ``timers`` call inside; A/B journeys
+        and anything not found take the per-person path."""
+        groups: dict[tuple[str, int | None], set[str]] = {}
+        for key in keys:
+            groups.setdefault((key.journey_id, key.version), set()).add(key.person_id)
+        async with self._prefetched(groups):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def prefetched_events(self, events: Sequence[InteractionEvent]
+                                ) -> AsyncIterator[None]:
+        """As ``prefetched``, for the instances a batch of opens and clicks may wake (every
+        version and entry of those people in those journeys)."""
+        groups: dict[tuple[str, int | None], set[str]] = {}
+        for event in events:
+            if event.journey_id is not None:
+                groups.setdefault((event.journey_id, None), set()).add(event.person_id)
+        async with self._prefetched(groups):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _prefetched(self, groups: Mapping[tuple[str, int | None], set[str]]
+                          ) -> AsyncIterator[None]:
+        mine: list[tuple[str, int, str, int]] = []
+        for (journey_id, version), person_set in groups.items():
+            people_ids = sorted(person_set)
+            async with self._db.read() as conn:
+                state = await journey_store.state_of(conn, journey_id)
+                if state is None:
+                    continue
+                org_id = state[0]
+                entries = await facts_store.entered_at(conn, journey_id, version, people_ids)
+                if not entries:
+                    continue
+                people = await people_store.get_many(conn, org_id, people_ids)
+                seen = await facts_store.step_interactions(
+                    conn, org_id, journey_id, people_ids, min(entries.values()))
+            for (entry_version, person_id, entry_no), at in entries.items():
+                person = people.get(person_id)
+                if person is None or (await self._versions.info(journey_id, entry_version)).ab:
+                    continue
+                done = frozenset((step, kind) for step, kind, when in seen.get(person_id, [])
+                                 if when >= at)
+                cache_key = (journey_id, entry_version, person_id, entry_no)
+                self._batch[cache_key] = (_values(person), person.time_zone, done)
+                mine.append(cache_key)
+        try:
+            yield
+        finally:
+            for cache_key in mine:
+                self._batch.pop(cache_key, None)
+
+    async def facts(self, org_id: str, instance: Instance,
+                    trigger: Mapping[str, object] | None) -> Facts:
+        info = await self._versions.info(instance.journey_id, instance.version)
+        if trigger is None and info.entry_trigger is not None and instance.status != "new":
+            key = (instance.person_id, instance.entry_no)
+            trigger = (await self._versions.trigger_data(
+                org_id, instance.journey_id, instance.version, [key])).get(key)
+        person = None
+        if instance.status == "new" and info.segment_entry and not info.ab \
+                and self._pages is not None:
+            person = self._pages.get(org_id, instance.person_id)
+        batched = None if instance.status == "new" else self._batch.pop(
+            (instance.journey_id, instance.version, instance.person_id, instance.entry_no),
+            None)
+        base: Facts
+        if person is not None:
+            # Entering from a segment page whose people were read together: nothing has
+            # happened since the entry (it is not even stored), and no A/B winner is needed.
+            base = KnownFacts(values=_values(person), trigger=trigger, zone=person.time_zone,
+                              done=frozenset(), winners={}, evaluate=evaluate_plain)
+        elif batched is not None:
+            values, zone, done = batched
+            base = KnownFacts(values=values, trigger=trigger, zone=zone, done=done,
+                              winners={}, evaluate=evaluate_plain)
+        else:
+            base = await self._stored.facts(org_id, instance, trigger)
+        member_of: set[str] = set()
+        for segment_id in info.segments:
+            try:
+                if await self._segments.contains(org_id, segment_id, [instance.person_id]):
+                    member_of.add(segment_id)
+            except NotFound:  # a segment deleted since: nobody is in it
+                log.warning("journey %s names segment %s, which no longer exists",
+                            instance.journey_id, segment_id)
+        device_apps: set[str] = set()
+        if info.apps:
+            devices = await self._devices.page(org_id, person_id=instance.person_id,
+                                               state=ACTIVE, limit=1000)
+            device_apps = {d.app_id for d in devices}
+
+        def evaluate(text: str, values: Mapping[str, object],
+                     data: Mapping[str, object] | None) -> bool:
+            # ``values`` are the person's fields and attributes (StoredFacts); the filter
+            # language reads them as person_facts does: fields over attributes, trigger data
+            # over both.
+            return filters.evaluate(condition(text), filters.person_facts(values, values, data),
+                                    device_apps=device_apps, segments=member_of)
+
+        assert isinstance(base, KnownFacts)
+        return replace(base, evaluate=evaluate)
+
+
+def evaluate_plain(text: str, values: Mapping[str, object],
+                   data: Mapping[str, object] | None) -> bool:
+    """``StoredFacts``' own evaluator (no segment or device lookups: ``FilterFacts``
+    replaces it with one that has them)."""
+    return filters.evaluate(condition(text), filters.person_facts(values, values, data))
+
+
+class SendsPush:
+    """``JourneyPush``: personalised sends, one per (journey, step, message, trigger data)
+    group of a job's orders."""
+
+    def __init__(self, db: Database, sends: Sends, versions: Versions) -> None:
+        self._db = db
+        self._sends = sends
+        self._versions = versions
+
+    async def send(self, orders: Sequence[PushOrder]) -> None:
+        data: dict[tuple[str, str, int], dict[tuple[str, int], dict[str, Any]]] = {}
+        by_version: dict[tuple[str, str, int], list[tuple[str, int]]] = {}
+        for order in orders:
+            by_version.setdefault((order.org_id, order.journey_id, order.version), []).append(
+                (order.person_id, order.entry_no))
+        for (org_id, journey_id, version), keys in by_version.items():
+            data[(org_id, journey_id, version)] = await self._versions.trigger_data(
+                org_id, journey_id, version, keys)
+        groups: dict[tuple[str, str, str, str, str], list[PushOrder]] = {}
+        for order in orders:
+            found = data[(order.org_id, order.journey_id, order.version)].get(
+                (order.person_id, order.entry_no))
+            encoded = "" if found is None else json.dumps(found, sort_keys=True)
+            groups.setdefault((order.org_id, order.journey_id, order.step_id,
+                               order.message_id, encoded), []).append(order)
+        for (org_id, journey_id, step_id, message_id, encoded), group in groups.items():
+            people = list(dict.fromkeys(o.person_id for o in group))
+            digest = hashlib.sha256("\n".join(sorted(o.key for o in group)).encode())
+            key = f"journey:{digest.hexdigest()}"
+            trigger_data = json.loads(encoded) if encoded else None
+            try:
+                try:
+                    await self._send(org_id, journey_id, step_id, message_id, people,
+                                     trigger_data, key)
+                except InvalidInput as exc:
+                    if exc.field != "user_ids":
+                        raise
+                    # People deleted since they entered: the others still get their push
+                    # (nothing was stored, so the same key still says "this group").
+                    async with self._db.read() as conn:
+                        gone = await send_store.not_people(conn, org_id, people)
+                    log.warning("journey %s step %s: %d people no longer exist; sending to "
+                                "the others", journey_id, step_id, len(gone))
+                    people = [p for p in people if p not in gone]
+                    if people:
+                        await self._send(org_id, journey_id, step_id, message_id, people,
+                                         trigger_data, key)
+            except (InvalidInput, NotFound) as exc:
+                # The message was deleted (or no longer renders) since the journey was
+                # written: retrying cannot help, and a dead job would hold nothing back.
+                log.warning("journey %s step %s: the push to %d people was not sent: %s",
+                            journey_id, step_id, len(people), exc)
+
+    async def _send(self, org_id: str, journey_id: str, step_id: str, message_id: str,
+                    people: list[str], trigger_data: dict[str, Any] | None, key: str) -> None:
+        command = SendCreate(message_id=message_id, user_ids=people, trigger_data=trigger_data)
+        await self._sends.create(org_id, command, idempotency_key=key,
+                                 journey_id=journey_id, journey_step_id=step_id)
+
+
+def subscribe(events: EventBus, runtime: JourneyRuntime, versions: Versions,
+              facts: FilterFacts) -> None:
+    """Register the runtime's subscribers (call in ``bootstrap.build``: every process agrees
+    on what is published, and every worker dispatches to them). Trigger fires and created
+    people reach the runtime only for orgs whose live or paused journeys name that trigger:
+    an import of a million people into an org without such a journey costs one read per
+    batch, not a transaction per person."""
+
+    async def interactions(batch: Sequence[InteractionEvent]) -> None:
+        async with facts.prefetched_events(batch):  # a few reads per batch, not per person
+            await runtime.on_interactions(batch)
+
+    async def fire(fires: Sequence[tuple[str, str, str, Mapping[str, object],
+                                         datetime | None]]) -> None:
+        wanted: dict[str, dict[str, datetime]] = {}
+        for org_id, name, person_id, data, fired_at in fires:
+            if org_id not in wanted:
+                wanted[org_id] = await versions.triggers_of_org(org_id)
+            since = wanted[org_id].get(name)
+            # A fire published before every journey naming it started (the bus delivers
+            # about a second later) is not theirs.
+            if since is not None and (fired_at is None or fired_at >= since):
+                await runtime.on_trigger(org_id, name, person_id, data)
+
+    async def triggers(batch: Sequence[TriggerEvent]) -> None:
+        await fire([(e.org_id, e.trigger, e.person_id, e.data, e.fired_at) for e in batch])
+
+    async def people(batch: Sequence[PersonCreatedEvent]) -> None:
+        await fire([(e.org_id, PERSON_CREATED, e.person_id, {}, None) for e in batch])
+
+    events.subscribe("interaction.opened", interactions, name="journeys.opened")
+    events.subscribe("interaction.clicked", interactions, name="journeys.clicked")
+    events.subscribe("trigger.*", triggers, name="journeys.triggers")
+    events.subscribe(PERSON_CREATED, people, name="journeys.person_created")

@@ -193,13 +193,17 @@ async def _send_and_wait(port: int, world: World, people: list[str], *, poll: fl
 
 @dataclass
 class Shot:
-    """One audience sent at once: ``parts`` are POSTed concurrently (one send each, at most
-    100,000 people per send, the API's bound), and the shot is done when every send is."""
+    """One audience: ``parts`` are POSTed one after another, each as soon as the previous one
+    is answered, as a client with a large audience does (one send each, at most 100,000 people
+    per send, the API's bound); the shot is done when every send is."""
 
     label: str
     parts: list[list[str]]
     expected: int  # deliveries (devices of the audience)
     platform: str = "ios"
+    # Or one send to a segment with this filter (created before the clock starts): ``parts``
+    # then holds its members, for the figures only.
+    segment_filter: str | None = None
 
     @property
     def people(self) -> int:
@@ -254,13 +258,23 @@ def _counts(send_id: str, *, sqlite_db: Path | None, pg_dsn: str | None) -> dict
 async def _shoot(port: int, world: World, shot: Shot, *, poll: float, limit_s: float,
                  sqlite_db: Path | None, pg_dsn: str | None,
                  on_tick: Callable[[int, int], None]) -> tuple[list[str], float, float, float]:
-    """POST the shot's sends at once; (send ids, wall time of the first POST, POST → last
-    202, POST → all done as polled)."""
+    """POST the shot's sends one after another; (send ids, wall time of the first POST,
+    POST → last 202, POST → all done as polled)."""
     base = f"http://{HOST}:{port}/v1/orgs/{world.org_id}/sends"
     headers = {"authorization": f"Bearer {world.admin_token}"}
-    bodies = [json.dumps({"app_id": world.app_id, "user_ids": part,
-                          "message": MESSAGE}).encode() for part in shot.parts]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        if shot.segment_filter is None:
+            bodies = [json.dumps({"app_id": world.app_id, "user_ids": part,
+                                  "message": MESSAGE}).encode() for part in shot.parts]
+        else:
+            async with session.post(f"http://{HOST}:{port}/v1/orgs/{world.org_id}/segments",
+                                    json={"name": shot.label, "filter": shot.segment_filter},
+                                    headers=headers) as resp:
+                doc = await resp.json()
+                if resp.status != 201:
+                    raise RuntimeError(f"POST /segments answered {resp.status}: {doc}")
+            bodies = [json.dumps({"app_id": world.app_id, "segment_id": doc["id"],
+                                  "message": MESSAGE}).encode()]
 
         async def post(body: bytes) -> str:
             async with session.post(base, data=body, headers={
@@ -272,7 +286,7 @@ async def _shoot(port: int, world: World, shot: Shot, *, poll: float, limit_s: f
 
         t_post_wall = time.time()
         t_post = time.monotonic()
-        send_ids = await asyncio.gather(*(post(b) for b in bodies))
+        send_ids = [await post(b) for b in bodies]
         answered = time.monotonic() - t_post
     done: set[str] = set()
     deadline = t_post + limit_s

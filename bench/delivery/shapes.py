@@ -1,10 +1,11 @@
 """Audience shapes (issue 12): one send to many people with one device each, and a mix.
 
 A shape is an audience of the world (``world.Group``): the first ``people`` of a group, sent
-at once. An audience over 100,000 people (the API's bound per send, ``user_ids``) is POSTed as
-several sends of at most 100,000 **concurrently**: there is no larger-audience form (segments
-do not exist yet), so "1,000,000 × 1" is ten sends of 100,000 started together, measured from
-the first POST to the last outcome written of the last send.
+at once as one send with their ``user_ids`` (at most 100,000, the API's bound per send).
+"1,000,000 × 1" is one send to a segment (``cohort eq 'single'``: the whole group, the
+world's people carry their group as the attribute ``cohort``), the form a larger audience
+takes; the segment is created before the clock starts, and the send is measured from its POST
+to the last outcome written.
 
 Every shape is a fresh copy of one world (SQLite: the var directory; PostgreSQL: a database
 ``TEMPLATE``), and is compared with aioapns loops sending the same number of notifications as
@@ -75,7 +76,11 @@ def shot(shape: Shape, world: World) -> Shot:
     if len(people) < shape.people:
         raise RuntimeError(f"the world has {len(people)} people for {shape.title}")
     parts = [people[i:i + MAX_PER_SEND] for i in range(0, len(people), MAX_PER_SEND)]
-    return Shot(shape.title, parts, expected)
+    if len(people) <= MAX_PER_SEND:
+        return Shot(shape.title, parts, expected)
+    if len(world.groups[shape.group]) != shape.people:
+        raise RuntimeError(f"{shape.title}: a segment send needs the whole group")
+    return Shot(shape.title, parts, expected, segment_filter=f"cohort eq '{shape.group}'")
 
 
 # ------------------------------------------------------------------------------------ report

@@ -278,10 +278,12 @@ def build_world(*, var_dir: Path | None, database_url: str | None, plan: Plan,
     people_csv = work / "people.csv"
     with people_csv.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["id", "email"])
-        everyone = [*ios, *android, *(p for people in groups.values() for p in people)]
-        for i, pid in enumerate(everyone):
-            w.writerow([pid, f"person{i}@bench.example"])
+        # ``cohort`` (an attribute): which group a person is in, for segment sends.
+        w.writerow(["id", "email", "cohort"])
+        everyone = [*((p, "ios") for p in ios), *((p, "android") for p in android),
+                    *((p, name) for name, people in groups.items() for p in people)]
+        for i, (pid, cohort) in enumerate(everyone):
+            w.writerow([pid, f"person{i}@bench.example", cohort])
         del everyone
     clarion_json(["contacts", "import", "--org", org["id"], str(people_csv)], env)
     people_csv.unlink()

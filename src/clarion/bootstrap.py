@@ -190,7 +190,8 @@ def build(
                                         people=people, senders=senders, settings=settings),
         callbacks=Callbacks(callback_client),
         sends=sends,
-        fanout=FanOut(db, clock, queue, policy, compliance.unsubscribe_url),
+        fanout=FanOut(db, clock, queue, policy, compliance.unsubscribe_url,
+                      members=segments.members),
         delivery=Delivery(db=db, clock=clock, queue=queue, apps=apps, senders=senders,
                           policy=policy, public_url=settings.public_url, link_key=link_key),
         interactions=Interactions(

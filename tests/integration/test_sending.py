@@ -261,6 +261,7 @@ async def test_fan_out_pages_through_many_people_without_duplicates(
     ({"message": {"title": "x", "image_url": "http://insecure/x.png"}}, "message.image_url"),
     ({"message": {}}, "message.body"),
     ({"user_ids": ["00000000-0000-4000-8000-000000000000"]}, "user_id"),
+    ({"segment_id": "00000000-0000-4000-8000-000000000000"}, "user_id"),  # two audiences
 ])
 async def test_bad_sends_are_refused_and_queue_nothing(
     container: Container, client: httpx.AsyncClient, doc: dict[str, Any], field: str
@@ -272,6 +273,43 @@ async def test_bad_sends_are_refused_and_queue_nothing(
     r = await client.post(f"/v1/orgs/{w.org_id}/sends", json=body, headers=admin(w))
     assert r.status_code in (400, 422), r.text
     assert await container.queue.counts() == before
+
+
+async def test_a_send_to_a_segment_that_does_not_exist_is_a_400_naming_it(
+    container: Container, client: httpx.AsyncClient
+) -> None:
+    w = await world(container, people_count=1)
+    before = await container.queue.counts()
+    for segment_id in ("00000000-0000-4000-8000-000000000000", "not-an-id"):
+        r = await client.post(f"/v1/orgs/{w.org_id}/sends", headers=admin(w), json={
+            "app_id": w.app_id, "segment_id": segment_id, "message": {"title": "Hi"}})
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["field"] == "segment_id" and segment_id in error["message"], error
+    assert await container.queue.counts() == before
+
+
+async def test_a_send_to_a_segment_reaches_its_members_through_the_api(
+    container: Container, client: httpx.AsyncClient, fake_sender: FakeSender
+) -> None:
+    w = await world(container, people_count=3, dry_run_on_register=False)
+    member = w.person_ids[0]
+    await container.people.update(w.org_id, member, {"attributes": {"tier": "gold"}})
+    for n, person in enumerate(w.person_ids):
+        await register(container, client, w, person, FcmDeviceToken=f"fcm-{n}")
+    r = await client.post(f"/v1/orgs/{w.org_id}/segments", headers=admin(w),
+                          json={"name": "Gold", "filter": "tier eq 'gold'"})
+    assert r.status_code == 201, r.text
+    r = await client.post(f"/v1/orgs/{w.org_id}/sends", headers=admin(w), json={
+        "app_id": w.app_id, "segment_id": r.json()["id"], "message": {"title": "Hi"}})
+    assert r.status_code == 202, r.text
+    assert r.json()["user_ids"] == [] and r.json()["people"] == 0
+    await drain(container)
+    r = await client.get(f"/v1/orgs/{w.org_id}/sends/{r.json()['id']}", headers=admin(w))
+    doc = r.json()
+    assert (doc["state"], doc["people"], doc["counts"]) == ("done", 1, {"accepted": 1}), doc
+    assert [d["person_id"] for d in doc["deliveries"]] == [member]
+    assert [s.device.token for s in fake_sender.sent if not s.dry_run] == ["fcm-0"]
 
 
 async def test_a_link_with_control_characters_is_a_400_at_send_time(

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 def send(
     org: Annotated[str, typer.Option(help="Organization id.")],
     app_id: Annotated[str, typer.Option("--app", help="App id.")],
-    user: Annotated[list[str], typer.Option(help="Person id (repeat for several).")],
+    user: Annotated[list[str] | None, typer.Option(
+        help="Person id (repeat for several).")] = None,
+    segment: Annotated[str | None, typer.Option(
+        help="Or a segment id: every member, read page by page as the send goes.")] = None,
     title: Annotated[str, typer.Option(help="Notification title.")] = "",
     body: Annotated[str, typer.Option(help="Notification body.")] = "",
     subtitle: Annotated[str, typer.Option(help="iOS subtitle.")] = "",
@@ -35,7 +38,8 @@ def send(
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60.0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Send a notification to every currently valid device of a person for an app."""
+    """Send a notification to every currently valid device of a person (or of everyone in a
+    segment) for an app."""
     from pydantic import ValidationError
 
     from clarion.domain.messages import invalid_input
@@ -44,7 +48,11 @@ def send(
     message = {"title": title, "subtitle": subtitle, "body": body, "link": link,
                "image_url": image, "ttl": ttl}
     document = {"app_id": app_id, "message": {k: v for k, v in message.items() if v is not None}}
-    document["user_id" if len(user) == 1 else "user_ids"] = user[0] if len(user) == 1 else user
+    if user:
+        document["user_id" if len(user) == 1 else "user_ids"] = (user[0] if len(user) == 1
+                                                                 else user)
+    if segment is not None:
+        document["segment_id"] = segment
 
     async def _do(c: Container) -> SendRead:
         try:

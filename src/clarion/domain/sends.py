@@ -27,6 +27,9 @@ class SendCreate(BaseModel):
                                "inline message; with message_id, the message's app).")
     user_id: str | None = Field(None, description="One person (contact, lead or profile).")
     user_ids: list[str] | None = Field(None, description="Or several people (up to 100,000).")
+    segment_id: str | None = Field(
+        None, max_length=64, description="Or everyone in a segment (/v1/orgs/{org}/segments), "
+        "any number of people: fan-out reads the members page by page as it goes.")
     message: MessageIn | None = Field(None, description="An inline message, the same for "
                                       "everyone; or give message_id.")
     message_id: str | None = Field(None, max_length=64, description="A stored push message "
@@ -42,10 +45,12 @@ class SendCreate(BaseModel):
 
     @model_validator(mode="after")
     def _one_audience(self) -> SendCreate:
-        if (self.user_id is None) == (self.user_ids is None):
-            raise InvalidInput("give exactly one of user_id or user_ids", field="user_id",
-                               fix="Send to one person with user_id, or to several with "
-                               "user_ids.")
+        given = [self.user_id, self.user_ids, self.segment_id]
+        if sum(v is not None for v in given) != 1:
+            raise InvalidInput("give exactly one of user_id, user_ids or segment_id",
+                               field="user_id", fix="Send to one person with user_id, to "
+                               "several with user_ids, or to everyone in a segment with "
+                               "segment_id.")
         if self.user_ids is not None and not 0 < len(self.user_ids) <= MAX_USERS_PER_SEND:
             raise InvalidInput(f"user_ids must be 1 to {MAX_USERS_PER_SEND} person ids",
                                field="user_ids",
@@ -71,7 +76,7 @@ class SendCreate(BaseModel):
 
     @property
     def audience(self) -> list[str]:
-        """The people, de-duplicated, in the order given."""
+        """The people given, de-duplicated, in the order given (none for a segment send)."""
         ids = [self.user_id] if self.user_id is not None else self.user_ids or []
         return list(dict.fromkeys(ids))
 
@@ -124,6 +129,12 @@ class SendRead:
     blocked: Annotated[dict[str, int], Field(
         description="People a compliance rule kept the push from, by reason (frequency_cap, "
         "no_consent, expired).")] = field(default_factory=dict)
+    segment_id: Annotated[str | None, Field(
+        description="The segment of a segment send (its user_ids are then empty: see "
+        "people).")] = None
+    people: Annotated[int, Field(
+        description="The audience's size: the people given, or the members of the segment "
+        "that fan-out has reached so far.")] = 0
 
 
 def describe_waiting(waiting: list[Waiting]) -> str:

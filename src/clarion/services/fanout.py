@@ -13,20 +13,25 @@ and let delivery start early.
 A personalised send (``message_id``, ``clarion.services.personalised``) also renders, in the
 page, one message per person with a device, from one read of those people; the rows go to
 ``send_messages`` in the page's transaction (a person held by quiet time keeps theirs for the
-release). Inline sends skip this entirely."""
+release). Inline sends skip this entirely.
+
+A send to a segment has no audience rows at first: the page that starts a chunk reads the next
+5,000 members after the last one recorded (a keyset over the segment's query, one bounded
+statement) and records them as that chunk in its transaction, so every later page of the chunk
+(and a re-run) reads the same people; fan-out ends at the first chunk with fewer than 5,000."""
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from clarion.clock import Clock
 from clarion.domain.push_messages import PersonFacts
-from clarion.errors import RetryLater
+from clarion.errors import NotFound, RetryLater
 from clarion.ids import time_ordered_ids
 from clarion.services import screening
 from clarion.services.delivery import DELIVER, DeliveryPolicy
@@ -112,6 +117,14 @@ def release_jobs(send_id: str, held: Mapping[str, datetime]) -> list[NewJob]:
     return [release_job(ReleaseHeld(send_id, ms)) for ms in sorted(instants)]
 
 
+# (org id, segment id, after this person id, at most) → member ids in id order.
+SegmentMembers = Callable[[str, str, str | None, int], Awaitable[list[str]]]
+
+
+async def _no_segments(_o: str, segment_id: str, _a: str | None, _n: int) -> list[str]:
+    raise NotFound(f"segment {segment_id} cannot be read here", fix="Give FanOut the segments.")
+
+
 @dataclass(slots=True)
 class _Screening:
     rules: screening.OrgRules
@@ -121,8 +134,10 @@ class _Screening:
 class FanOut:
     def __init__(self, db: Database, clock: Clock, queue: JobQueue,
                  policy: DeliveryPolicy,
-                 unsubscribe_url: Callable[[str, str], str] = lambda _a, _p: "") -> None:
+                 unsubscribe_url: Callable[[str, str], str] = lambda _a, _p: "",
+                 members: SegmentMembers = _no_segments) -> None:
         self._unsubscribe_url = unsubscribe_url  # (app id, person id) → the person's link
+        self._members = members
         self._db = db
         self._clock = clock
         self._queue = queue
@@ -137,7 +152,15 @@ class FanOut:
                     or send.state == "fanned_out"):
                 return  # deleted, or this page was already committed by an earlier run
             chunk, start = divmod(page.offset, AUDIENCE_CHUNK)
-            people = sorted(await store.audience_chunk(conn, send.id, chunk))[start:]
+            ids = await store.audience_chunk(conn, send.id, chunk)
+            previous = (await store.audience_chunk(conn, send.id, chunk - 1)
+                        if not ids and send.segment_id is not None and start == 0 and chunk
+                        else [])
+        fresh: list[str] = []  # a segment's next members, recorded by this page
+        if not ids and send.segment_id is not None and start == 0:
+            ids = fresh = await self._next_members(send, max(previous, default=None))
+        async with self._db.read() as conn:
+            people = sorted(ids)[start:]
             limit = (min(FIRST_PAGE_DELIVERIES, DELIVERIES_PER_PAGE) if page.offset == 0
                      else DELIVERIES_PER_PAGE)
             devices = await store.active_devices(conn, send.app_id, people,
@@ -153,7 +176,9 @@ class FanOut:
                 rendered, devices, unrendered = await self._render(conn, send, devices)
             checks = await self._screen(conn, send, devices, now)
         next_offset = page.offset + covered
-        last = next_offset >= send.people_count or not people  # (no chunk: none left)
+        # (no chunk: none left; a segment's last chunk is the first with fewer than 5,000)
+        last = not people or (next_offset >= send.people_count + len(fresh) and (
+            send.segment_id is None or len(ids) < AUDIENCE_CHUNK))
         with_devices = len({d.person_id for d in devices})
         counts = [counters.Count(**send.keys(), platform="", at=now, metric="inflow",
                                  value=covered)]
@@ -167,10 +192,21 @@ class FanOut:
                                          value=unrendered))
         jobs = [] if last else [page_job(send.id, next_offset)]
         async with self._db.write() as conn:
+            if fresh:
+                await store.append_audience(conn, send.id, chunk, fresh)
             await message_store.insert_send_messages(conn, rendered)
             rows = await self._deliveries(conn, send, devices, checks, counts, jobs, now)
             await store.advance_fanout(conn, send.id, people_done=next_offset,
                                        devices=rows, last=last, now=now)
+
+    async def _next_members(self, send: store.SendRow, after: str | None) -> list[str]:
+        """The next chunk of the send's segment: its members after ``after`` (none when the
+        segment was deleted meanwhile: the send ends with the people it reached)."""
+        assert send.segment_id is not None
+        try:
+            return await self._members(send.org_id, send.segment_id, after, AUDIENCE_CHUNK)
+        except NotFound:
+            return []
 
     async def release(self, release: ReleaseHeld) -> None:
         """Send the held pushes whose quiet time ended, screened again (the cap, expiry, and

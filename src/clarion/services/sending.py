@@ -1,5 +1,9 @@
 """Sends: one message to every currently valid device of one or more people for one app.
 
+The people are given (``user_id``/``user_ids``: recorded with the send) or a segment
+(``segment_id``: fan-out reads its members page by page, so a send to 1,000,000 people is
+accepted as fast as a send to one).
+
 ``create`` validates, records the send and its first fan-out page's job in one transaction and
 returns at once (202). With an ``Idempotency-Key`` the same key within 24 hours returns the
 same send and queues nothing again. ``get`` reports the per-device outcomes.
@@ -21,8 +25,9 @@ from clarion.services.fanout import page_job
 from clarion.services.orgs import require_org
 from clarion.services.personalised import personalised_document
 from clarion.store import compliance, send_waits
+from clarion.store import segments as segment_store
 from clarion.store import sends as store
-from clarion.store.db import Database, Duplicate
+from clarion.store.db import Conn, Database, Duplicate
 from clarion.store.jobs import JobQueue
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -31,6 +36,18 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 def _canonical(ids: list[str]) -> list[str]:
     """The people's ids in their stored (lower-case) form, once each, in the order given."""
     return list(dict.fromkeys(g for i in ids if (g := canonical_guid(i)) is not None))
+
+
+async def _require_segment(conn: Conn, org_id: str, segment_id: str | None) -> str | None:
+    """The canonical id of the send's segment (``None``: the audience was given)."""
+    if segment_id is None:
+        return None
+    guid = canonical_guid(segment_id)
+    if guid is None or await segment_store.get(conn, org_id, guid) is None:
+        raise InvalidInput(f"segment {segment_id!r} does not exist in this organization",
+                           field="segment_id", fix=f"List the segments with GET "
+                           f"/v1/orgs/{org_id}/segments, or create one first.")
+    return guid
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +94,9 @@ class Sends:
                 app_id, document, ttl = await personalised_document(
                     conn, org_id, command, test=test)
             await require_app(conn, org_id, app_id, field="app_id")
+            segment_id = await _require_segment(conn, org_id, command.segment_id)
             # One statement whatever the audience's size (the ids go as one parameter).
-            unknown = await store.not_people(conn, org_id, audience)
+            unknown = await store.not_people(conn, org_id, audience) if audience else set()
         if unknown:
             example = next(i for i in audience if i in unknown)
             raise InvalidInput(f"{len(unknown)} user id(s) are not people of this organization, "
@@ -101,6 +119,7 @@ class Sends:
             "fanned_out_at": None, "message_id": command.message_id,
             "category": category,
             "journey_id": journey_id, "journey_step_id": journey_step_id,
+            "segment_id": segment_id,
         }
         try:
             async with self._db.write() as conn:
@@ -119,8 +138,8 @@ class Sends:
         return SendAccepted(SendRead(
             id=send_id, app_id=app_id, user_ids=audience, message=document,
             state="queued", created_at=now, expires_at=expires_at, counts={},
-            succeeded=None, deliveries=[], waiting=[], category=category),
-            created=True)
+            succeeded=None, deliveries=[], waiting=[], category=category,
+            segment_id=segment_id, people=len(audience)), created=True)
 
     async def _by_key(self, org_id: str, key: str) -> SendAccepted | None:
         since = self._clock.now() - IDEMPOTENCY_WINDOW
@@ -141,7 +160,8 @@ class Sends:
                                f"/v1/orgs/{org_id}/sends.")
             counts = await store.delivery_counts(conn, send_id)
             deliveries = await store.deliveries(conn, send_id, after=after, limit=limit)
-            user_ids = await store.audience(conn, send_id)
+            # A segment's audience may be 1,000,000 people: read back as its size only.
+            user_ids = [] if row.segment_id else await store.audience(conn, send_id)
             waiting = await send_waits.waiting(conn, send_id) if counts.get("pending") else []
             held = await compliance.held_count(conn, send_id)
             blocked = await compliance.blocked(conn, row.org_id, row.app_id, send_id)
@@ -150,4 +170,5 @@ class Sends:
             state=send_state(row.state, counts.get("pending", 0), held),
             created_at=row.created_at, expires_at=row.expires_at, counts=counts,
             succeeded=succeeded(row.state, counts), deliveries=deliveries, waiting=waiting,
-            category=row.category, held=held, blocked=blocked)
+            category=row.category, held=held, blocked=blocked, segment_id=row.segment_id,
+            people=row.people_count)

@@ -59,6 +59,7 @@ class SendRow:
     created_at: datetime
     expires_at: datetime
     category: str = "commercial"  # commercial | transactional (compliance rules)
+    segment_id: str | None = None  # a send to a segment (its audience grows as fan-out reads)
 
     def keys(self) -> dict[str, Any]:
         """The report keys of the send (journey keys are null for API sends)."""
@@ -135,6 +136,15 @@ async def insert_send(conn: Conn, row: Mapping[str, Any], audience: Sequence[str
         for n, i in enumerate(range(0, len(audience), AUDIENCE_CHUNK))])
 
 
+async def append_audience(conn: Conn, send_id: str, chunk: int, people: Sequence[str]) -> None:
+    """Record the next chunk of a segment send's audience, as fan-out read it (``Duplicate``
+    when another run of the same page recorded it first)."""
+    async with duplicates_raised():
+        await conn.execute(insert(_A).values(send_id=send_id, chunk=chunk, people=list(people)))
+    await conn.execute(update(_S).where(_S.c.id == send_id).values(
+        people_count=_S.c.people_count + len(people)))
+
+
 def id_values(conn: Conn, ids: Sequence[str]) -> Any:
     """A one-column table (``value``) of ``ids`` from one parameter, whatever their number:
     ``json_each`` on SQLite, ``unnest`` on PostgreSQL (no 100,000-parameter statements)."""
@@ -176,7 +186,7 @@ def _send(row: Any) -> SendRow:
                    fanned_out_people=row.fanned_out_people, journey_id=row.journey_id,
                    journey_step_id=row.journey_step_id, message_id=row.message_id,
                    created_at=row.created_at, expires_at=row.expires_at,
-                   category=row.category)
+                   category=row.category, segment_id=row.segment_id)
 
 
 async def get(conn: Conn, send_id: str, org_id: str | None = None) -> SendRow | None:

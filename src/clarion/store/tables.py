@@ -245,6 +245,9 @@ sends = Table(
     Column("fanned_out_at", TS, nullable=True),
     # commercial | transactional: which compliance rules apply (clarion.domain.compliance)
     Column("category", String(16), nullable=False, server_default="commercial"),
+    # A send to a segment: fan-out reads its members page by page and appends them to the
+    # send's audience (``people_count`` grows as it goes). Null: the audience was given.
+    Column("segment_id", GUID, nullable=True),
     UniqueConstraint("org_id", "idempotency_key", name="uq_sends_org_idempotency_key"),
     Index("ix_sends_org_created", "org_id", "created_at"),
 )

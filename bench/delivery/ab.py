@@ -7,8 +7,8 @@ Each variant is ``label=SRC[:NAME=VALUE,...]``: ``clarion`` imported from ``SRC`
 ``src`` for another commit, through ``PYTHONPATH``) with extra environment variables. Every
 distinct ``SRC`` gets its own world, built by that code (its own migrations), through the
 product. A round runs the aioapns loop (100 in flight, uvloop), then each variant once on a
-fresh copy of its world (APNs, ``--people`` × 1,000 devices, ``clarion serve`` pinned to core
-1), alternating the order from round to round. Medians are printed at the end; everything goes
+fresh copy of its world (APNs, ``--people`` × ``--devices`` (1,000), ``clarion serve`` pinned
+to core 1), alternating the order from round to round. Medians are printed at the end; everything goes
 to ``bench/results/delivery-ab-<stamp>.json``. Same sink, processes and measurements as
 ``run.py`` (whose README explains them).
 """
@@ -43,7 +43,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("variants", nargs="+", help="label=SRC[:NAME=VALUE,...]")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--people", type=int, default=100, help="× 1,000 iOS devices")
+    parser.add_argument("--people", type=int, default=100, help="iOS people")
+    parser.add_argument("--devices", type=int, default=1000, help="devices per person")
     args = parser.parse_args()
     variants = [_variant(v) for v in args.variants]
     from clarion.emulators.tls import make_pki
@@ -64,7 +65,7 @@ def main() -> None:
             world_dir = work / f"world-{len(worlds)}"
             print(f"building a world with {src} …", flush=True)
             worlds[src] = (base, world_dir, W.build_world(
-                var_dir=world_dir, database_url=None, plan=W.Plan(args.people, 0, 1000),
+                var_dir=world_dir, database_url=None, plan=W.Plan(args.people, 0, args.devices),
                 base=base, sink_url=sink.url, work=work, on_progress=lambda *_: None))
         some = next(iter(worlds.values()))[2]
         files = {"p8": work / "bench.p8", "sa": work / "sa.json"}

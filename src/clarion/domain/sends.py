@@ -76,9 +76,8 @@ class SendCreate(BaseModel):
 
     @property
     def audience(self) -> list[str]:
-        """The people given, de-duplicated, in the order given (none for a segment send)."""
-        ids = [self.user_id] if self.user_id is not None else self.user_ids or []
-        return list(dict.fromkeys(ids))
+        """The people given, in the order given (none for a segment send)."""
+        return [self.user_id] if self.user_id is not None else self.user_ids or []
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,9 +33,13 @@ from clarion.store.jobs import JobQueue
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
-def _canonical(ids: list[str]) -> list[str]:
-    """The people's ids in their stored (lower-case) form, once each, in the order given."""
-    return list(dict.fromkeys(g for i in ids if (g := canonical_guid(i)) is not None))
+def _canonical(ids: list[str]) -> tuple[list[str], list[str]]:
+    """(the people's ids in their stored (lower-case) form, once each, in the order given;
+    the given ids that are not GUIDs): one look at each id (100,000 in a send)."""
+    canonical = list(map(canonical_guid, ids))
+    if None in canonical:
+        return [], [i for i, g in zip(ids, canonical, strict=True) if g is None]
+    return list(dict.fromkeys(canonical)), []  # type: ignore[arg-type]  # (no None left)
 
 
 async def _require_segment(conn: Conn, org_id: str, segment_id: str | None) -> str | None:
@@ -77,9 +81,7 @@ class Sends:
             earlier = await self._by_key(org_id, idempotency_key)
             if earlier is not None:
                 return earlier
-        given = command.audience
-        audience = _canonical(given)
-        not_ids = [g for g in given if canonical_guid(g) is None]
+        audience, not_ids = _canonical(command.audience)
         if not_ids:
             raise InvalidInput(f"{len(not_ids)} user id(s) are not person ids (GUIDs), "
                                f"e.g. {not_ids[0]!r}", field="user_ids",

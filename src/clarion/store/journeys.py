@@ -110,13 +110,14 @@ def _instance(row: Any) -> Instance:
 async def insert_instance(conn: Conn, *, instance_id: str, org_id: str, instance: Instance,
                           now: datetime) -> bool:
     """Store a new instance; False (and nothing changes) if the person already has this
-    entry of this version (another worker entered them first)."""
+    entry of this version (another worker entered them first) or ``instance_id`` exists (the
+    same cause entered them already)."""
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = dialect_insert(_I).values(
         id=instance_id, org_id=org_id, journey_id=instance.journey_id,
         version=instance.version, person_id=instance.person_id, entry_no=instance.entry_no,
         entered_at=now, updated_at=now, **_instance_values(instance),
-    ).on_conflict_do_nothing(index_elements=["journey_id", "version", "person_id", "entry_no"])
+    ).on_conflict_do_nothing()  # either key: (journey, version, person, entry) or the id
     done = await conn.execute(statement)
     return bool(done.rowcount)
 

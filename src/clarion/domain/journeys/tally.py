@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from clarion.domain.journeys.engine import COMPLETED
 
@@ -26,7 +27,8 @@ class StepCounts:
     exit: int = 0
     exit_reasons: Counter[str] = field(default_factory=Counter)
     variants: Counter[str] = field(default_factory=Counter)  # A/B push steps: people per variant
-    channel: dict[str, object] | None = None  # push steps: sent, delivered, opened... (reports)
+    channel: dict[str, Any] | None = None  # push steps: sent, delivered, opened... (reports)
+    ab: dict[str, Any] | None = None  # A/B push steps: each variant's figures, the winner
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -37,6 +39,8 @@ class StepCounts:
             out["variants"] = dict(sorted(self.variants.items()))
         if self.channel is not None:
             out["channel"] = self.channel
+        if self.ab is not None:
+            out["ab"] = self.ab
         return out
 
 

@@ -36,19 +36,6 @@ class JourneyRead:
 
 
 @dataclass(frozen=True, slots=True)
-class InstanceRow:
-    """The part of an instance the report reads."""
-
-    id: str
-    version: int
-    status: str
-    path: list[str]
-    done_reason: str | None
-    variants: list[tuple[str, str]]
-    goal_met: bool
-
-
-@dataclass(frozen=True, slots=True)
 class JourneyReport:
     journey_id: str
     version: int

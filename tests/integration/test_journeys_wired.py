@@ -27,7 +27,7 @@ from clarion.clock import FrozenClock
 from clarion.domain.journeys.engine import LATE_INTERACTION_GRACE
 from clarion.domain.outcomes import Platform
 from clarion.providers.fake import FakeSender
-from clarion.services.events import TriggerPublication
+from clarion.services.events import OutcomePublication, TriggerPublication
 from clarion.store import tables as t
 from clarion.store.migrate import upgrade
 from tests.conftest import make_settings
@@ -312,6 +312,52 @@ async def test_person_created_enters_a_journey(live: Live) -> None:
             t.sends.c.journey_id == journey["id"]))).scalars().all()
     assert len(send_ids) == 1
     assert (await r.c.sends.get(w.org_id, str(send_ids[0]))).user_ids == [person["id"]]
+
+
+async def test_push_sent_and_not_sent_enter_journeys_once(live: Live) -> None:
+    """Interaction entries on a push's outcome: a send of a message to two people, one with
+    a device (sent: the first journey) and one without (not sent: the second); the outcome
+    events published again enter nobody again."""
+    r, w = live, live.w
+    await r.settle()
+    promo = await r.post("/messages", message(w.app_id, "Promo"))
+    follow = await r.post("/messages", message(w.app_id, "Follow"))
+    ids = {}
+    for outcome in ("sent", "not_sent"):
+        journey = await r.post("/journeys", {
+            "name": f"After {outcome}", "app_id": w.app_id,
+            "entry": {"type": "interaction", "interaction": outcome,
+                      "message_id": promo["id"]},
+            "steps": [{"id": "again", "type": "push", "message_id": follow["id"]}]})
+        await r.post(f"/journeys/{journey['id']}/start", {}, 200)
+        ids[outcome] = journey["id"]
+    reached, unreachable = w.person_ids[:2]
+    await r.register(reached, FcmDeviceToken="fcm-reached")
+    await r.settle()
+    await r.post("/sends", {"message_id": promo["id"], "user_ids": [reached, unreachable]},
+                 202)
+    await r.settle()
+
+    async def entered() -> dict[str, list[str]]:
+        async with r.c.db.read() as conn:
+            rows = (await conn.execute(select(
+                t.journey_instances.c.journey_id, t.journey_instances.c.person_id))).all()
+        out: dict[str, list[str]] = {k: [] for k in ids}
+        for outcome, jid in ids.items():
+            out[outcome] = sorted(str(p) for j, p in rows if str(j) == jid)
+        return out
+
+    assert await entered() == {"sent": [reached], "not_sent": [unreachable]}
+    async with r.c.db.read() as conn:
+        send_id = str((await conn.execute(select(t.sends.c.id).where(
+            t.sends.c.message_id == promo["id"]))).scalar_one())
+    for outcome, person in (("sent", reached), ("not_sent", unreachable)):
+        await r.c.events.dispatch_push_outcomes(OutcomePublication(send_id, outcome, [person]))
+    await r.settle()
+    assert await entered() == {"sent": [reached], "not_sent": [unreachable]}
+    follows = [s for s in r.fake.sent if not s.dry_run
+               and (s.notification.title or "").startswith("Follow")]
+    assert [s.device.token for s in follows] == ["fcm-reached"]  # the other has no device
 
 
 async def test_a_push_job_run_again_sends_nothing_twice(live: Live) -> None:

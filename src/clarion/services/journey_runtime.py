@@ -47,6 +47,7 @@ from clarion.domain.journeys.engine import (
 )
 from clarion.domain.journeys.records import JourneyRead
 from clarion.domain.journeys.validation import parse
+from clarion.domain.sends import PushOutcomeEvent
 from clarion.services.journey_jobs import Batch, Queued, Timer, as_jobs, due_ms, queued
 from clarion.services.journey_tasks import (
     JOURNEY_ENTER,
@@ -324,11 +325,36 @@ class JourneyRuntime:
                 if event.org_id not in entries:
                     entries[event.org_id] = await self._interaction_entries(conn, event.org_id)
                 for row, journey in entries[event.org_id]:
-                    if _enters(journey, event):
+                    if _enters(journey, event.kind.value, event.message_id, event.journey_id,
+                               event.journey_step_id):
                         assert row.live_version is not None
                         await self._enter(conn, row.org_id, row.app_id, journey, row.id,
-                                          row.live_version, event.person_id, None, now)
+                                          row.live_version, event.person_id, None, now,
+                                          cause=f"interaction:{event.id}")
             await self._enqueue(conn, jobs)
+
+    async def on_push_outcomes(self, events: Sequence[PushOutcomeEvent]) -> None:
+        """Subscriber of ``push.*``: enter people into the live journeys whose entry is
+        that push being sent (or not sent); one transaction per batch, and none for an org
+        without such a journey. Idempotent: the entry is keyed by send, person and outcome."""
+        now = self._clock.now()
+        orgs = {e.org_id for e in events}
+        async with self._db.read() as conn:
+            wanted = {org: [(row, j) for row, j in await self._interaction_entries(conn, org)
+                            if isinstance(j.entry, InteractionEntry)
+                            and j.entry.interaction in ("sent", "not_sent")] for org in orgs}
+        if not any(wanted.values()):
+            return
+        async with self._db.write() as conn:
+            for event in events:
+                for row, journey in wanted[event.org_id]:
+                    if _enters(journey, event.outcome, event.message_id, event.journey_id,
+                               event.journey_step_id):
+                        assert row.live_version is not None
+                        await self._enter(conn, row.org_id, row.app_id, journey, row.id,
+                                          row.live_version, event.person_id, None, now,
+                                          cause=f"{event.topic}:{event.send_id}:"
+                                                f"{event.person_id}")
 
     async def _interaction_entries(self, conn: Conn, org_id: str
                                    ) -> list[tuple[JourneyRead, Journey]]:
@@ -429,11 +455,13 @@ class JourneyRuntime:
             await self._push.send(live)
 
 
-def _enters(journey: Journey, event: InteractionEvent) -> bool:
-    """The interaction event is the journey's entry."""
+def _enters(journey: Journey, interaction: str, message_id: str | None,
+            journey_id: str | None, step_id: str | None) -> bool:
+    """That interaction (opened, clicked, sent, not sent) with that push is the journey's
+    entry."""
     entry = journey.entry
-    if not isinstance(entry, InteractionEntry) or entry.interaction != event.kind.value:
+    if not isinstance(entry, InteractionEntry) or entry.interaction != interaction:
         return False
     if entry.message_id is not None:
-        return entry.message_id == event.message_id
-    return entry.journey_id == event.journey_id and entry.step == event.journey_step_id
+        return entry.message_id == message_id
+    return entry.journey_id == journey_id and entry.step == step_id

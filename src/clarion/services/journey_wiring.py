@@ -446,4 +446,5 @@ def subscribe(events: EventBus, runtime: JourneyRuntime, versions: Versions,
     events.subscribe("interaction.opened", interactions, name="journeys.opened")
     events.subscribe("interaction.clicked", interactions, name="journeys.clicked")
     events.subscribe("trigger.*", triggers, name="journeys.triggers")
+    events.subscribe("push.*", runtime.on_push_outcomes, name="journeys.push_outcomes")
     events.subscribe(PERSON_CREATED, people, name="journeys.person_created")

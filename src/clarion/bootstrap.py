@@ -191,9 +191,10 @@ def build(
         callbacks=Callbacks(callback_client),
         sends=sends,
         fanout=FanOut(db, clock, queue, policy, compliance.unsubscribe_url,
-                      members=segments.members),
+                      members=segments.members, outcomes=events.publish_push_outcomes),
         delivery=Delivery(db=db, clock=clock, queue=queue, apps=apps, senders=senders,
-                          policy=policy, public_url=settings.public_url, link_key=link_key),
+                          policy=policy, public_url=settings.public_url, link_key=link_key,
+                          outcomes=events.publish_push_outcomes),
         interactions=Interactions(
             db=db, writer=writer, clock=clock, link_key=link_key,
             lookup_window_seconds=settings.events_lookup_window_ms / 1000,

@@ -76,3 +76,14 @@ async def test_facts_from_the_database(container: Container) -> None:
     assert after.winner("nudge") == "a"  # cached for a minute
     fresh = StoredFacts(c.db, c.clock, evaluate, c.reports)
     assert (await fresh.facts(w.org_id, inst, None)).winner("nudge") == "b"
+
+    # The journey report shows the test per variant, decided as the runtime decides it.
+    report = (await c.journeys.report(w.org_id, journey.id)).as_dict()
+    ab = next(s for s in report["steps"] if s["id"] == "nudge")["ab"]
+    assert (ab["a"]["message_id"], ab["a"]["sent_people"], ab["a"]["opened_people"],
+            ab["a"]["rate"]) == ("m-a", 100, 10, 0.1)
+    assert (ab["b"]["message_id"], ab["b"]["sent_people"], ab["b"]["opened_people"],
+            ab["b"]["rate"]) == ("m-b", 100, 30, 0.3)
+    assert (ab["metric"], ab["winner"]) == ("opened", "b")
+    assert ab["confidence"] > 0.99  # 10 % vs 30 % of 100 each
+    assert ab["b"]["channel"]["sent"]["people"] == 100

@@ -19,7 +19,7 @@ import pytest
 from clarion.bootstrap import Container, build
 from clarion.clock import FrozenClock
 from clarion.domain.interactions import InteractionEvent, InteractionKind, Source
-from clarion.domain.journeys.engine import Facts, Instance, Variant
+from clarion.domain.journeys.engine import LATE_INTERACTION_GRACE, Facts, Instance, Variant
 from clarion.services import journey_runtime
 from clarion.services.journey_runtime import JourneyRuntime
 from clarion.services.journey_tasks import (
@@ -38,6 +38,8 @@ from tests.factories import World, world
 from tests.unit.test_journey_document import EXAMPLE
 
 pytestmark = pytest.mark.integration
+
+GRACE_S = LATE_INTERACTION_GRACE.total_seconds()
 
 
 @dataclass
@@ -180,7 +182,7 @@ async def test_the_example_runs_as_written(rig: Rig, monkeypatch: pytest.MonkeyP
     # Redelivered (the bus is at least once): nobody waits any more, nothing happens.
     await r.runtime.on_interactions([_event(r, gold_opener, jid, "hello", 1)])
     await r.drain()
-    r.clock.advance(8)
+    r.clock.advance(8 + GRACE_S)  # the deadline, and the grace for late opens
     await r.drain()
     sent = Counter((o.person_id, o.step_id) for o in r.push.sent)
     assert sent[(gold_opener, "perks")] == 1
@@ -213,12 +215,29 @@ async def test_two_workers_share_a_journey_without_duplicates(rig: Rig,
     jid = await _example(r)
     await r.runtime.started(jid)
     await asyncio.gather(r.worker("a").run_until_idle(), r.worker("b").run_until_idle())
-    r.clock.advance(8)
+    r.clock.advance(8 + GRACE_S)  # the deadline, and the grace for late opens
     await asyncio.gather(r.worker("a").run_until_idle(), r.worker("b").run_until_idle())
     sent = Counter((o.person_id, o.step_id) for o in r.push.sent)
     assert set(sent.values()) == {1}
     assert sorted(p for p, s in sent if s == "hello") == sorted(r.w.person_ids[:6])
     assert sorted(p for p, s in sent if s == "nudge") == sorted(r.w.person_ids[:6])
+
+
+async def test_a_fire_delivered_twice_enters_once_even_with_reentry_always(rig: Rig) -> None:
+    """The bus delivers at least once: a fire delivered again (its publication job re-run
+    after a crash that followed the entry's commit) must not enter the person a second time,
+    even where re-entry is ``always``; a new fire does."""
+    r = rig
+    jid = await _example(r, entry={"type": "trigger", "trigger": "cart_abandoned"},
+                         reentry="always")
+    p1 = r.w.person_ids[0]
+    org = r.w.org_id
+    assert await r.runtime.on_trigger(org, "cart_abandoned", p1, {}, cause="fire-1") == 1
+    assert await r.runtime.on_trigger(org, "cart_abandoned", p1, {}, cause="fire-1") == 0
+    assert await r.runtime.on_trigger(org, "cart_abandoned", p1, {}, cause="fire-2") == 1
+    await r.drain()
+    assert (await r.c.journeys.report(org, jid)).people == 2
+    assert Counter(o.step_id for o in r.push.sent) == {"hello": 2}
 
 
 async def test_triggers_enter_exit_and_stop(rig: Rig) -> None:
@@ -240,7 +259,7 @@ async def test_triggers_enter_exit_and_stop(rig: Rig) -> None:
     # After the exit, p1 may enter again (after_exit): entry 2.
     assert await r.runtime.on_trigger(org, "cart_abandoned", p1, {"cart_total": 90}) == 1
     await r.c.journeys.stop(org, jid)
-    r.clock.advance(8)
+    r.clock.advance(8 + GRACE_S)  # the deadline, and the grace for late opens
     before = len(r.push.sent)
     await r.drain()
     assert len(r.push.sent) == before  # stopped: the timers do nothing, nobody is nudged

@@ -12,7 +12,14 @@ import httpx
 import pytest
 
 from clarion.bootstrap import Container
-from clarion.domain.journeys.engine import Entered, Instance, Interaction, TimerFired, step
+from clarion.domain.journeys.engine import (
+    LATE_INTERACTION_GRACE,
+    Entered,
+    Instance,
+    Interaction,
+    TimerFired,
+    step,
+)
 from clarion.domain.journeys.validation import parse
 from clarion.store import journeys as store
 from tests.factories import World, world
@@ -136,7 +143,10 @@ async def _run_people(c: Container, w: World, journey_id: str) -> None:
             assert not await store.insert_instance(conn, instance_id=str(uuid.uuid4()),
                                                    org_id=w.org_id, instance=inst, now=t0)
             if event is not None:
-                inst, _ = step(journey, inst, event, t0 + timedelta(seconds=8), facts)
+                # opens within the wait; the timer at its deadline (and the grace after it)
+                when = t0 + (timedelta(seconds=3) if isinstance(event, Interaction)
+                             else timedelta(seconds=8) + LATE_INTERACTION_GRACE)
+                inst, _ = step(journey, inst, event, when, facts)
                 await store.save_instance(conn, inst, t0)
         back = await store.get_instance(conn, journey_id, 1, "gold", 1)
         assert back is not None
@@ -170,8 +180,11 @@ async def test_report_json_and_csv(container: Container, client: httpx.AsyncClie
     r = await client.get(f"{base}/{jid}/report", params={"format": "csv"}, headers=auth(w))
     assert r.headers["content-type"].startswith("text/csv")
     lines = r.text.splitlines()
-    assert lines[0] == "step,type,inflow,processing,processed,exit,exit_reasons"
-    assert lines[1] == "hello,push,4,0,4,0,"
+    assert lines[0] == ("step,type,inflow,processing,processed,exit,exit_reasons,"
+                        "sent_people,not_sent_people,blocked_people,held_people,"
+                        "delivered_people,opened_people,clicked_people,ab_a_rate,ab_b_rate,"
+                        "ab_winner")
+    assert lines[1] == "hello,push,4,0,4,0,,0,0,0,0,0,0,0,,,"  # the channel: no sends here
 
     await client.post(f"{base}/{jid}/stop", headers=auth(w))
     report = (await client.get(f"{base}/{jid}/report", headers=auth(w))).json()

@@ -24,14 +24,18 @@ from sqlalchemy import select
 from clarion.api.app import create_app
 from clarion.bootstrap import Container, build
 from clarion.clock import FrozenClock
+from clarion.domain.journeys.engine import LATE_INTERACTION_GRACE
 from clarion.domain.outcomes import Platform
 from clarion.providers.fake import FakeSender
+from clarion.services.events import OutcomePublication, TriggerPublication
 from clarion.store import tables as t
 from clarion.store.migrate import upgrade
 from tests.conftest import make_settings
 from tests.factories import World, apns_token, drain, recorded, world
 
 pytestmark = pytest.mark.integration
+
+GRACE_S = LATE_INTERACTION_GRACE.total_seconds()
 
 # The issue's example, as written (issue 14, item 4).
 EXAMPLE = """
@@ -183,7 +187,7 @@ async def test_the_issue_example_runs_end_to_end_on_the_real_parts(live: Live) -
             assert resp.status_code in (200, 202), resp.text
     await recorded(r.c)
     await r.settle()
-    r.clock.advance(8)
+    r.clock.advance(8 + GRACE_S)  # the deadline, and the grace for late opens
     await r.settle()
 
     step_of = await _steps_of_sends(r.c)
@@ -310,6 +314,52 @@ async def test_person_created_enters_a_journey(live: Live) -> None:
     assert (await r.c.sends.get(w.org_id, str(send_ids[0]))).user_ids == [person["id"]]
 
 
+async def test_push_sent_and_not_sent_enter_journeys_once(live: Live) -> None:
+    """Interaction entries on a push's outcome: a send of a message to two people, one with
+    a device (sent: the first journey) and one without (not sent: the second); the outcome
+    events published again enter nobody again."""
+    r, w = live, live.w
+    await r.settle()
+    promo = await r.post("/messages", message(w.app_id, "Promo"))
+    follow = await r.post("/messages", message(w.app_id, "Follow"))
+    ids = {}
+    for outcome in ("sent", "not_sent"):
+        journey = await r.post("/journeys", {
+            "name": f"After {outcome}", "app_id": w.app_id,
+            "entry": {"type": "interaction", "interaction": outcome,
+                      "message_id": promo["id"]},
+            "steps": [{"id": "again", "type": "push", "message_id": follow["id"]}]})
+        await r.post(f"/journeys/{journey['id']}/start", {}, 200)
+        ids[outcome] = journey["id"]
+    reached, unreachable = w.person_ids[:2]
+    await r.register(reached, FcmDeviceToken="fcm-reached")
+    await r.settle()
+    await r.post("/sends", {"message_id": promo["id"], "user_ids": [reached, unreachable]},
+                 202)
+    await r.settle()
+
+    async def entered() -> dict[str, list[str]]:
+        async with r.c.db.read() as conn:
+            rows = (await conn.execute(select(
+                t.journey_instances.c.journey_id, t.journey_instances.c.person_id))).all()
+        out: dict[str, list[str]] = {k: [] for k in ids}
+        for outcome, jid in ids.items():
+            out[outcome] = sorted(str(p) for j, p in rows if str(j) == jid)
+        return out
+
+    assert await entered() == {"sent": [reached], "not_sent": [unreachable]}
+    async with r.c.db.read() as conn:
+        send_id = str((await conn.execute(select(t.sends.c.id).where(
+            t.sends.c.message_id == promo["id"]))).scalar_one())
+    for outcome, person in (("sent", reached), ("not_sent", unreachable)):
+        await r.c.events.dispatch_push_outcomes(OutcomePublication(send_id, outcome, [person]))
+    await r.settle()
+    assert await entered() == {"sent": [reached], "not_sent": [unreachable]}
+    follows = [s for s in r.fake.sent if not s.dry_run
+               and (s.notification.title or "").startswith("Follow")]
+    assert [s.device.token for s in follows] == ["fcm-reached"]  # the other has no device
+
+
 async def test_a_push_job_run_again_sends_nothing_twice(live: Live) -> None:
     """A worker that dies after the send was queued: the job's orders, run again, find the
     first send (the idempotency key is their digest); one send per group, never per person."""
@@ -390,7 +440,7 @@ async def test_two_workers_on_postgresql_share_the_example_without_duplicates(
             for _ in range(3):
                 await both()
                 clock.advance(0.25)
-            clock.advance(8)
+            clock.advance(8 + GRACE_S)  # the deadline, and the grace for late opens
             for _ in range(3):
                 await both()
                 clock.advance(0.25)
@@ -423,6 +473,40 @@ async def test_a_fire_from_before_the_start_enters_nobody(live: Live) -> None:
         entered = (await conn.execute(select(t.journey_instances.c.person_id).where(
             t.journey_instances.c.journey_id == journey["id"]))).scalars().all()
     assert [str(p) for p in entered] == [w.person_ids[1]]
+
+
+async def test_a_fire_published_twice_enters_once_with_reentry_always(live: Live) -> None:
+    """The trigger publication re-run (as after a crash between the subscriber's commit and
+    the job's completion): the person entered once for that fire; a second fire enters
+    again (re-entry ``always``)."""
+    r, w = live, live.w
+    await r.settle()
+    await r.post("/triggers", {"name": "browsed", "attributes": {}})
+    hello = await r.post("/messages", message(w.app_id, "Hello"))
+    journey = await r.post("/journeys", {
+        "name": "Browsed", "app_id": w.app_id, "reentry": "always",
+        "entry": {"type": "trigger", "trigger": "browsed"},
+        "steps": [{"id": "hi", "type": "push", "message_id": hello["id"]}]})
+    await r.post(f"/journeys/{journey['id']}/start", {}, 200)
+    r.clock.advance(0.1)
+    await r.post("/triggers/browsed/fire", {"user_id": w.person_ids[0], "data": {}}, 202)
+    await r.settle()
+    async with r.c.db.read() as conn:
+        fires = [str(i) for i in (await conn.execute(select(t.trigger_firings.c.id))
+                                  ).scalars().all()]
+    assert len(fires) == 1
+    await r.c.events.dispatch_triggers(TriggerPublication(fires))  # delivered again
+    await r.settle()
+
+    async def entries() -> list[int]:
+        async with r.c.db.read() as conn:
+            return sorted((await conn.execute(select(t.journey_instances.c.entry_no).where(
+                t.journey_instances.c.journey_id == journey["id"]))).scalars().all())
+
+    assert await entries() == [1]
+    await r.post("/triggers/browsed/fire", {"user_id": w.person_ids[0], "data": {}}, 202)
+    await r.settle()
+    assert await entries() == [1, 2]
 
 
 @pytest.mark.parametrize("wait_first", [False, True])

@@ -12,6 +12,7 @@ import pytest
 from clarion.domain.journeys.document import Journey
 from clarion.domain.journeys.engine import (
     COMPLETED,
+    LATE_INTERACTION_GRACE,
     Await,
     Done,
     Entered,
@@ -72,7 +73,7 @@ def test_example_gold_person_who_opens_gets_perks() -> None:
     inst, actions = step(j, new(), Entered(), T0, GOLD)
     deadline = T0 + timedelta(seconds=8)
     assert actions == [SendPush("hello", "m-hello"), Await("interaction", "hello", deadline),
-                       Schedule(deadline, "opened")]
+                       Schedule(deadline + LATE_INTERACTION_GRACE, "opened")]
     assert inst.status == "waiting"
     assert inst.step_id == "opened"
     inst, actions = step(j, inst, Interaction("hello", "opened"), T0 + timedelta(seconds=3),
@@ -94,13 +95,44 @@ def test_example_silver_person_who_opens_gets_nothing_more() -> None:
 def test_example_person_who_does_not_open_gets_the_nudge_at_the_deadline() -> None:
     j = journey()
     inst, _ = step(j, new(), Entered(), T0, GOLD)
+    wake = T0 + timedelta(seconds=8) + LATE_INTERACTION_GRACE
     early = step(j, inst, TimerFired("opened"), T0 + timedelta(seconds=7), GOLD)
-    assert early == (inst, [Schedule(T0 + timedelta(seconds=8), "opened")])
-    inst, actions = step(j, inst, TimerFired("opened"), T0 + timedelta(seconds=8), GOLD)
+    assert early == (inst, [Schedule(wake, "opened")])
+    inst, actions = step(j, inst, TimerFired("opened"), wake, GOLD)
     assert actions == [SendPush("nudge", "m-nudge"), Done(COMPLETED)]
     assert inst.path == ("hello", "opened", "nudge")
     # An open after the deadline changes nothing.
     assert step(j, inst, Interaction("hello", "opened"), T0 + timedelta(seconds=9), GOLD)[1] == []
+
+
+def test_an_open_made_just_before_the_deadline_that_arrives_after_it_still_counts() -> None:
+    """The report of an open made at 7.9 s reaches the engine at 10 s (accepted, recorded,
+    published): still a yes. One made at 9 s, after the 8 s deadline, is not."""
+    j = journey()
+    waiting, _ = step(j, new(), Entered(), T0, GOLD)
+    late_news = T0 + timedelta(seconds=10)
+    inst, actions = step(j, waiting, Interaction("hello", "opened",
+                                                 T0 + timedelta(milliseconds=7_900)),
+                         late_news, GOLD)
+    assert actions == [SendPush("perks", "m-perks"), Done(COMPLETED)]
+    inst, actions = step(j, waiting, Interaction("hello", "opened", T0 + timedelta(seconds=9)),
+                         late_news, GOLD)
+    assert (inst, actions) == (waiting, [])
+    # Without its time, an interaction happened when it arrives: after the deadline, late.
+    assert step(j, waiting, Interaction("hello", "opened"), late_news, GOLD) == (waiting, [])
+
+
+def test_the_deadline_timer_answers_yes_when_the_open_is_recorded_but_its_event_is_not_in(
+) -> None:
+    """The timer fires while the open's event is still on its way: the recorded interactions
+    (facts) decide, so the person is not sent the nudge."""
+    j = journey()
+    waiting, _ = step(j, new(), Entered(), T0, GOLD)
+    recorded = FakeFacts(true={"tier eq 'gold'"}, done={("hello", "opened")})
+    wake = T0 + timedelta(seconds=8) + LATE_INTERACTION_GRACE
+    inst, actions = step(j, waiting, TimerFired("opened"), wake, recorded)
+    assert actions == [SendPush("perks", "m-perks"), Done(COMPLETED)]
+    assert inst.path == ("hello", "opened", "tier", "perks")
 
 
 def test_an_open_recorded_before_the_wait_answers_yes_at_once() -> None:
@@ -226,7 +258,7 @@ def test_the_tally_adds_up_for_the_example() -> None:
     gold_open, _ = step(j, step(j, new("a"), Entered(), T0, GOLD)[0],
                         Interaction("hello", "opened"), T0, GOLD)
     no_open, _ = step(j, step(j, new("b"), Entered(), T0, GOLD)[0], TimerFired("opened"),
-                      T0 + timedelta(seconds=8), GOLD)
+                      T0 + timedelta(seconds=8) + LATE_INTERACTION_GRACE, GOLD)
     waiting, _ = step(j, new("c"), Entered(), T0, GOLD)
     left, _ = step(j, waiting, Exit("journey_stopped"), T0, GOLD)
     for inst in (gold_open, no_open, waiting, left):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from clarion.domain.journeys.document import END, Journey, PushStep
 from clarion.domain.journeys.engine import (
     COMPLETED,
+    LATE_INTERACTION_GRACE,
     Action,
     Done,
     Entered,
@@ -21,6 +22,7 @@ from clarion.domain.journeys.engine import (
     Exit,
     Instance,
     Interaction,
+    Schedule,
     SendPush,
     TimerFired,
     TriggerFired,
@@ -177,15 +179,19 @@ def test_every_wait_ends_and_every_path_reaches_the_end(
         journey: Journey, true: list[str], person: str) -> None:
     facts = FakeFacts(true=set(true), zone="Pacific/Auckland")
     now = T0
-    inst, _ = step(journey, Instance("j", 1, person), Entered(), now, facts)
+    inst, actions = step(journey, Instance("j", 1, person), Entered(), now, facts)
     for _ in range(len(journey.steps) + 1):
         if inst.done:
             break
         assert inst.status == "waiting"
         assert inst.waiting_until is not None
         assert inst.waiting_until - now <= timedelta(days=90)
-        now = inst.waiting_until
-        moved, _ = step(journey, inst, TimerFired(inst.step_id or ""), now, facts)
+        # The timer the engine asked for: at the deadline (an interaction's: a grace later)
+        wake = [a.at for a in actions if isinstance(a, Schedule)]
+        assert len(wake) == 1 and inst.waiting_until <= wake[0] <= (
+            inst.waiting_until + LATE_INTERACTION_GRACE)
+        now = wake[0]
+        moved, actions = step(journey, inst, TimerFired(inst.step_id or ""), now, facts)
         assert moved != inst  # the wait ended
         inst = moved
     assert inst.done

@@ -203,6 +203,14 @@ def chart(report: JourneyReport, width: int = 30) -> Table:
     return table
 
 
+def _ab_line(step_id: str, ab: dict[str, Any]) -> str:
+    """``A/B nudge (opened): a 10.0 % of 100, b 30.0 % of 100; winner b``."""
+    arms = [f"{v} {100 * ab[v]['rate']:.1f} % of {ab[v]['sent_people']:,}" for v in ("a", "b")]
+    decided = (f"winner {ab['winner']}" if ab["winner"] else
+               f"running (confidence {100 * ab['confidence']:.1f} %)")
+    return f"A/B {step_id} ({ab['metric']}): {', '.join(arms)}; {decided}"
+
+
 @app.command("report")
 def report(org: Org, journey: JourneyId, as_json: AsJson = False,
            csv: Annotated[bool, typer.Option("--csv", help="Print CSV on stdout.")] = False
@@ -220,6 +228,9 @@ def report(org: Org, journey: JourneyId, as_json: AsJson = False,
         sys.stdout.write(found.csv())
         return
     console.print(chart(found))
+    for s in found.steps:
+        if s.ab is not None:
+            console.print(_ab_line(s.id, s.ab), markup=False)
     goal = found.as_dict()["goal"]
     if goal is not None:
         console.print(f"goal: {goal['met']} of {found.people} ({goal['share']} %), target "

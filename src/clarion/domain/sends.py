@@ -164,3 +164,25 @@ def succeeded(fanout_state: str, counts: dict[str, int]) -> bool | None:
     if fanout_state == "fanned_out" and not counts.get("pending", 0):
         return False
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class PushOutcomeEvent:
+    """What a push did for one person, as subscribers of in-service events see it (topic
+    ``push.sent``: the first of their devices accepted it; ``push.not_sent``: no valid
+    device, the message could not be personalised, or their only device refused it, with
+    ``reason``). Dedupe key: (send_id, person_id, outcome)."""
+
+    org_id: str
+    app_id: str
+    send_id: str
+    person_id: str
+    message_id: str | None
+    journey_id: str | None
+    journey_step_id: str | None
+    outcome: Literal["sent", "not_sent"]
+    reason: str | None = None
+
+    @property
+    def topic(self) -> str:
+        return f"push.{self.outcome}"

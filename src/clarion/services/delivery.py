@@ -36,7 +36,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -159,10 +159,21 @@ def _expired(expires_at: datetime, now: datetime) -> bool:
     return expires_at < now
 
 
+# (conn, send id, "sent" | "not_sent", people, reason): publish push outcomes in ``conn``'s
+# transaction (``EventBus.publish_push_outcomes``; fan-out uses it too).
+OutcomePublisher = Callable[[Conn, str, str, Sequence[str], str | None], Awaitable[None]]
+
+
+async def no_outcomes(_c: Conn, _s: str, _o: str, _p: Sequence[str], _r: str | None) -> None:
+    return None
+
+
 class Delivery:
     def __init__(self, *, db: Database, clock: Clock, queue: JobQueue, apps: Apps,
                  senders: Mapping[Platform, Sender], policy: DeliveryPolicy,
-                 public_url: str, link_key: bytes) -> None:
+                 public_url: str, link_key: bytes,
+                 outcomes: OutcomePublisher = no_outcomes) -> None:
+        self._outcomes = outcomes  # push.sent / push.not_sent per person
         self._db = db
         self._clock = clock
         self._queue = queue
@@ -340,7 +351,9 @@ class Delivery:
     async def _write_rest(self, conn: Conn, app_id: str, platform: Platform, writes: _Writes,
                           sends: Mapping[str, _Send], now: datetime) -> None:
         """What follows the outcome UPDATE: roll-ups, device states and retry jobs."""
-        await _count(conn, app_id, platform, writes.decided, sends, now)
+        people = await _count(conn, app_id, platform, writes.decided, sends, now)
+        for (send_id, outcome, reason), persons in people.items():
+            await self._outcomes(conn, send_id, outcome, persons, reason)
         await store.set_device_states(conn, list(writes.device_updates.values()))
         if writes.retry:
             now_ms = self._clock.epoch_ms()
@@ -353,26 +366,35 @@ class Delivery:
 
 async def _count(conn: Conn, app_id: str, platform: Platform,
                  decided: list[tuple[store.PendingDelivery, str]], sends: Mapping[str, _Send],
-                 now: datetime) -> None:
-    """Roll-ups for the deliveries that reached a final state in this batch."""
+                 now: datetime) -> dict[tuple[str, str, str | None], list[str]]:
+    """Roll-ups for the deliveries that reached a final state in this batch; returns the
+    people whose push this batch decided, by (send id, sent | not_sent, reason): sent when
+    the first of their devices accepted it, not sent when their only device refused it."""
+    outcomes: dict[tuple[str, str, str | None], list[str]] = defaultdict(list)
     if not decided:
-        return
+        return outcomes
     totals: dict[tuple[str, str], int] = defaultdict(int)  # (send id, metric) -> n
-    people: dict[tuple[str, str], str] = {}  # first-time scope -> send id
+    people: dict[tuple[str, str], tuple[str, str]] = {}  # first-time scope -> (send, person)
     for r, state in decided:
         if state == "accepted":
             totals[(r.send_id, "sent")] += 1
             if r.sole:  # the person's only device: accepted once (store.finish), counted once
                 totals[(r.send_id, "sent_people")] += 1
+                outcomes[(r.send_id, "sent", None)].append(r.person_id)
             else:
-                people[(f"p:{r.send_id}:{r.person_id}", "sent")] = r.send_id
+                people[(f"p:{r.send_id}:{r.person_id}", "sent")] = (r.send_id, r.person_id)
         else:
             totals[(r.send_id, f"not_sent:{state}")] += 1
+            if r.sole:
+                outcomes[(r.send_id, "not_sent", state)].append(r.person_id)
     # A person with several devices: the first accepted counts them once (even within one
     # batch).
     for scope in await counters.first_times(conn, people):
-        totals[(people[scope], "sent_people")] += 1
+        send_id, person_id = people[scope]
+        totals[(send_id, "sent_people")] += 1
+        outcomes[(send_id, "sent", None)].append(person_id)
     await counters.increment(conn, [
         counters.Count(**sends[send_id].keys(app_id, platform.value, now), metric=metric,
                        value=n)
         for (send_id, metric), n in totals.items()])
+    return outcomes

@@ -18,7 +18,11 @@ There is one mechanism, durable and transactional (a "transactional outbox" on t
    ``trigger.*`` (``clarion.domain.triggers.TriggerEvent``, published by
    ``publish_trigger`` in the transaction that stores the fire); ``person.created``
    (``PersonCreatedEvent``, published by ``EventBus.publish_people_created`` in the transaction
-   that inserts the people: one job per API create, one per chunk of an import). Creating
+   that inserts the people: one job per API create, one per chunk of an import);
+   ``push.sent``, ``push.not_sent`` and ``push.*`` (``clarion.domain.sends.PushOutcomeEvent``,
+   published by ``EventBus.publish_push_outcomes`` in the transactions of fan-out (people
+   without a valid device, or not personalised) and delivery (a person's first accepted
+   device, or their only device refusing): one job per page or batch). Creating
    people is a hot path (imports of millions), so ``person.created`` is published only while a
    subscriber for it is registered: register it in ``bootstrap.build`` (as every subscriber
    should be), so that every process, API-only ones included, agrees.
@@ -60,6 +64,7 @@ from typing import Any, Protocol, TypeVar
 from clarion.clock import Clock
 from clarion.domain.backoff import backoff_seconds
 from clarion.domain.interactions import InteractionEvent, InteractionKind
+from clarion.domain.sends import PushOutcomeEvent
 from clarion.domain.triggers import (
     PERSON_CREATED,
     TRIGGER_NAME,
@@ -68,6 +73,7 @@ from clarion.domain.triggers import (
 )
 from clarion.errors import RetryLater
 from clarion.store import interactions as store
+from clarion.store import sends as send_store
 from clarion.store import triggers as trigger_store
 from clarion.store.db import Conn, Database
 from clarion.store.jobs import JobQueue, NewJob
@@ -79,12 +85,13 @@ PUBLISH_DELAY_MS = 200
 ALL_INTERACTIONS = "interaction.*"
 TOPICS = frozenset({f"interaction.{k.value}" for k in InteractionKind} | {ALL_INTERACTIONS})
 ALL_TRIGGERS = "trigger.*"
+PUSH_TOPICS = frozenset({"push.sent", "push.not_sent", "push.*"})
 
 
 def known_topic(topic: str) -> bool:
     """An interaction topic, ``person.created``, ``trigger.*`` or ``trigger.<a valid name>``
     (a trigger may be declared after its subscribers are registered)."""
-    if topic in TOPICS or topic in (PERSON_CREATED, ALL_TRIGGERS):
+    if topic in TOPICS or topic in PUSH_TOPICS or topic in (PERSON_CREATED, ALL_TRIGGERS):
         return True
     return topic.startswith("trigger.") and TRIGGER_NAME.match(topic[8:]) is not None
 
@@ -154,6 +161,28 @@ class PeoplePublication:
                                  None if only is None else str(only))
 
 
+@dataclass(frozen=True, slots=True)
+class OutcomePublication:
+    """People of one send for whom the push was sent, or not sent (with the reason)."""
+
+    send_id: str
+    outcome: str  # sent | not_sent
+    ids: list[str]
+    reason: str | None = None
+    only: str | None = None
+
+    def encode(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    @staticmethod
+    def decode(payload: Mapping[str, Any]) -> OutcomePublication:
+        return OutcomePublication(str(payload["send_id"]), str(payload["outcome"]),
+                                  [str(i) for i in payload["ids"]], payload.get("reason"),
+                                  payload.get("only"))
+
+
+PUSH_EVENTS: Task[OutcomePublication] = Task(
+    "events.push_outcome", OutcomePublication.encode, OutcomePublication.decode)
 TRIGGER_EVENTS: Task[TriggerPublication] = Task(
     "events.trigger", TriggerPublication.encode, TriggerPublication.decode)
 PERSON_EVENTS: Task[PeoplePublication] = Task(
@@ -168,7 +197,7 @@ class _Event(Protocol):
 E = TypeVar("E", bound=_Event)
 # A subscriber gets a batch of the events of its topic: ``InteractionEvent`` for
 # ``interaction.*``, ``TriggerEvent`` for ``trigger.*``, ``PersonCreatedEvent`` for
-# ``person.created``.
+# ``person.created``, ``PushOutcomeEvent`` for ``push.*``.
 Subscriber = Callable[[Sequence[InteractionEvent]], Awaitable[None]]
 TriggerSubscriber = Callable[[Sequence[TriggerEvent]], Awaitable[None]]
 PersonSubscriber = Callable[[Sequence[PersonCreatedEvent]], Awaitable[None]]
@@ -217,7 +246,7 @@ class EventBus:
         takes the topic's event type (see ``Subscriber``, ``TriggerSubscriber``,
         ``PersonSubscriber``)."""
         if not known_topic(topic):
-            known = ", ".join(sorted(TOPICS | {PERSON_CREATED, ALL_TRIGGERS}))
+            known = ", ".join(sorted(TOPICS | PUSH_TOPICS | {PERSON_CREATED, ALL_TRIGGERS}))
             raise ValueError(f"unknown topic {topic!r}; known: {known}, trigger.<name>")
         key = name or f"{handler.__module__}.{getattr(handler, '__qualname__', repr(handler))}"
         if key in self._subs:
@@ -237,6 +266,16 @@ class EventBus:
         if person_ids and self.listened(PERSON_CREATED):
             publication = PeoplePublication(org_id, list(person_ids))
             await self._queue.enqueue(conn, [PERSON_EVENTS.job(
+                publication, run_at_ms=self._clock.epoch_ms() + PUBLISH_DELAY_MS)])
+
+    async def publish_push_outcomes(self, conn: Conn, send_id: str, outcome: str,
+                                    person_ids: Sequence[str], reason: str | None = None
+                                    ) -> None:
+        """Publish ``push.<outcome>`` for these people of the send; call inside the
+        transaction that records it. Nothing is queued while nobody subscribes."""
+        if person_ids and self.listened(f"push.{outcome}"):
+            publication = OutcomePublication(send_id, outcome, list(person_ids), reason)
+            await self._queue.enqueue(conn, [PUSH_EVENTS.job(
                 publication, run_at_ms=self._clock.epoch_ms() + PUBLISH_DELAY_MS)])
 
     def unsubscribe(self, name: str) -> None:
@@ -285,6 +324,28 @@ class EventBus:
             return [PersonCreatedEvent(org_id, p) for p in publication.ids]
 
         await self._deliver(publication.only, len(publication.ids), load, retry, attempt)
+
+    async def dispatch_push_outcomes(self, publication: OutcomePublication, *,
+                                     attempt: int = 1) -> None:
+        """Deliver push outcomes, as ``dispatch`` does interactions."""
+        p = publication
+
+        def retry(events: Sequence[PushOutcomeEvent], name: str, run_at: int) -> NewJob:
+            return PUSH_EVENTS.job(OutcomePublication(
+                p.send_id, p.outcome, [e.person_id for e in events], p.reason, name),
+                run_at_ms=run_at)
+
+        async def load() -> list[PushOutcomeEvent]:
+            async with self._db.read() as conn:
+                send = await send_store.get(conn, p.send_id)
+            if send is None or p.outcome not in ("sent", "not_sent"):
+                return []
+            outcome: Any = p.outcome
+            return [PushOutcomeEvent(send.org_id, send.app_id, send.id, person,
+                                     send.message_id, send.journey_id, send.journey_step_id,
+                                     outcome, p.reason) for person in p.ids]
+
+        await self._deliver(p.only, len(p.ids), load, retry, attempt)
 
     async def _deliver(self, only: str | None, count: int,
                        load: Callable[[], Awaitable[Sequence[E]]],

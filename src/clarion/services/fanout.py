@@ -34,7 +34,7 @@ from clarion.domain.push_messages import PersonFacts
 from clarion.errors import NotFound, RetryLater
 from clarion.ids import time_ordered_ids
 from clarion.services import screening
-from clarion.services.delivery import DELIVER, DeliveryPolicy
+from clarion.services.delivery import DELIVER, DeliveryPolicy, OutcomePublisher, no_outcomes
 from clarion.services.personalised import Renderer, is_personalised
 from clarion.store import compliance, counters
 from clarion.store import messages as message_store
@@ -135,9 +135,11 @@ class FanOut:
     def __init__(self, db: Database, clock: Clock, queue: JobQueue,
                  policy: DeliveryPolicy,
                  unsubscribe_url: Callable[[str, str], str] = lambda _a, _p: "",
-                 members: SegmentMembers = _no_segments) -> None:
+                 members: SegmentMembers = _no_segments,
+                 outcomes: OutcomePublisher = no_outcomes) -> None:
         self._unsubscribe_url = unsubscribe_url  # (app id, person id) → the person's link
         self._members = members
+        self._outcomes = outcomes
         self._db = db
         self._clock = clock
         self._queue = queue
@@ -172,9 +174,12 @@ class FanOut:
                 covered = 1
             rendered: list[tuple[str, str, dict[str, Any]]] = []
             unrendered = 0
+            reached = {d.person_id for d in devices}
             if is_personalised(send.message) and devices:
                 rendered, devices, unrendered = await self._render(conn, send, devices)
             checks = await self._screen(conn, send, devices, now)
+        no_device = [p for p in people[:covered] if p not in reached]
+        not_rendered = sorted(reached - {d.person_id for d in devices}) if unrendered else []
         next_offset = page.offset + covered
         # (no chunk: none left; a segment's last chunk is the first with fewer than 5,000)
         last = not people or (next_offset >= send.people_count + len(fresh) and (
@@ -198,6 +203,9 @@ class FanOut:
             rows = await self._deliveries(conn, send, devices, checks, counts, jobs, now)
             await store.advance_fanout(conn, send.id, people_done=next_offset,
                                        devices=rows, last=last, now=now)
+            await self._outcomes(conn, send.id, "not_sent", no_device, "no_valid_device")
+            await self._outcomes(conn, send.id, "not_sent", not_rendered,
+                                 "personalisation_failed")
 
     async def _next_members(self, send: store.SendRow, after: str | None) -> list[str]:
         """The next chunk of the send's segment: its members after ``after`` (none when the

@@ -47,6 +47,7 @@ from clarion.domain.journeys.engine import (
 )
 from clarion.domain.journeys.records import JourneyRead
 from clarion.domain.journeys.validation import parse
+from clarion.domain.sends import PushOutcomeEvent
 from clarion.services.journey_jobs import Batch, Queued, Timer, as_jobs, due_ms, queued
 from clarion.services.journey_tasks import (
     JOURNEY_ENTER,
@@ -66,6 +67,8 @@ ENTRY_PAGE = 500  # people entered per transaction
 PAUSED_RECHECK = timedelta(seconds=60)  # a paused journey's due work looks again this late
 NEW_MEMBERS_POLL = timedelta(minutes=15)  # once_then_new: how often new members are looked for
 RATE_RECHECK = timedelta(minutes=1)
+# Namespace of the instance ids of entries caused by a fire (uuid5 of journey and fire id).
+ENTRY_CAUSES = uuid.UUID("6d1f0c2e-3b7a-5e44-9a1c-2f8e0b7d4c61")
 
 
 class JourneyRuntime:
@@ -192,7 +195,8 @@ class JourneyRuntime:
 
     async def _enter(self, conn: Conn, org_id: str, app_id: str, journey: Journey,
                      journey_id: str, version: int, person_id: str,
-                     trigger: Mapping[str, object] | None, now: datetime) -> bool:
+                     trigger: Mapping[str, object] | None, now: datetime, *,
+                     cause: str | None = None) -> bool:
         latest = await store.latest_entry(conn, journey_id, person_id)
         entry_no = 1
         if latest is not None:
@@ -203,9 +207,12 @@ class JourneyRuntime:
         fresh = Instance(journey_id, version, person_id, entry_no)
         facts = await self._facts.facts(org_id, fresh, trigger)
         inst, actions = step(journey, fresh, Entered(), now, facts)
-        if not await store.insert_instance(conn, instance_id=str(uuid.uuid4()), org_id=org_id,
+        # An entry caused by a fire has the fire's instance id: delivered twice, it is refused.
+        instance_id = str(uuid.uuid4() if cause is None
+                          else uuid.uuid5(ENTRY_CAUSES, f"{journey_id}:{cause}"))
+        if not await store.insert_instance(conn, instance_id=instance_id, org_id=org_id,
                                            instance=inst, now=now):
-            return False  # another worker entered them first
+            return False  # another worker entered them first, or this fire already did
         await self._apply(conn, org_id, app_id, inst, actions)
         return True
 
@@ -310,18 +317,44 @@ class JourneyRuntime:
                         for person_entry in batch.of(event.person_id):
                             jobs += await self._move(
                                 batch, state[0], state[1], journey, person_entry,
-                                Interaction(step_id, event.kind.value), None, now)
+                                Interaction(step_id, event.kind.value, event.occurred_at),
+                                None, now)
                     await store.save_instances(conn, batch.changed(), now)
             entries: dict[str, list[tuple[JourneyRead, Journey]]] = {}
             for event in events:
                 if event.org_id not in entries:
                     entries[event.org_id] = await self._interaction_entries(conn, event.org_id)
                 for row, journey in entries[event.org_id]:
-                    if _enters(journey, event):
+                    if _enters(journey, event.kind.value, event.message_id, event.journey_id,
+                               event.journey_step_id):
                         assert row.live_version is not None
                         await self._enter(conn, row.org_id, row.app_id, journey, row.id,
-                                          row.live_version, event.person_id, None, now)
+                                          row.live_version, event.person_id, None, now,
+                                          cause=f"interaction:{event.id}")
             await self._enqueue(conn, jobs)
+
+    async def on_push_outcomes(self, events: Sequence[PushOutcomeEvent]) -> None:
+        """Subscriber of ``push.*``: enter people into the live journeys whose entry is
+        that push being sent (or not sent); one transaction per batch, and none for an org
+        without such a journey. Idempotent: the entry is keyed by send, person and outcome."""
+        now = self._clock.now()
+        orgs = {e.org_id for e in events}
+        async with self._db.read() as conn:
+            wanted = {org: [(row, j) for row, j in await self._interaction_entries(conn, org)
+                            if isinstance(j.entry, InteractionEntry)
+                            and j.entry.interaction in ("sent", "not_sent")] for org in orgs}
+        if not any(wanted.values()):
+            return
+        async with self._db.write() as conn:
+            for event in events:
+                for row, journey in wanted[event.org_id]:
+                    if _enters(journey, event.outcome, event.message_id, event.journey_id,
+                               event.journey_step_id):
+                        assert row.live_version is not None
+                        await self._enter(conn, row.org_id, row.app_id, journey, row.id,
+                                          row.live_version, event.person_id, None, now,
+                                          cause=f"{event.topic}:{event.send_id}:"
+                                                f"{event.person_id}")
 
     async def _interaction_entries(self, conn: Conn, org_id: str
                                    ) -> list[tuple[JourneyRead, Journey]]:
@@ -333,11 +366,13 @@ class JourneyRuntime:
         return out
 
     async def on_trigger(self, org_id: str, name: str, person_id: str,
-                         data: Mapping[str, object]) -> int:
+                         data: Mapping[str, object], *, cause: str | None = None) -> int:
         """A trigger fired for a person: hand it to the person's instances in live and paused
         journeys (exit triggers, goals, waits for a trigger), and enter the live journeys it
         starts (``when`` holding; past the entry rate limit, the entry waits its turn).
-        Returns how many journeys the person entered now."""
+        ``cause`` (the fire's id) keys the entries it makes: the same fire delivered again
+        enters nobody again, whatever the journey's re-entry rule. Returns how many journeys
+        the person entered now."""
         now = self._clock.now()
         entered = 0
         async with self._db.write() as conn:
@@ -354,7 +389,7 @@ class JourneyRuntime:
                     probe = Instance(row.id, row.live_version, person_id)
                     if not (await self._facts.facts(org_id, probe, data)).matches(entry.when):
                         continue
-                later = LateEntry(row.id, row.live_version, person_id, dict(data))
+                later = LateEntry(row.id, row.live_version, person_id, dict(data), cause)
                 entered += await self._enter_or_defer(conn, row, journey, later, now)
         return entered
 
@@ -368,7 +403,7 @@ class JourneyRuntime:
                 unique_key=f"jn:{row.id}:{later.person_id}:{due_ms(now)}")])
             return False
         return await self._enter(conn, row.org_id, row.app_id, journey, row.id, later.version,
-                                 later.person_id, later.data, now)
+                                 later.person_id, later.data, now, cause=later.cause)
 
     async def enter_later(self, later: LateEntry) -> None:
         """A trigger entry held back by the entry rate limit: enter now, or wait again."""
@@ -420,11 +455,13 @@ class JourneyRuntime:
             await self._push.send(live)
 
 
-def _enters(journey: Journey, event: InteractionEvent) -> bool:
-    """The interaction event is the journey's entry."""
+def _enters(journey: Journey, interaction: str, message_id: str | None,
+            journey_id: str | None, step_id: str | None) -> bool:
+    """That interaction (opened, clicked, sent, not sent) with that push is the journey's
+    entry."""
     entry = journey.entry
-    if not isinstance(entry, InteractionEntry) or entry.interaction != event.kind.value:
+    if not isinstance(entry, InteractionEntry) or entry.interaction != interaction:
         return False
     if entry.message_id is not None:
-        return entry.message_id == event.message_id
-    return entry.journey_id == event.journey_id and entry.step == event.journey_step_id
+        return entry.message_id == message_id
+    return entry.journey_id == journey_id and entry.step == step_id

@@ -64,6 +64,7 @@ class LateEntry:
     version: int
     person_id: str
     data: dict[str, object]
+    cause: str | None = None  # the fire's id: one entry per fire, however often delivered
 
     def encode(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -71,7 +72,7 @@ class LateEntry:
     @staticmethod
     def decode(payload: Mapping[str, Any]) -> LateEntry:
         return LateEntry(payload["journey_id"], int(payload["version"]),
-                         payload["person_id"], dict(payload["data"]))
+                         payload["person_id"], dict(payload["data"]), payload.get("cause"))
 
 
 JOURNEY_ENTRY: Task[EntryPage] = Task("journey.entry", EntryPage.encode, EntryPage.decode)

@@ -424,24 +424,27 @@ def subscribe(events: EventBus, runtime: JourneyRuntime, versions: Versions,
             await runtime.on_interactions(batch)
 
     async def fire(fires: Sequence[tuple[str, str, str, Mapping[str, object],
-                                         datetime | None]]) -> None:
+                                         datetime | None, str]]) -> None:
         wanted: dict[str, dict[str, datetime]] = {}
-        for org_id, name, person_id, data, fired_at in fires:
+        for org_id, name, person_id, data, fired_at, cause in fires:
             if org_id not in wanted:
                 wanted[org_id] = await versions.triggers_of_org(org_id)
             since = wanted[org_id].get(name)
             # A fire published before every journey naming it started (the bus delivers
             # about a second later) is not theirs.
             if since is not None and (fired_at is None or fired_at >= since):
-                await runtime.on_trigger(org_id, name, person_id, data)
+                await runtime.on_trigger(org_id, name, person_id, data, cause=cause)
 
     async def triggers(batch: Sequence[TriggerEvent]) -> None:
-        await fire([(e.org_id, e.trigger, e.person_id, e.data, e.fired_at) for e in batch])
+        await fire([(e.org_id, e.trigger, e.person_id, e.data, e.fired_at, e.id)
+                    for e in batch])
 
     async def people(batch: Sequence[PersonCreatedEvent]) -> None:
-        await fire([(e.org_id, PERSON_CREATED, e.person_id, {}, None) for e in batch])
+        await fire([(e.org_id, PERSON_CREATED, e.person_id, {}, None,
+                     f"{PERSON_CREATED}:{e.person_id}") for e in batch])
 
     events.subscribe("interaction.opened", interactions, name="journeys.opened")
     events.subscribe("interaction.clicked", interactions, name="journeys.clicked")
     events.subscribe("trigger.*", triggers, name="journeys.triggers")
+    events.subscribe("push.*", runtime.on_push_outcomes, name="journeys.push_outcomes")
     events.subscribe(PERSON_CREATED, people, name="journeys.person_created")

@@ -15,11 +15,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from clarion.clock import Clock
-from clarion.domain.journeys.document import ConditionParser, Journey, Problem, any_condition
+from clarion.domain.journeys.abtest import Arm, confidence, winner
+from clarion.domain.journeys.document import (
+    AbTest,
+    ConditionParser,
+    Journey,
+    Problem,
+    PushStep,
+    any_condition,
+)
 from clarion.domain.journeys.engine import Facts, Instance
 from clarion.domain.journeys.records import JourneyRead, JourneyReport, State
 from clarion.domain.journeys.tally import Tally
@@ -32,7 +40,6 @@ from clarion.store import apps as app_store
 from clarion.store import journeys as store
 from clarion.store.db import Conn, Database
 
-REPORT_PAGE = 2000
 STOPPED = "journey_stopped"
 
 # (from states, to state) of each life-cycle move, and what to say when it does not apply.
@@ -252,20 +259,13 @@ class Journeys:
 
     async def report(self, org_id: str, journey_id: str) -> JourneyReport:
         """Per step, in the newest document's order: inflow, processing, processed, exit and
-        exit reasons, over every version's instances (read in pages)."""
+        exit reasons, over every version's instances (summed by the database)."""
         async with self._db.read() as conn:
             current = await self._require(conn, org_id, journey_id)
+            figures = await store.figures(conn, journey_id)
         journey = parse(current.document)  # stored documents were valid when stored
         tally = Tally(_steps_of(journey))
-        after: str | None = None
-        while True:
-            async with self._db.read() as conn:
-                page = await store.instances_page(conn, journey_id, after, REPORT_PAGE)
-            for row in page:
-                tally.add(row.path, row.status, row.done_reason, row.variants, row.goal_met)
-            if len(page) < REPORT_PAGE:
-                break
-            after = page[-1].id
+        tally.add_figures(figures)
         steps = tally.steps()
         if self._reports is not None:
             # The channel figures of each push step (sent, not sent by reason, delivered,
@@ -275,17 +275,45 @@ class Journeys:
             # (at least the last hour: a range must not be empty)
             since = max(min(current.created_at, now - timedelta(hours=1)),
                         now - timedelta(days=399))
+            pushes = {s.id: s for s in journey.steps if isinstance(s, PushStep)}
             for counts in steps:
                 if counts.type == "push":
                     channel = await self._reports.report(
                         org_id, scope="journey_step", scope_id=f"{journey_id}/{counts.id}",
                         since=since, until=None, granularity="day", by_platform=False)
                     counts.channel = channel.totals.as_dict()
+                    test = pushes[counts.id].ab if counts.id in pushes else None
+                    if test is not None:
+                        counts.ab = await self._ab_results(org_id, test, counts.variants,
+                                                           since)
         return JourneyReport(
             journey_id=journey_id, version=current.version, state=current.state,
             people=tally.people, inside=tally.inside, goal_met=tally.goal_met,
             goal_target_share=None if journey.goal is None else journey.goal.target_share,
             steps=steps)
+
+    async def _ab_results(self, org_id: str, test: AbTest, people: Mapping[str, int],
+                          since: datetime) -> dict[str, Any]:
+        """Each variant's message, people, channel figures and rate of the test's metric
+        (the message's own report: an A/B message is the step's), and where the test stands:
+        the winner once decided (as the runtime decides it), else the confidence so far."""
+        assert self._reports is not None
+        now = self._clock.now()
+        out: dict[str, Any] = {"metric": test.metric}
+        arms: list[Arm] = []
+        for variant, message_id in (("a", test.a), ("b", test.b)):
+            totals = (await self._reports.report(
+                org_id, scope="message", scope_id=message_id, since=since, until=None,
+                granularity="day", by_platform=False)).totals
+            hits = totals.opened if test.metric == "opened" else totals.clicked
+            arm = Arm(totals.sent_people, hits.unique_people)
+            arms.append(arm)
+            out[variant] = {"message_id": message_id, "people": people.get(variant, 0),
+                            "sent_people": arm.sent, f"{test.metric}_people": arm.hits,
+                            "rate": round(arm.rate, 4), "channel": totals.as_dict()}
+        out["winner"] = winner(test, arms[0], arms[1], now)
+        out["confidence"] = round(confidence(arms[0], arms[1]), 4)
+        return out
 
     async def _require(self, conn: Conn, org_id: str, journey_id: str, *,
                        lock: bool = False) -> JourneyRead:

@@ -7,12 +7,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from clarion.domain.journeys.engine import Awaiting, Instance
-from clarion.domain.journeys.records import InstanceRow, JourneyRead
+from clarion.domain.journeys.records import JourneyRead
+from clarion.domain.journeys.tally import Figures
 from clarion.store import tables as t
 from clarion.store.db import Conn
 
@@ -110,13 +111,14 @@ def _instance(row: Any) -> Instance:
 async def insert_instance(conn: Conn, *, instance_id: str, org_id: str, instance: Instance,
                           now: datetime) -> bool:
     """Store a new instance; False (and nothing changes) if the person already has this
-    entry of this version (another worker entered them first)."""
+    entry of this version (another worker entered them first) or ``instance_id`` exists (the
+    same cause entered them already)."""
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = dialect_insert(_I).values(
         id=instance_id, org_id=org_id, journey_id=instance.journey_id,
         version=instance.version, person_id=instance.person_id, entry_no=instance.entry_no,
         entered_at=now, updated_at=now, **_instance_values(instance),
-    ).on_conflict_do_nothing(index_elements=["journey_id", "version", "person_id", "entry_no"])
+    ).on_conflict_do_nothing()  # either key: (journey, version, person, entry) or the id
     done = await conn.execute(statement)
     return bool(done.rowcount)
 
@@ -155,18 +157,47 @@ async def waiting_for(conn: Conn, journey_id: str, kind: str, key: str, person_i
     return [_instance(r) for r in rows]
 
 
-async def instances_page(conn: Conn, journey_id: str, after: str | None, limit: int
-                         ) -> list[InstanceRow]:
-    """Instances in id order after ``after`` (keyset pages: a report never loads them all)."""
-    query = select(_I.c.id, _I.c.version, _I.c.status, _I.c.path, _I.c.done_reason,
-                   _I.c.variants, _I.c.goal_met).where(_I.c.journey_id == journey_id)
-    if after is not None:
-        query = query.where(_I.c.id > after)
-    rows = (await conn.execute(query.order_by(_I.c.id).limit(limit))).all()
-    return [InstanceRow(id=r.id, version=r.version, status=r.status, path=list(r.path),
-                        done_reason=r.done_reason,
-                        variants=[(str(s), str(v)) for s, v in r.variants],
-                        goal_met=bool(r.goal_met)) for r in rows]
+# A journey's instances summed in SQL (``Figures``), per dialect: the paths and variants are
+# JSON arrays, unnested by ``json_each`` (SQLite) or ``json_array_elements`` (PostgreSQL).
+_FIGURES = {
+    "sqlite": (
+        "SELECT count(*), coalesce(sum(status <> 'done'), 0), coalesce(sum(goal_met), 0) "
+        "FROM journey_instances WHERE journey_id = :j",
+        "SELECT je.value, count(*) FROM journey_instances ji, json_each(ji.path) je "
+        "WHERE ji.journey_id = :j GROUP BY je.value",
+        "SELECT json_extract(path, '$[#-1]'), status <> 'done', done_reason, count(*) "
+        "FROM journey_instances WHERE journey_id = :j AND json_array_length(path) > 0 "
+        "GROUP BY 1, 2, 3",
+        "SELECT json_extract(je.value, '$[0]'), json_extract(je.value, '$[1]'), count(*) "
+        "FROM journey_instances ji, json_each(ji.variants) je WHERE ji.journey_id = :j "
+        "GROUP BY 1, 2"),
+    "postgresql": (
+        "SELECT count(*), count(*) FILTER (WHERE status <> 'done'), "
+        "count(*) FILTER (WHERE goal_met) FROM journey_instances WHERE journey_id = :j",
+        "SELECT e.value, count(*) FROM journey_instances ji "
+        "CROSS JOIN LATERAL json_array_elements_text(ji.path) AS e(value) "
+        "WHERE ji.journey_id = :j GROUP BY e.value",
+        "SELECT path ->> (json_array_length(path) - 1), status <> 'done', done_reason, "
+        "count(*) FROM journey_instances WHERE journey_id = :j "
+        "AND json_array_length(path) > 0 GROUP BY 1, 2, 3",
+        "SELECT v ->> 0, v ->> 1, count(*) FROM journey_instances ji "
+        "CROSS JOIN LATERAL json_array_elements(ji.variants) AS v "
+        "WHERE ji.journey_id = :j GROUP BY 1, 2"),
+}
+
+
+async def figures(conn: Conn, journey_id: str) -> Figures:
+    """Every instance of the journey (all versions) summed by the database: four aggregate
+    statements whatever the number of people."""
+    people_sql, visits_sql, last_sql, variants_sql = _FIGURES[conn.dialect.name]
+    j = {"j": journey_id}
+    people, inside, goal_met = (await conn.execute(text(people_sql), j)).one()
+    visits = {str(r[0]): int(r[1]) for r in await conn.execute(text(visits_sql), j)}
+    last = [(str(r[0]), bool(r[1]), r[2], int(r[3]))
+            for r in await conn.execute(text(last_sql), j)]
+    variants = [(str(r[0]), str(r[1]), int(r[2]))
+                for r in await conn.execute(text(variants_sql), j)]
+    return Figures(int(people), int(inside), int(goal_met), visits, last, variants)
 
 
 async def exit_everyone(conn: Conn, journey_id: str, reason: str, now: datetime) -> int:

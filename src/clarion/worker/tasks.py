@@ -19,7 +19,9 @@ from clarion.services.delivery import DELIVER
 from clarion.services.events import (
     INTERACTION_EVENTS,
     PERSON_EVENTS,
+    PUSH_EVENTS,
     TRIGGER_EVENTS,
+    OutcomePublication,
     PeoplePublication,
     Publication,
     TriggerPublication,
@@ -141,6 +143,11 @@ def build_handlers(c: Container, *, with_api: bool = False) -> dict[str, Handler
             await c.events.dispatch_people(call.args, attempt=call.job.attempts
                                            if call.args.only is not None else 1)
 
+    async def publish_push_outcomes(calls: Sequence[Call[OutcomePublication]]) -> None:
+        for call in calls:
+            await c.events.dispatch_push_outcomes(call.args, attempt=call.job.attempts
+                                                  if call.args.only is not None else 1)
+
     async def journey_entry(calls: Sequence[Call[EntryPage]]) -> None:
         for call in calls:
             await c.journey_runtime.entry_page(call.args)
@@ -178,6 +185,7 @@ def build_handlers(c: Container, *, with_api: bool = False) -> dict[str, Handler
         on(INTERACTION_EVENTS, publish),
         on(TRIGGER_EVENTS, publish_triggers),
         on(PERSON_EVENTS, publish_people),
+        on(PUSH_EVENTS, publish_push_outcomes),
         on(JOURNEY_ENTRY, journey_entry),
         on(JOURNEY_ENTER, journey_enter),
         on(JOURNEY_TIMER, journey_timers),

@@ -8,6 +8,12 @@ the actions (send a push, schedule a timer, await an interaction, record the end
 the new instance. Replaying an event the instance has already moved past changes nothing and
 asks for nothing, so a redelivered event or a stale timer is harmless.
 
+A wait for an interaction ends at its deadline, but an open made just before the deadline
+reaches the engine later (the report is accepted, recorded, then published): the deadline's
+timer therefore fires ``LATE_INTERACTION_GRACE`` after the deadline, an ``Interaction`` that
+happened before the deadline still answers ``yes`` until then, and the timer answers ``yes``
+when the person's recorded interactions show one (``facts.interacted``), else ``no``.
+
 The instance's ``path`` lists every step visit in order. Every visit but the last is
 *processed*; the last one is *processing* while the person is inside, *processed* when they
 reached the end, and an *exit* (with ``done_reason``) when they left early. The per-step report
@@ -41,6 +47,9 @@ Variant = Literal["a", "b"]
 COMPLETED = "completed"  # reached the end
 EXIT_TRIGGER = "exit_trigger"
 LOOP_GUARD = "loop_guard"  # a loop without a wait (refused by validation; never spin anyway)
+# How long after a wait's deadline an interaction made before it may still arrive (the time an
+# open takes from the device's report to the engine: accepted, recorded, published).
+LATE_INTERACTION_GRACE = timedelta(seconds=5)
 
 
 class Facts(Protocol):
@@ -110,6 +119,7 @@ class TimerFired:
 class Interaction:
     step_id: str  # the push step whose message was opened or clicked
     interaction: str  # opened | clicked
+    at: datetime | None = None  # when it happened (None: now); after the deadline it is late
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,9 +220,16 @@ def step(journey: Journey, instance: Instance, event: Event, now: datetime, fact
             awaiting = instance.waiting_for
             if (instance.status == "waiting" and awaiting is not None
                     and awaiting.kind == "interaction" and awaiting.key == step_id
-                    and _satisfies(kind, awaiting.interaction)):
+                    and _satisfies(kind, awaiting.interaction)
+                    and not _late(event, instance, now)):
                 return _answer(journey, instance, True, now, facts)
             return instance, []
+
+
+def _late(event: Interaction, instance: Instance, now: datetime) -> bool:
+    """The interaction happened after the wait's deadline (it arrived during the grace)."""
+    deadline = instance.waiting_until
+    return deadline is not None and (event.at or now) > deadline
 
 
 def _satisfies(got: str, wanted: str | None) -> bool:
@@ -247,11 +264,19 @@ def _timer(journey: Journey, instance: Instance, step_id: str, now: datetime, fa
     if instance.status != "waiting" or instance.step_id != step_id \
             or instance.waiting_until is None:
         return instance, []  # stale: the person has moved on
-    if now < instance.waiting_until:
-        return instance, [Schedule(instance.waiting_until, step_id)]  # early: wake again
+    wake = instance.waiting_until + (
+        LATE_INTERACTION_GRACE if instance.waiting_for is not None
+        and instance.waiting_for.kind == "interaction" else timedelta(0))
+    if now < wake:
+        return instance, [Schedule(wake, step_id)]  # early: wake again
     current = journey.get(step_id)
     if isinstance(current, WaitForInteractionStep):
-        return _answer(journey, instance, False, now, facts)
+        awaiting = instance.waiting_for
+        # The open may be recorded while its event is still on the way: the record decides.
+        yes = (awaiting is not None and awaiting.kind == "interaction"
+               and awaiting.interaction is not None
+               and facts.interacted(awaiting.key, awaiting.interaction))
+        return _answer(journey, instance, yes, now, facts)
     assert isinstance(current, WaitStep)
     resumed = replace(instance, status="active", waiting_until=None)
     return _run(journey, resumed, current.next or journey.following(step_id), now, facts)
@@ -311,8 +336,10 @@ def _run(journey: Journey, instance: Instance, target: str, now: datetime, facts
                 deadline = now + current.within
                 instance = replace(instance, status="waiting", waiting_until=deadline,
                                    waiting_for=awaiting)
+                wake = deadline + (LATE_INTERACTION_GRACE if awaiting.kind == "interaction"
+                                   else timedelta(0))
                 actions += [Await(awaiting.kind, awaiting.key, deadline),
-                            Schedule(deadline, current.id)]
+                            Schedule(wake, current.id)]
                 return instance, actions
             case BranchStep():
                 target = next((b.next for b in current.branches if facts.matches(b.when)),

@@ -36,19 +36,6 @@ class JourneyRead:
 
 
 @dataclass(frozen=True, slots=True)
-class InstanceRow:
-    """The part of an instance the report reads."""
-
-    id: str
-    version: int
-    status: str
-    path: list[str]
-    done_reason: str | None
-    variants: list[tuple[str, str]]
-    goal_met: bool
-
-
-@dataclass(frozen=True, slots=True)
 class JourneyReport:
     journey_id: str
     version: int
@@ -77,9 +64,29 @@ class JourneyReport:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["step", "type", "inflow", "processing", "processed", "exit",
-                         "exit_reasons"])
+                         "exit_reasons", *_CHANNEL_COLUMNS, "ab_a_rate", "ab_b_rate",
+                         "ab_winner"])
         for s in self.steps:
             reasons = " ".join(f"{k}={v}" for k, v in sorted(s.exit_reasons.items()))
             writer.writerow([s.id, s.type, s.inflow, s.processing, s.processed, s.exit,
-                             reasons])
+                             reasons, *_channel_cells(s.channel), *_ab_cells(s.ab)])
         return out.getvalue()
+
+
+# A push step's channel figures in the CSV (empty cells for the other steps).
+_CHANNEL_COLUMNS = ("sent_people", "not_sent_people", "blocked_people", "held_people",
+                    "delivered_people", "opened_people", "clicked_people")
+
+
+def _channel_cells(channel: dict[str, Any] | None) -> list[object]:
+    if channel is None:
+        return [""] * len(_CHANNEL_COLUMNS)
+    return [channel["sent"]["people"], channel["not_sent"]["people"]["total"],
+            channel["blocked"]["total"], channel["held"]["total"],
+            *(channel[kind]["unique_people"] for kind in ("delivered", "opened", "clicked"))]
+
+
+def _ab_cells(ab: dict[str, Any] | None) -> list[object]:
+    if ab is None:
+        return ["", "", ""]
+    return [ab["a"]["rate"], ab["b"]["rate"], ab["winner"] or ""]

@@ -3,8 +3,12 @@
 For each step: *inflow* (visits), *processing* (people at the step now), *processed* (visits
 that went on, or ended the journey normally there) and *exit* (people who left the journey
 early at the step, by reason). Every visit is exactly one of the last three, so
-``inflow = processing + processed + exit`` always holds. Fed one instance at a time, so a
-report over a million people reads them in pages.
+``inflow = processing + processed + exit`` always holds.
+
+``Tally.add`` takes one instance (the definition, and what the tests feed);
+``Tally.add_figures`` takes the same figures already summed by the database over every
+instance of a journey (``Figures``: visits per step, and where each instance is or ended), so
+a report over a million people costs a few aggregate statements, not a million rows read.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from clarion.domain.journeys.engine import COMPLETED
 
@@ -26,7 +31,8 @@ class StepCounts:
     exit: int = 0
     exit_reasons: Counter[str] = field(default_factory=Counter)
     variants: Counter[str] = field(default_factory=Counter)  # A/B push steps: people per variant
-    channel: dict[str, object] | None = None  # push steps: sent, delivered, opened... (reports)
+    channel: dict[str, Any] | None = None  # push steps: sent, delivered, opened... (reports)
+    ab: dict[str, Any] | None = None  # A/B push steps: each variant's figures, the winner
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -37,7 +43,21 @@ class StepCounts:
             out["variants"] = dict(sorted(self.variants.items()))
         if self.channel is not None:
             out["channel"] = self.channel
+        if self.ab is not None:
+            out["ab"] = self.ab
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """A journey's instances summed: what ``Tally.add`` would see of them all together."""
+
+    people: int
+    inside: int
+    goal_met: int
+    visits: dict[str, int]  # step id -> visits (occurrences in paths)
+    last: list[tuple[str, bool, str | None, int]]  # (last step, inside, done reason, instances)
+    variants: list[tuple[str, str, int]]  # (step id, variant, instances)
 
 
 class Tally:
@@ -75,6 +95,28 @@ class Tally:
                 last.exit_reasons[done_reason or "unknown"] += 1
         for sid, variant in variants:
             self._at(sid).variants[variant] += 1
+
+    def add_figures(self, figures: Figures) -> None:
+        """Count many instances at once (``add`` for each, summed): every visit but an
+        instance's last is processed; the last is processing, processed or an exit."""
+        self.people += figures.people
+        self.inside += figures.inside
+        self.goal_met += figures.goal_met
+        for sid, visits in figures.visits.items():
+            step = self._at(sid)
+            step.inflow += visits
+            step.processed += visits
+        for sid, inside, done_reason, n in figures.last:
+            step = self._at(sid)
+            if inside:
+                step.processed -= n
+                step.processing += n
+            elif done_reason != COMPLETED:
+                step.processed -= n
+                step.exit += n
+                step.exit_reasons[done_reason or "unknown"] += n
+        for sid, variant, n in figures.variants:
+            self._at(sid).variants[variant] += n
 
     def steps(self) -> list[StepCounts]:
         return list(self._steps.values())

@@ -7,10 +7,10 @@ Each variant is ``label=SRC[:NAME=VALUE,...]``: ``clarion`` imported from ``SRC`
 ``src`` for another commit, through ``PYTHONPATH``) with extra environment variables. Every
 distinct ``SRC`` gets its own world, built by that code (its own migrations), through the
 product. A round runs the aioapns loop (100 in flight, uvloop), then each variant once on a
-fresh copy of its world (APNs, ``--people`` × ``--devices`` (1,000), ``clarion serve`` pinned
-to core 1), alternating the order from round to round. Medians are printed at the end; everything goes
-to ``bench/results/delivery-ab-<stamp>.json``. Same sink, processes and measurements as
-``run.py`` (whose README explains them).
+fresh copy of its world (APNs, ``--people`` × ``--devices`` (1,000), ``clarion serve``
+pinned to core 1), alternating the order from round to round. Medians are printed at the end;
+everything goes to ``bench/results/delivery-ab-<stamp>.json``. Same sink, processes and
+measurements as ``run.py`` (whose README explains them).
 """
 
 from __future__ import annotations

@@ -87,6 +87,13 @@ class Live:
         out: dict[str, Any] = r.json()
         return out
 
+    async def put(self, path: str, body: Any, status: int = 200) -> dict[str, Any]:
+        r = await self.client.put(f"/v1/orgs/{self.w.org_id}{path}", json=body,
+                                  headers=self.admin)
+        assert r.status_code == status, r.text
+        out: dict[str, Any] = r.json()
+        return out
+
     async def register(self, person: str, **token: Any) -> None:
         r = await self.client.post(
             f"/api/v1.0/orgs/{self.w.org_id}/pushdeviceregistration/devices",

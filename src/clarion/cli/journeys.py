@@ -231,6 +231,10 @@ def report(org: Org, journey: JourneyId, as_json: AsJson = False,
     for s in found.steps:
         if s.ab is not None:
             console.print(_ab_line(s.id, s.ab), markup=False)
+    if found.held:
+        console.print(f"held until their quiet time ends: {found.held} ("
+                      + ", ".join(f"{s.id} {s.held}" for s in found.steps if s.held) + ")",
+                      markup=False)
     goal = found.as_dict()["goal"]
     if goal is not None:
         console.print(f"goal: {goal['met']} of {found.people} ({goal['share']} %), target "

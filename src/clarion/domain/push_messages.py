@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from clarion.domain.compliance.quiet_times import profile_from_document
 from clarion.domain.messages import (
     _LIMITS,
     DEFAULT_TTL_SECONDS,
@@ -140,6 +141,9 @@ class PushMessageIn(BaseModel):
     collapse_key: str | None = Field(None, min_length=1, max_length=64)
     placeholders: dict[str, Placeholder] = Field(default_factory=dict,
                                                  max_length=MAX_PLACEHOLDERS)
+    quiet_times: dict[str, Any] | None = Field(
+        None, description="A quiet-time profile for this message, in place of the org's "
+        "(docs/compliance.md); a journey's own profile comes before it.")
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> PushMessageIn:
@@ -161,6 +165,12 @@ class PushMessageIn(BaseModel):
                                    field=f"placeholders.{name}.field",
                                    fix="Name a person field (first_name, …), an attribute, a "
                                    "trigger attribute or an org setting.")
+        if self.quiet_times is not None:
+            try:
+                profile_from_document(self.quiet_times)
+            except InvalidInput as exc:
+                exc.field = f"quiet_times.{exc.field}" if exc.field else "quiet_times"
+                raise
         long_keys = [k for k in self.data if not 0 < len(k) <= 100]
         if long_keys:
             raise InvalidInput("data keys must be 1 to 100 characters", field="data",

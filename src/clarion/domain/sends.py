@@ -7,8 +7,9 @@ device accepted it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -78,6 +79,27 @@ class SendCreate(BaseModel):
     def audience(self) -> list[str]:
         """The people given, in the order given (none for a segment send)."""
         return [self.user_id] if self.user_id is not None else self.user_ids or []
+
+
+@dataclass(frozen=True, slots=True)
+class SendRules:
+    """Compliance a send carries besides the org's (docs/compliance.md): a journey's
+    quiet-time profile in place of the org's and the message's, the journey's exclusion from
+    the frequency cap (its pushes are not capped; they still count), and a journey step's
+    "send before" deadline (a push that cannot leave before it is skipped: ``expired``)."""
+
+    quiet_times: Mapping[str, Any] | None = None
+    cap_excluded: bool = False
+    send_before: timedelta | None = None
+
+    def stored(self) -> dict[str, Any] | None:
+        """What the send row keeps (the deadline is its ``expires_at``)."""
+        out: dict[str, Any] = {}
+        if self.quiet_times is not None:
+            out["quiet_times"] = dict(self.quiet_times)
+        if self.cap_excluded:
+            out["cap_excluded"] = True
+        return out or None
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,12 +159,13 @@ def _expired(expires_at: datetime, now: datetime) -> bool:
     return expires_at < now
 
 
-# (conn, send id, "sent" | "not_sent", people, reason): publish push outcomes in ``conn``'s
-# transaction (``EventBus.publish_push_outcomes``; fan-out uses it too).
-OutcomePublisher = Callable[[Conn, str, str, Sequence[str], str | None], Awaitable[None]]
+# (conn, org id, send id, "sent" | "not_sent", people, reason): publish push outcomes in
+# ``conn``'s transaction (``EventBus.publish_push_outcomes``; fan-out uses it too).
+OutcomePublisher = Callable[[Conn, str, str, str, Sequence[str], str | None], Awaitable[None]]
 
 
-async def no_outcomes(_c: Conn, _s: str, _o: str, _p: Sequence[str], _r: str | None) -> None:
+async def no_outcomes(_c: Conn, _org: str, _s: str, _o: str, _p: Sequence[str],
+                      _r: str | None) -> None:
     return None
 
 
@@ -353,7 +354,8 @@ class Delivery:
         """What follows the outcome UPDATE: roll-ups, device states and retry jobs."""
         people = await _count(conn, app_id, platform, writes.decided, sends, now)
         for (send_id, outcome, reason), persons in people.items():
-            await self._outcomes(conn, send_id, outcome, persons, reason)
+            await self._outcomes(conn, sends[send_id].row.org_id, send_id, outcome, persons,
+                                 reason)
         await store.set_device_states(conn, list(writes.device_updates.values()))
         if writes.retry:
             now_ms = self._clock.epoch_ms()

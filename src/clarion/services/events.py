@@ -239,6 +239,7 @@ class EventBus:
         self._queue = queue
         self._clock = clock
         self._subs: dict[str, _Subscription] = {}
+        self._interest: dict[str, Callable[[str], Awaitable[bool]]] = {}
 
     def subscribe(self, topic: str, handler: Callable[[Sequence[E]], Awaitable[None]], *,
                   name: str | None = None) -> str:
@@ -268,12 +269,21 @@ class EventBus:
             await self._queue.enqueue(conn, [PERSON_EVENTS.job(
                 publication, run_at_ms=self._clock.epoch_ms() + PUBLISH_DELAY_MS)])
 
-    async def publish_push_outcomes(self, conn: Conn, send_id: str, outcome: str,
-                                    person_ids: Sequence[str], reason: str | None = None
-                                    ) -> None:
+    def interest(self, family: str, wants: Callable[[str], Awaitable[bool]]) -> None:
+        """Say which orgs the subscribers of a topic family (``push``) care about: events of
+        an org ``wants`` says no to are not published at all (a send's push outcomes are one
+        job per delivery batch: worth skipping for the orgs that have no use for them)."""
+        self._interest[family] = wants
+
+    async def publish_push_outcomes(self, conn: Conn, org_id: str, send_id: str,
+                                    outcome: str, person_ids: Sequence[str],
+                                    reason: str | None = None) -> None:
         """Publish ``push.<outcome>`` for these people of the send; call inside the
-        transaction that records it. Nothing is queued while nobody subscribes."""
-        if person_ids and self.listened(f"push.{outcome}"):
+        transaction that records it. Nothing is queued while nobody subscribes, nor for an
+        org the subscribers have no interest in (``interest``)."""
+        wants = self._interest.get("push")
+        if person_ids and self.listened(f"push.{outcome}") and (
+                wants is None or await wants(org_id)):
             publication = OutcomePublication(send_id, outcome, list(person_ids), reason)
             await self._queue.enqueue(conn, [PUSH_EVENTS.job(
                 publication, run_at_ms=self._clock.epoch_ms() + PUBLISH_DELAY_MS)])

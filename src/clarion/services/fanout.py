@@ -203,8 +203,9 @@ class FanOut:
             rows = await self._deliveries(conn, send, devices, checks, counts, jobs, now)
             await store.advance_fanout(conn, send.id, people_done=next_offset,
                                        devices=rows, last=last, now=now)
-            await self._outcomes(conn, send.id, "not_sent", no_device, "no_valid_device")
-            await self._outcomes(conn, send.id, "not_sent", not_rendered,
+            await self._outcomes(conn, send.org_id, send.id, "not_sent", no_device,
+                                 "no_valid_device")
+            await self._outcomes(conn, send.org_id, send.id, "not_sent", not_rendered,
                                  "personalisation_failed")
 
     async def _next_members(self, send: store.SendRow, after: str | None) -> list[str]:
@@ -250,7 +251,7 @@ class FanOut:
                       devices: Sequence[store.ActiveDevice], now: datetime) -> _Screening | None:
         """The compliance screen of the people with devices, when the org has rules that
         apply to the send's category (else ``None``, and one primary-key read was the cost)."""
-        rules = await screening.rules_of(conn, send.org_id)
+        rules = screening.for_send(await screening.rules_of(conn, send.org_id), send)
         if rules is None or not rules.applies(screening.category_of(send)):
             return None
         people = sorted({d.person_id for d in devices})

@@ -41,9 +41,11 @@ from typing import Any
 
 from clarion.domain import filters
 from clarion.domain.interactions import InteractionEvent
+from clarion.domain.journeys.document import InteractionEntry, Journey, PushStep
 from clarion.domain.journeys.engine import Facts, Instance
+from clarion.domain.journeys.validation import parse
 from clarion.domain.people import PersonRead
-from clarion.domain.sends import SendCreate
+from clarion.domain.sends import SendCreate, SendRules
 from clarion.domain.triggers import PERSON_CREATED, PersonCreatedEvent, TriggerEvent
 from clarion.errors import InvalidInput, NotFound
 from clarion.services.devices import Devices
@@ -126,6 +128,7 @@ class Versions:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._known: dict[tuple[str, int], VersionInfo] = {}
+        self._parsed: dict[tuple[str, int], Journey | None] = {}
 
     async def info(self, journey_id: str, version: int) -> VersionInfo:
         key = (journey_id, version)
@@ -147,6 +150,26 @@ class Versions:
                 trigger if isinstance(trigger, str) else None, frozenset(triggers_of(document)),
                 _has_ab(document), isinstance(entry, Mapping) and entry.get("type") == "segment")
         return found
+
+    async def journey(self, journey_id: str, version: int) -> Journey | None:
+        """The version's document parsed (kept: a version never changes)."""
+        key = (journey_id, version)
+        if key not in self._parsed:
+            async with self._db.read() as conn:
+                document = await journey_store.document(conn, journey_id, version)
+            self._parsed[key] = None if document is None else parse(document)
+        return self._parsed[key]
+
+    async def outcome_entries(self, org_id: str) -> bool:
+        """The org has a live journey whose entry is a push sent or not sent."""
+        async with self._db.read() as conn:
+            rows = await journey_store.live_of_org(conn, org_id, ("live",))
+        for row in rows:
+            journey = await self.journey(row.id, row.live_version or row.version)
+            entry = None if journey is None else journey.entry
+            if isinstance(entry, InteractionEntry) and entry.interaction in ("sent", "not_sent"):
+                return True
+        return False
 
     async def triggers_of_org(self, org_id: str) -> dict[str, datetime]:
         """The triggers that the org's live and paused journeys name, in any version people
@@ -369,22 +392,24 @@ class SendsPush:
         for (org_id, journey_id, version), keys in by_version.items():
             data[(org_id, journey_id, version)] = await self._versions.trigger_data(
                 org_id, journey_id, version, keys)
-        groups: dict[tuple[str, str, str, str, str], list[PushOrder]] = {}
+        groups: dict[tuple[str, str, int, str, str, str], list[PushOrder]] = {}
         for order in orders:
             found = data[(order.org_id, order.journey_id, order.version)].get(
                 (order.person_id, order.entry_no))
             encoded = "" if found is None else json.dumps(found, sort_keys=True)
-            groups.setdefault((order.org_id, order.journey_id, order.step_id,
+            groups.setdefault((order.org_id, order.journey_id, order.version, order.step_id,
                                order.message_id, encoded), []).append(order)
-        for (org_id, journey_id, step_id, message_id, encoded), group in groups.items():
+        for (org_id, journey_id, version, step_id, message_id, encoded), group in \
+                groups.items():
             people = list(dict.fromkeys(o.person_id for o in group))
             digest = hashlib.sha256("\n".join(sorted(o.key for o in group)).encode())
             key = f"journey:{digest.hexdigest()}"
             trigger_data = json.loads(encoded) if encoded else None
+            rules = await self._rules(journey_id, version, step_id)
             try:
                 try:
                     await self._send(org_id, journey_id, step_id, message_id, people,
-                                     trigger_data, key)
+                                     trigger_data, key, rules)
                 except InvalidInput as exc:
                     if exc.field != "user_ids":
                         raise
@@ -397,18 +422,51 @@ class SendsPush:
                     people = [p for p in people if p not in gone]
                     if people:
                         await self._send(org_id, journey_id, step_id, message_id, people,
-                                         trigger_data, key)
+                                         trigger_data, key, rules)
             except (InvalidInput, NotFound) as exc:
                 # The message was deleted (or no longer renders) since the journey was
                 # written: retrying cannot help, and a dead job would hold nothing back.
                 log.warning("journey %s step %s: the push to %d people was not sent: %s",
                             journey_id, step_id, len(people), exc)
 
+    async def _rules(self, journey_id: str, version: int, step_id: str) -> SendRules | None:
+        """The journey's own compliance rules and the step's "send before" deadline."""
+        journey = await self._versions.journey(journey_id, version)
+        if journey is None:
+            return None
+        step = next((s for s in journey.steps if s.id == step_id), None)
+        send_before = step.send_before if isinstance(step, PushStep) else None
+        own = journey.compliance
+        rules = SendRules(own.quiet_times, own.frequency_cap == "exclude", send_before)
+        return None if rules == SendRules() else rules
+
     async def _send(self, org_id: str, journey_id: str, step_id: str, message_id: str,
-                    people: list[str], trigger_data: dict[str, Any] | None, key: str) -> None:
+                    people: list[str], trigger_data: dict[str, Any] | None, key: str,
+                    rules: SendRules | None) -> None:
         command = SendCreate(message_id=message_id, user_ids=people, trigger_data=trigger_data)
         await self._sends.create(org_id, command, idempotency_key=key,
-                                 journey_id=journey_id, journey_step_id=step_id)
+                                 journey_id=journey_id, journey_step_id=step_id, rules=rules)
+
+
+class OutcomeEntries:
+    """Whether an org has a live journey entered on a push sent or not sent: the publishers of
+    push outcomes ask it (per delivery batch), so it is remembered for ``TTL`` seconds. A
+    journey started less than that ago may miss the outcomes of those seconds."""
+
+    TTL = 5.0
+
+    def __init__(self, versions: Versions) -> None:
+        self._versions = versions
+        self._known: dict[str, tuple[float, bool]] = {}
+
+    async def __call__(self, org_id: str) -> bool:
+        now = time.monotonic()
+        found = self._known.get(org_id)
+        if found is not None and now - found[0] < self.TTL:
+            return found[1]
+        wanted = await self._versions.outcome_entries(org_id)
+        self._known[org_id] = (now, wanted)
+        return wanted
 
 
 def subscribe(events: EventBus, runtime: JourneyRuntime, versions: Versions,
@@ -447,4 +505,5 @@ def subscribe(events: EventBus, runtime: JourneyRuntime, versions: Versions,
     events.subscribe("interaction.clicked", interactions, name="journeys.clicked")
     events.subscribe("trigger.*", triggers, name="journeys.triggers")
     events.subscribe("push.*", runtime.on_push_outcomes, name="journeys.push_outcomes")
+    events.interest("push", OutcomeEntries(versions))
     events.subscribe(PERSON_CREATED, people, name="journeys.person_created")

@@ -37,6 +37,7 @@ from clarion.services.apps import app_not_found, require_app
 from clarion.services.orgs import require_org
 from clarion.services.reports import Reports
 from clarion.store import apps as app_store
+from clarion.store import compliance as compliance_store
 from clarion.store import journeys as store
 from clarion.store.db import Conn, Database
 
@@ -263,10 +264,14 @@ class Journeys:
         async with self._db.read() as conn:
             current = await self._require(conn, org_id, journey_id)
             figures = await store.figures(conn, journey_id)
+            held = await compliance_store.held_by_step(conn, journey_id)
         journey = parse(current.document)  # stored documents were valid when stored
         tally = Tally(_steps_of(journey))
         tally.add_figures(figures)
         steps = tally.steps()
+        for counts in steps:
+            if counts.type == "push":
+                counts.held = held.get(counts.id, 0)
         if self._reports is not None:
             # The channel figures of each push step (sent, not sent by reason, delivered,
             # opened, clicked, rates) from the report roll-ups, since the journey was created
@@ -289,6 +294,7 @@ class Journeys:
         return JourneyReport(
             journey_id=journey_id, version=current.version, state=current.state,
             people=tally.people, inside=tally.inside, goal_met=tally.goal_met,
+            held=sum(held.values()),
             goal_target_share=None if journey.goal is None else journey.goal.target_share,
             steps=steps)
 

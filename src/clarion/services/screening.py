@@ -13,9 +13,11 @@ The rules and their order are ``clarion.domain.compliance.screen``; here they me
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 
 from clarion.domain.compliance.caps import FrequencyCap, caps_from_document
 from clarion.domain.compliance.quiet_times import (
@@ -39,6 +41,7 @@ class OrgRules:
     require_consent: bool
     time_zone: str | None
     opt_outs: bool = False
+    cap_excluded: bool = False  # a journey excluded from the cap: not capped, still counted
 
     @staticmethod
     def of(row: store.ComplianceRow) -> OrgRules:
@@ -69,6 +72,27 @@ def category_of(send: SendRow) -> Category:
 async def rules_of(conn: Conn, org_id: str) -> OrgRules | None:
     row = await store.settings(conn, org_id)
     return None if row is None else OrgRules.of(row)
+
+
+def for_send(rules: OrgRules | None, send: SendRow) -> OrgRules | None:
+    """The org's rules as this send applies them: a journey's quiet-time profile, else its
+    stored message's, in place of the org's; a journey excluded from the frequency cap."""
+    own = send.rules or {}
+    template = send.message.get("template") if isinstance(send.message, dict) else None
+    quiet = own.get("quiet_times") or (template.get("quiet_times")
+                                       if isinstance(template, dict) else None)
+    excluded = bool(own.get("cap_excluded"))
+    if quiet is None and not excluded:
+        return rules
+    base = rules or OrgRules(None, None, False, None)
+    profile = _profile(json.dumps(quiet, sort_keys=True)) if quiet else base.profile
+    return replace(base, profile=profile, cap_excluded=excluded)
+
+
+@lru_cache(maxsize=256)
+def _profile(document: str) -> QuietProfile:
+    """A profile document parsed once (checked when the journey or message was saved)."""
+    return profile_from_document(json.loads(document))
 
 
 async def screen(conn: Conn, rules: OrgRules, send: SendRow, people: Sequence[str],
@@ -107,6 +131,9 @@ async def cap(conn: Conn, rules: OrgRules, send: SendRow, people: Sequence[str],
     """(those of ``people`` who may have the push, those the cap blocks); records the ledger
     for the first. Call inside the write transaction that creates their deliveries."""
     if (rules.cap is None or category_of(send) is not Category.COMMERCIAL or not people):
+        return list(people), []
+    if rules.cap_excluded:  # not capped, but counted against the person's other pushes
+        await store.record_sent(conn, send.org_id, send.id, CHANNEL, people, now)
         return list(people), []
     longest = rules.cap.longest
     assert longest is not None

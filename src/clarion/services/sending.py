@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from clarion.clock import Clock
 from clarion.domain.people import canonical_guid
-from clarion.domain.sends import SendCreate, SendRead, send_state, succeeded
+from clarion.domain.sends import SendCreate, SendRead, SendRules, send_state, succeeded
 from clarion.domain.text import controls
 from clarion.errors import InvalidInput, NotFound
 from clarion.services.apps import require_app
@@ -68,10 +68,12 @@ class Sends:
 
     async def create(self, org_id: str, command: SendCreate, *,
                      idempotency_key: str | None = None, journey_id: str | None = None,
-                     journey_step_id: str | None = None, test: bool = False) -> SendAccepted:
+                     journey_step_id: str | None = None, test: bool = False,
+                     rules: SendRules | None = None) -> SendAccepted:
         """Queue a send. With ``command.message_id`` each person gets the stored message
         rendered for them (fan-out renders it); ``journey_id``/``journey_step_id`` key the
-        send's reports; ``test`` sends carry an empty trackingId and an untracked link (CIJ)."""
+        send's reports; ``test`` sends carry an empty trackingId and an untracked link (CIJ);
+        ``rules``: a journey's own compliance rules."""
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 200:
             raise InvalidInput("the Idempotency-Key header must be 1 to 200 characters",
                                fix="Use a UUID per logical send.", field="Idempotency-Key")
@@ -110,6 +112,8 @@ class Sends:
             document["test"] = True
         send_id = str(uuid.uuid4())
         expires_at = now + timedelta(seconds=ttl or 60)
+        if rules is not None and rules.send_before is not None:
+            expires_at = min(expires_at, now + rules.send_before)
         # The send's own word, else the stored message's, else commercial (the strict one).
         template = document.get("template") if command.message_id is not None else None
         category = command.category or (template.get("category") if isinstance(template, dict)
@@ -121,7 +125,7 @@ class Sends:
             "fanned_out_at": None, "message_id": command.message_id,
             "category": category,
             "journey_id": journey_id, "journey_step_id": journey_step_id,
-            "segment_id": segment_id,
+            "segment_id": segment_id, "rules": None if rules is None else rules.stored(),
         }
         try:
             async with self._db.write() as conn:

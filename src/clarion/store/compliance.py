@@ -171,6 +171,16 @@ async def held_count(conn: Conn, send_id: str) -> int:
                                    .where(_H.c.send_id == send_id))).scalar_one())
 
 
+async def held_by_step(conn: Conn, journey_id: str) -> dict[str, int]:
+    """People whose push of a journey step waits for the end of their quiet time, per step
+    (the journey's sends: ``ix_sends_org_created`` does not help, the held rows are few)."""
+    s = t.sends
+    rows = await conn.execute(
+        select(s.c.journey_step_id, func.count()).select_from(_H.join(s, s.c.id == _H.c.send_id))
+        .where(s.c.journey_id == journey_id).group_by(s.c.journey_step_id))
+    return {str(step): int(n) for step, n in rows.all() if step}
+
+
 async def blocked(conn: Conn, org_id: str, app_id: str, send_id: str) -> dict[str, int]:
     """People the compliance rules kept a send from, by reason (its report counters: a
     range of their primary key)."""

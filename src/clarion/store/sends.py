@@ -60,6 +60,7 @@ class SendRow:
     expires_at: datetime
     category: str = "commercial"  # commercial | transactional (compliance rules)
     segment_id: str | None = None  # a send to a segment (its audience grows as fan-out reads)
+    rules: dict[str, Any] | None = None  # its own compliance rules (SendRules.stored())
 
     def keys(self) -> dict[str, Any]:
         """The report keys of the send (journey keys are null for API sends)."""
@@ -186,7 +187,8 @@ def _send(row: Any) -> SendRow:
                    fanned_out_people=row.fanned_out_people, journey_id=row.journey_id,
                    journey_step_id=row.journey_step_id, message_id=row.message_id,
                    created_at=row.created_at, expires_at=row.expires_at,
-                   category=row.category, segment_id=row.segment_id)
+                   category=row.category, segment_id=row.segment_id,
+                   rules=None if row.rules is None else dict(row.rules))
 
 
 async def get(conn: Conn, send_id: str, org_id: str | None = None) -> SendRow | None:

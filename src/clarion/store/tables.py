@@ -248,6 +248,9 @@ sends = Table(
     # A send to a segment: fan-out reads its members page by page and appends them to the
     # send's audience (``people_count`` grows as it goes). Null: the audience was given.
     Column("segment_id", GUID, nullable=True),
+    # The send's own compliance rules (a journey's quiet-time profile, its exclusion from the
+    # frequency cap): ``clarion.domain.sends.SendRules``; null: the org's rules only.
+    Column("rules", JSON, nullable=True),
     UniqueConstraint("org_id", "idempotency_key", name="uq_sends_org_idempotency_key"),
     Index("ix_sends_org_created", "org_id", "created_at"),
 )

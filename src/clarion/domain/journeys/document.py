@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any, Literal
 
+from clarion.domain.compliance.quiet_times import profile_from_document
 from clarion.domain.journeys.durations import (
     MAX_WAIT,
     parse_datetime,
     parse_duration,
     parse_local_time,
 )
+from clarion.errors import InvalidInput
 
 END = "end"  # the target that finishes the journey
 MAX_STEPS = 200
@@ -126,6 +128,7 @@ class PushStep:
     message_id: str | None = None
     ab: AbTest | None = None
     next: str | None = None
+    send_before: timedelta | None = None  # a push held longer than this is skipped (expired)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +187,15 @@ STEP_TYPES = ("push", "wait", "wait_for_interaction", "branch", "split", "end")
 
 
 @dataclass(frozen=True, slots=True)
+class JourneyCompliance:
+    """The journey's own compliance rules (docs/compliance.md): a quiet-time profile in place
+    of the org's (and of the message's), and whether the frequency cap applies to it."""
+
+    quiet_times: Mapping[str, Any] | None = None  # a profile document, checked when saved
+    frequency_cap: Literal["apply", "exclude"] = "apply"
+
+
+@dataclass(frozen=True, slots=True)
 class Journey:
     name: str
     app_id: str
@@ -194,6 +206,7 @@ class Journey:
     exit_triggers: tuple[TriggerRef, ...] = ()
     goal: Goal | None = None
     reentry: Reentry = "never"
+    compliance: JourneyCompliance = JourneyCompliance()
     _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -337,8 +350,8 @@ def read(document: object, parse_condition: ConditionParser = any_condition,
     if doc is None:
         return None, r.problems
     r.unknown(doc, {"name", "app_id", "entry", "steps", "exclude_segment_ids",
-                    "entry_limit_per_hour", "exit_triggers", "goal", "reentry", "description"},
-              "")
+                    "entry_limit_per_hour", "exit_triggers", "goal", "reentry", "description",
+                    "compliance"}, "")
     name = r.text(doc, "name", "name", max_length=MAX_NAME_LENGTH)
     app_id = r.text(doc, "app_id", "app_id")
     entry = _entry(r, doc.get("entry"))
@@ -350,6 +363,7 @@ def read(document: object, parse_condition: ConditionParser = any_condition,
     exits = _exit_triggers(r, doc.get("exit_triggers", []))
     goal = _goal(r, doc.get("goal"))
     reentry = r.choice(doc, "reentry", "reentry", ("never", "after_exit", "always"), "never")
+    compliance = _compliance(r, doc.get("compliance"))
     before = len(r.problems)
     steps = _steps(r, doc.get("steps"))
     if r.problems:
@@ -368,7 +382,30 @@ def read(document: object, parse_condition: ConditionParser = any_condition,
                    exclude_segment_ids=tuple(exclusions),
                    entry_limit_per_hour=None if limit is None else int(limit),
                    exit_triggers=tuple(exits), goal=goal,
-                   reentry=reentry), []  # type: ignore[arg-type]
+                   reentry=reentry, compliance=compliance), []  # type: ignore[arg-type]
+
+
+def _compliance(r: _Reader, value: object) -> JourneyCompliance:
+    if value is None:
+        return JourneyCompliance()
+    doc = r.mapping(value, "compliance")
+    if doc is None:
+        return JourneyCompliance()
+    r.unknown(doc, {"quiet_times", "frequency_cap"}, "compliance.")
+    cap = r.choice(doc, "frequency_cap", "compliance.frequency_cap", ("apply", "exclude"),
+                   "apply")
+    quiet = doc.get("quiet_times")
+    if quiet is not None:
+        try:
+            profile_from_document(quiet if isinstance(quiet, Mapping) else {})
+        except InvalidInput as exc:
+            r.bad(f"compliance.quiet_times.{exc.field}" if exc.field
+                  else "compliance.quiet_times", exc.message)
+            quiet = None
+        if not isinstance(quiet, Mapping):
+            r.bad("compliance.quiet_times", "must be a quiet-time profile (docs/compliance.md)")
+            quiet = None
+    return JourneyCompliance(quiet, cap or "apply")  # type: ignore[arg-type]
 
 
 def _id_list(r: _Reader, value: object, where: str) -> list[str]:
@@ -500,13 +537,14 @@ def _step(r: _Reader, doc: Mapping[str, Any], step_id: str) -> Step | None:
     kind = r.choice(doc, "type", "type", STEP_TYPES)
     base = {"id", "type"}
     if kind == "push":
-        r.unknown(doc, base | {"message_id", "ab", "next"}, "")
+        r.unknown(doc, base | {"message_id", "ab", "next", "send_before"}, "")
         nxt = r.text(doc, "next", "next", required=False)
         message_id = r.text(doc, "message_id", "message_id", required=False)
         ab = _ab(r, doc["ab"]) if "ab" in doc else None
         if (message_id is None) == ("ab" not in doc):
             r.bad("message_id", "give either message_id or an A/B test (ab)")
-        return PushStep(step_id, message_id, ab, nxt)
+        send_before = r.wait_length(doc, "send_before", "send_before", required=False)
+        return PushStep(step_id, message_id, ab, nxt, send_before)
     if kind == "wait":
         r.unknown(doc, base | {"duration", "until", "until_local_time", "next"}, "")
         nxt = r.text(doc, "next", "next", required=False)

@@ -45,6 +45,7 @@ class JourneyReport:
     goal_met: int
     goal_target_share: float | None
     steps: list[StepCounts]
+    held: int = 0  # people whose push of a step waits for the end of their quiet time
 
     def as_dict(self) -> dict[str, Any]:
         goal = None
@@ -54,7 +55,8 @@ class JourneyReport:
                     "target_share": self.goal_target_share,
                     "reached": share >= self.goal_target_share and self.people > 0}
         return {"journey_id": self.journey_id, "version": self.version, "state": self.state,
-                "people": self.people, "inside": self.inside, "goal": goal,
+                "people": self.people, "inside": self.inside, "held": self.held,
+                "goal": goal,
                 "steps": [s.as_dict() for s in self.steps]}
 
     def csv(self) -> str:

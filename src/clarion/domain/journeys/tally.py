@@ -33,6 +33,7 @@ class StepCounts:
     variants: Counter[str] = field(default_factory=Counter)  # A/B push steps: people per variant
     channel: dict[str, Any] | None = None  # push steps: sent, delivered, opened... (reports)
     ab: dict[str, Any] | None = None  # A/B push steps: each variant's figures, the winner
+    held: int | None = None  # push steps: people whose push waits for their quiet time to end
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -45,6 +46,8 @@ class StepCounts:
             out["channel"] = self.channel
         if self.ab is not None:
             out["ab"] = self.ab
+        if self.held is not None:
+            out["held"] = self.held
         return out
 
 

@@ -44,15 +44,14 @@ class Live:
         return {"authorization": f"Bearer {self.w.admin_token}"}
 
     async def post(self, path: str, body: Any, status: int = 201) -> dict[str, Any]:
-        r = await self.client.post(f"/v1/orgs/{self.w.org_id}{path}", json=body,
-                                   headers=self.admin)
-        assert r.status_code == status, r.text
-        out: dict[str, Any] = r.json()
-        return out
+        return await self._call("POST", path, body, status)
 
     async def put(self, path: str, body: Any, status: int = 200) -> dict[str, Any]:
-        r = await self.client.put(f"/v1/orgs/{self.w.org_id}{path}", json=body,
-                                  headers=self.admin)
+        return await self._call("PUT", path, body, status)
+
+    async def _call(self, method: str, path: str, body: Any, status: int) -> dict[str, Any]:
+        r = await self.client.request(method, f"/v1/orgs/{self.w.org_id}{path}", json=body,
+                                      headers=self.admin)
         assert r.status_code == status, r.text
         out: dict[str, Any] = r.json()
         return out
@@ -74,7 +73,7 @@ class Live:
 
 
 @asynccontextmanager
-async def live_rig(db_url: str, tmp_path: Path) -> AsyncIterator[Live]:
+async def live_rig(db_url: str, tmp_path: Path, *, people: int = 8) -> AsyncIterator[Live]:
     await asyncio.to_thread(upgrade, db_url)
     clock = FrozenClock(datetime(2027, 3, 1, 9, tzinfo=UTC))
     fake = FakeSender()
@@ -84,7 +83,7 @@ async def live_rig(db_url: str, tmp_path: Path) -> AsyncIterator[Live]:
     try:
         transport = httpx.ASGITransport(app=create_app(c))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            w = await world(c, people_count=8, dry_run_on_register=False)
+            w = await world(c, people_count=people, dry_run_on_register=False)
             yield Live(c, clock, fake, client, w)
     finally:
         await c.close()

@@ -12,25 +12,18 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select
 
-from clarion.api.app import create_app
-from clarion.bootstrap import Container, build
-from clarion.clock import FrozenClock
+from clarion.bootstrap import Container
 from clarion.domain.journeys.engine import LATE_INTERACTION_GRACE
 from clarion.domain.outcomes import Platform
-from clarion.providers.fake import FakeSender
 from clarion.services.events import OutcomePublication, TriggerPublication
 from clarion.store import tables as t
-from clarion.store.migrate import upgrade
-from tests.conftest import make_settings
-from tests.factories import apns_token, recorded, world
+from tests.factories import apns_token, recorded
 from tests.integration.journey_rig import Live, live_rig, message
 
 pytestmark = pytest.mark.integration
@@ -354,50 +347,39 @@ async def test_two_workers_on_postgresql_share_the_example_without_duplicates(
 
     monkeypatch.setattr(journey_runtime, "ENTRY_PAGE", 7)
     monkeypatch.setattr(journey_jobs, "PUSH_BATCH", 3)
-    await asyncio.to_thread(upgrade, pg_url)
-    clock = FrozenClock(datetime(2027, 3, 1, 9, tzinfo=UTC))
-    fake = FakeSender()
-    c = build(make_settings(pg_url, tmp_path), clock=clock,
-              senders=dict.fromkeys(Platform, fake))
-    await c.start()
-    try:
-        transport = httpx.ASGITransport(app=create_app(c))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            w = await world(c, people_count=40, dry_run_on_register=False)
-            r = Live(c, clock, fake, client, w)
-            tokens = {}
-            for person in w.person_ids:
-                tokens[person] = apns_token()
-                await r.register(person, ApnsDeviceToken=tokens[person])
-                await c.people.update(w.org_id, person, {"attributes": {"tier": "gold"}})
-            await r.settle()
-            segment = await r.post("/segments", {"name": "All", "filter": "tier eq 'gold'"})
-            ids = {name: (await r.post("/messages", message(w.app_id, name)))["id"]
-                   for name in ("hello", "nudge", "perks")}
-            journey = await r.post("/journeys", example(
-                app_id=w.app_id, segment_id=segment["id"], message_id=ids["hello"],
-                second_message_id=ids["nudge"], third_message_id=ids["perks"]))
-            await r.post(f"/journeys/{journey['id']}/start", {}, 200)
+    async with live_rig(pg_url, tmp_path, people=40) as r:
+        c, clock, fake, w = r.c, r.clock, r.fake, r.w
+        tokens = {}
+        for person in w.person_ids:
+            tokens[person] = apns_token()
+            await r.register(person, ApnsDeviceToken=tokens[person])
+            await c.people.update(w.org_id, person, {"attributes": {"tier": "gold"}})
+        await r.settle()
+        segment = await r.post("/segments", {"name": "All", "filter": "tier eq 'gold'"})
+        ids = {name: (await r.post("/messages", message(w.app_id, name)))["id"]
+               for name in ("hello", "nudge", "perks")}
+        journey = await r.post("/journeys", example(
+            app_id=w.app_id, segment_id=segment["id"], message_id=ids["hello"],
+            second_message_id=ids["nudge"], third_message_id=ids["perks"]))
+        await r.post(f"/journeys/{journey['id']}/start", {}, 200)
 
-            async def both() -> None:
-                workers = [Worker(c.queue, build_handlers(c), concurrency=4, batch_size=5,
-                                  poll_seconds=0.05, worker_id=f"w{i}") for i in (1, 2)]
-                await asyncio.gather(*(wk.run_until_idle() for wk in workers))
+        async def both() -> None:
+            workers = [Worker(c.queue, build_handlers(c), concurrency=4, batch_size=5,
+                              poll_seconds=0.05, worker_id=f"w{i}") for i in (1, 2)]
+            await asyncio.gather(*(wk.run_until_idle() for wk in workers))
 
-            for _ in range(3):
-                await both()
-                clock.advance(0.25)
-            clock.advance(8 + GRACE_S)  # the deadline, and the grace for late opens
-            for _ in range(3):
-                await both()
-                clock.advance(0.25)
-            step_of = await _steps_of_sends(c)
-            got = Counter((s.device.token, step_of[s.notification.tracking_id or ""])
-                          for s in fake.sent)
-            assert got == Counter({(tok, step): 1 for tok in tokens.values()
-                                   for step in ("hello", "nudge")})
-    finally:
-        await c.close()
+        for _ in range(3):
+            await both()
+            clock.advance(0.25)
+        clock.advance(8 + GRACE_S)  # the deadline, and the grace for late opens
+        for _ in range(3):
+            await both()
+            clock.advance(0.25)
+        step_of = await _steps_of_sends(c)
+        got = Counter((s.device.token, step_of[s.notification.tracking_id or ""])
+                      for s in fake.sent)
+        assert got == Counter({(tok, step): 1 for tok in tokens.values()
+                               for step in ("hello", "nudge")})
 
 
 async def test_a_fire_from_before_the_start_enters_nobody(live: Live) -> None:

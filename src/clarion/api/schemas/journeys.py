@@ -101,6 +101,12 @@ class StepCountsRead(BaseModel):
     channel: dict[str, Any] | None = Field(
         None, description="Push steps: the step's channel figures (sent, not sent by reason, "
         "delivered, opened, clicked, rates), as the report of scope journey_step gives them.")
+    ab: dict[str, Any] | None = Field(
+        None, description="A/B push steps: per variant (a, b) its message_id, people, "
+        "sent_people, <metric>_people, rate and channel figures; the metric, the winner (null "
+        "while the test runs) and the confidence so far.")
+    held: int | None = Field(None, description="Push steps: people whose push waits for the "
+                             "end of their quiet time.")
 
 
 class GoalRead(BaseModel):
@@ -116,5 +122,7 @@ class JourneyReportRead(BaseModel):
     state: str
     people: int
     inside: int
+    held: int = Field(0, description="People whose push of a step waits for the end of their "
+                      "quiet time.")
     goal: GoalRead | None
     steps: list[StepCountsRead]

@@ -10,6 +10,14 @@ jobs (each job's orders become one personalised send: ``journey.push``), then th
 deadline (everyone is nudged, through ``journey.timer`` jobs) and the ``nudge`` push jobs.
 What the sends then queue (fan-out to devices, delivery) is benchmarked in bench/delivery and
 left queued here. Compare with run.py, whose segment and facts are stand-ins.
+
+``--compliance`` (issue 15): every person gets one Android device (inserted directly: setting
+up is not measured), the org has quiet times (nights, 21:00–08:00; the run happens at 09:00,
+so every person is screened and none held) and a frequency cap of 5 pushes a day (counted,
+not reached), and each push phase also runs the sends' fan-out: the compliance screen, the cap
+ledger and one delivery per device (the delivery jobs stay queued).
+
+    .venv/bin/python bench/journeys/wired.py --people 1000000 --compliance
 """
 
 from __future__ import annotations
@@ -21,19 +29,22 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import insert, select, text
 
-from clarion.bootstrap import build
+from clarion.bootstrap import Container, build
 from clarion.clock import FrozenClock
 from clarion.config import Settings
 from clarion.domain.journeys.engine import LATE_INTERACTION_GRACE
 from clarion.domain.outcomes import Platform
 from clarion.domain.push_messages import PushMessageIn
 from clarion.providers.fake import FakeSender
+from clarion.services.fanout import SEND_FANOUT
 from clarion.services.journey_tasks import JOURNEY_ENTRY, JOURNEY_PUSH, JOURNEY_TIMER
+from clarion.store import tables as t
 from clarion.store.migrate import upgrade
 from clarion.worker.loop import Worker
 from clarion.worker.tasks import build_handlers
@@ -46,7 +57,27 @@ def _rate(n: int, seconds: float) -> str:
     return f"{seconds:6.1f} s  {n / seconds:>10,.0f} person-steps/s"
 
 
-async def _run(people: int, directory: Path) -> None:
+async def _devices(c: Container, org_id: str, app_id: str) -> None:
+    """One active Android device per person, inserted directly (set-up, not measured)."""
+    now = datetime.now(UTC)
+    after = ""
+    while True:
+        async with c.db.write() as conn:
+            ids = (await conn.execute(select(t.people.c.id).where(
+                t.people.c.org_id == org_id, t.people.c.id > after).order_by(
+                t.people.c.id).limit(10_000))).scalars().all()
+            if not ids:
+                return
+            await conn.execute(insert(t.devices), [
+                {"id": str(uuid.uuid4()), "org_id": org_id, "app_id": app_id,
+                 "person_id": p, "platform": "android", "token": f"fcm-{p}",
+                 "token_hash": uuid.uuid4().hex * 2, "web_keys": None, "state": "active",
+                 "state_reason": None, "state_changed_at": now, "created_at": now,
+                 "updated_at": now, "last_registered_at": now} for p in ids])
+        after = str(ids[-1])
+
+
+async def _run(people: int, directory: Path, compliance: bool) -> None:
     url = f"sqlite+aiosqlite:///{directory / 'bench.db'}"
     await asyncio.to_thread(upgrade, url)
     clock = FrozenClock(datetime(2027, 3, 1, 9, tzinfo=UTC))
@@ -60,6 +91,13 @@ async def _run(people: int, directory: Path) -> None:
         rows = ({"email": f"p{i}@bench.example", "tier": "gold" if i % 10 == 0 else "silver"}
                 for i in range(people))
         await c.importer.import_people(org.id, rows)
+        if compliance:
+            await _devices(c, org.id, app.app.id)
+            await c.compliance.set_quiet_times(org.id, {
+                "name": "Nights", "general": {"commercial": {
+                    "windows": [{"start": "21:00", "end": "08:00"}]}}})
+            await c.compliance.set_frequency_caps(org.id, {
+                "push": {"per_24h": 5, "per_7d": None, "per_30d": None}})
         segment = await c.segments.create(org.id, {
             "name": "Gold and silver", "filter": "tier eq 'gold' or tier eq 'silver'"})
         ids = [(await c.messages.create(org.id, PushMessageIn.model_validate({
@@ -92,9 +130,11 @@ async def _run(people: int, directory: Path) -> None:
         await c.journeys.start(org.id, journey.id)
         entry = time.perf_counter() - started + await run(JOURNEY_ENTRY.name)
         hello_sends = await run(JOURNEY_PUSH.name)
+        hello_fanout = await run(SEND_FANOUT.name) if compliance else 0.0
         clock.advance(8 + LATE_INTERACTION_GRACE.total_seconds() + 1)  # past the deadline
         deadline = await run(JOURNEY_TIMER.name)
         nudge_sends = await run(JOURNEY_PUSH.name)
+        nudge_fanout = await run(SEND_FANOUT.name) if compliance else 0.0
         async with c.db.read() as conn:
             sends = await conn.scalar(text("SELECT count(*) FROM sends"))
         started = time.perf_counter()
@@ -113,6 +153,18 @@ async def _run(people: int, directory: Path) -> None:
         print(f"  overall, engine only     {_rate(4 * people, entry + deadline)}")
         total = entry + hello_sends + deadline + nudge_sends
         print(f"  overall, with the sends  {_rate(4 * people, total)}  ({sends} sends)")
+        if compliance:
+            async with c.db.read() as conn:
+                made = await conn.scalar(text("SELECT count(*) FROM deliveries"))
+                ledger = await conn.scalar(text("SELECT count(*) FROM cap_ledger"))
+            assert made == 2 * people, made  # one delivery per device per push step
+            assert ledger == 2 * people, ledger  # each push counted for the cap
+            print(f"  fan-out under compliance {hello_fanout + nudge_fanout:6.1f} s  "
+                  f"{2 * people / (hello_fanout + nudge_fanout):>10,.0f} people/s  "
+                  f"({made:,} deliveries, {ledger:,} cap ledger rows)")
+            total += hello_fanout + nudge_fanout
+            print(f"  overall, sends and fan-out under quiet times and caps "
+                  f"{_rate(4 * people, total)}")
         print(f"  report (GET …/report)    {report_s:6.1f} s")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         print(f"  peak RSS {peak} MB")
@@ -124,10 +176,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--compliance", action="store_true",
+                        help="devices, quiet times and a cap; run the sends' fan-out too")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="clarion-journeys-wired-"))
     try:
-        asyncio.run(_run(args.people, directory))
+        asyncio.run(_run(args.people, directory, args.compliance))
     finally:
         if not args.keep:
             shutil.rmtree(directory, ignore_errors=True)

@@ -79,6 +79,12 @@ async def _audience(c: Container, org_id: str, app_id: str, size: int, *,
     return people
 
 
+async def _deliveries(c: Container, send_id: str) -> int:
+    async with c.db.read() as conn:
+        return len((await conn.execute(
+            t.deliveries.select().where(t.deliveries.c.send_id == send_id))).all())
+
+
 async def test_a_fan_out_page_reads_the_same_whatever_the_audience_size(
         container: Container) -> None:
     w = await world(container, people_count=0)
@@ -88,13 +94,15 @@ async def test_a_fan_out_page_reads_the_same_whatever_the_audience_size(
         accepted = await container.sends.create(w.org_id, SendCreate.model_validate({
             "app_id": w.app_id, "user_ids": people, "message": {"title": "Hi"}}))
         middle = (size // 2 // PEOPLE_PER_PAGE) * PEOPLE_PER_PAGE
+        # The first page runs first, as in a send: the first page of an org also asks (once
+        # per few seconds, cached) whether push outcomes are wanted, which is no page's cost.
+        await container.fanout.page(FanOutPage(accepted.send.id, 0))
+        before = await _deliveries(container, accepted.send.id)
         with reads(container) as seen:
             await container.fanout.page(FanOutPage(accepted.send.id, middle))
         measured[size] = seen
-        async with container.db.read() as conn:
-            made = (await conn.execute(
-                t.deliveries.select().where(t.deliveries.c.send_id == accepted.send.id))).all()
-        assert len(made) == PEOPLE_PER_PAGE // 10  # the page's people with a device
+        made = await _deliveries(container, accepted.send.id) - before
+        assert made == PEOPLE_PER_PAGE // 10  # the page's people with a device
     small, big = measured[11_000], measured[40_000]
     assert big.statements == small.statements, measured
     assert big.rows <= small.rows + 5, measured  # the same page: same people, same devices

@@ -166,7 +166,8 @@ async def test_report_json_and_csv(container: Container, client: httpx.AsyncClie
     assert (report["people"], report["inside"]) == (4, 1)
     channel = steps["hello"].pop("channel")
     assert steps["hello"] == {"id": "hello", "type": "push", "inflow": 4, "processing": 0,
-                              "processed": 4, "exit": 0, "exit_reasons": {}}
+                              "processed": 4, "exit": 0, "exit_reasons": {}, "held": 0}
+    assert report["held"] == 0
     # The push steps' channel figures come from the report roll-ups (no sends here: zeros).
     assert channel["sent"] == {"people": 0, "devices": 0}
     assert "open_rate" in channel["rates"]

@@ -88,7 +88,7 @@ def test_journeys_from_the_command_line(sqlite_url: str, tmp_path: Path,
     assert "█" in hello
     assert "4 entered, 1 inside" in out.output
     out = runner.invoke(cli, ["journeys", "report", *ids, "--csv"])
-    assert out.stdout.splitlines()[1] == "hello,push,4,0,4,0,"
+    assert out.stdout.splitlines()[1] == "hello,push,4,0,4,0,,0,0,0,0,0,0,0,,,"
     out = runner.invoke(cli, ["journeys", "report", *ids, "--json"])
     assert [s["id"] for s in json.loads(out.stdout)["steps"]] == [
         "hello", "opened", "nudge", "tier", "perks"]

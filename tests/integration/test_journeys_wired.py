@@ -54,6 +54,16 @@ def example(**ids: str) -> dict[str, Any]:
     return out
 
 
+async def _the_example(r: Live, condition: str) -> dict[str, Any]:
+    """The issue's example over a segment of ``condition``, with three stored messages."""
+    segment = await r.post("/segments", {"name": condition, "filter": condition})
+    ids = {name: (await r.post("/messages", message(r.w.app_id, name)))["id"]
+           for name in ("hello", "nudge", "perks")}
+    return await r.post("/journeys", example(
+        app_id=r.w.app_id, segment_id=segment["id"], message_id=ids["hello"],
+        second_message_id=ids["nudge"], third_message_id=ids["perks"]))
+
+
 @pytest.fixture
 async def live(db_url: str, tmp_path: Path) -> AsyncIterator[Live]:
     async with live_rig(db_url, tmp_path) as rig:
@@ -87,12 +97,7 @@ async def test_the_issue_example_runs_end_to_end_on_the_real_parts(live: Live) -
     await r.settle()
     r.fake.sent.clear()
 
-    segment = await r.post("/segments", {"name": "Welcome", "filter": "welcome eq true"})
-    ids = {name: (await r.post("/messages", message(w.app_id, name)))["id"]
-           for name in ("hello", "nudge", "perks")}
-    journey = await r.post("/journeys", example(
-        app_id=w.app_id, segment_id=segment["id"], message_id=ids["hello"],
-        second_message_id=ids["nudge"], third_message_id=ids["perks"]))
+    journey = await _the_example(r, "welcome eq true")
     # Entry pages, timer batches and event batches read their people together: the
     # per-person reads (StoredFacts) are never needed here.
     per_person = Counter[str]()
@@ -355,12 +360,7 @@ async def test_two_workers_on_postgresql_share_the_example_without_duplicates(
             await r.register(person, ApnsDeviceToken=tokens[person])
             await c.people.update(w.org_id, person, {"attributes": {"tier": "gold"}})
         await r.settle()
-        segment = await r.post("/segments", {"name": "All", "filter": "tier eq 'gold'"})
-        ids = {name: (await r.post("/messages", message(w.app_id, name)))["id"]
-               for name in ("hello", "nudge", "perks")}
-        journey = await r.post("/journeys", example(
-            app_id=w.app_id, segment_id=segment["id"], message_id=ids["hello"],
-            second_message_id=ids["nudge"], third_message_id=ids["perks"]))
+        journey = await _the_example(r, "tier eq 'gold'")
         await r.post(f"/journeys/{journey['id']}/start", {}, 200)
 
         async def both() -> None:

@@ -231,13 +231,14 @@ def _journeys(db: Database, clock: Clock, queue: JobQueue, events: EventBus, sen
     from clarion.domain import filters
     from clarion.services import journey_wiring as wiring
     from clarion.services.journey_facts import StoredFacts
+    from clarion.services.journey_sends import SendsPush
 
     versions = wiring.Versions(db)
     pages = wiring.PagePeople(db, segments)
     facts = wiring.FilterFacts(db, StoredFacts(db, clock, wiring.evaluate_plain, reports),
                                versions, segments, devices, pages)
     runtime = JourneyRuntime(db, clock, queue, segments=pages,
-                             push=wiring.SendsPush(db, sends, versions), facts=facts,
+                             push=SendsPush(db, sends, versions), facts=facts,
                              condition_parser=filters.parse)
     wiring.subscribe(events, runtime, versions, facts)
     journeys = Journeys(db, clock, filters.parse, went_live=runtime.started, reports=reports)

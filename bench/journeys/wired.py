@@ -88,8 +88,8 @@ async def _run(people: int, directory: Path, compliance: bool) -> None:
     try:
         org = await c.orgs.create("Bench")
         app = await c.apps.create(org.id, app_document())
-        rows = ({"email": f"p{i}@bench.example", "tier": "gold" if i % 10 == 0 else "silver"}
-                for i in range(people))
+        rows = ({"email": f"p{i}@bench.example", "first_name": f"P{i}",
+                 "tier": "gold" if i % 10 == 0 else "silver"} for i in range(people))
         await c.importer.import_people(org.id, rows)
         if compliance:
             await _devices(c, org.id, app.app.id)
@@ -100,9 +100,14 @@ async def _run(people: int, directory: Path, compliance: bool) -> None:
                 "push": {"per_24h": 5, "per_7d": None, "per_30d": None}})
         segment = await c.segments.create(org.id, {
             "name": "Gold and silver", "filter": "tier eq 'gold' or tier eq 'silver'"})
+        # ``hello`` reads each person's first name (rendered per person at fan-out); the
+        # others are the same for everyone (rendered once, when the send is made).
+        personal = {"title": "Hello {{Name}}", "placeholders": {
+            "Name": {"source": "audience", "field": "first_name", "default": "there"}}}
         ids = [(await c.messages.create(org.id, PushMessageIn.model_validate({
             "name": name, "app_id": app.app.id, "category": "commercial", "title": name,
-            "body": "x"}))).id for name in ("hello", "nudge", "perks")]
+            "body": "x", **(personal if name == "hello" else {})}))).id
+            for name in ("hello", "nudge", "perks")]
         journey = await c.journeys.create(org.id, {
             "name": "Welcome series", "app_id": app.app.id,
             "entry": {"type": "segment", "segment_id": segment.id,

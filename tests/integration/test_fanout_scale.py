@@ -19,11 +19,14 @@ import pytest
 from sqlalchemy import event, insert
 
 from clarion.bootstrap import Container
+from clarion.domain.push_messages import PushMessageIn
 from clarion.domain.sends import SendCreate
 from clarion.services.fanout import PEOPLE_PER_PAGE, SEND_FANOUT, FanOutPage
+from clarion.services.journey_wiring import OutcomeEntries
 from clarion.store import sends as send_store
 from clarion.store import tables as t
 from tests.factories import drain, world
+from tests.query_plans import full_scans, statements
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +86,13 @@ async def _deliveries(c: Container, send_id: str) -> int:
     async with c.db.read() as conn:
         return len((await conn.execute(
             t.deliveries.select().where(t.deliveries.c.send_id == send_id))).all())
+
+
+@pytest.fixture(autouse=True)
+def _outcome_interest_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages compare statement counts: the org's cached push-outcome interest must not expire
+    between them (it is read again after ``TTL`` seconds, which a loaded machine can take)."""
+    monkeypatch.setattr(OutcomeEntries, "TTL", 3600.0)
 
 
 async def test_a_fan_out_page_reads_the_same_whatever_the_audience_size(
@@ -189,3 +199,38 @@ async def test_a_segment_deleted_during_its_send_ends_the_send_with_who_it_reach
         send = await send_store.get(conn, accepted.send.id)
     assert send is not None and send.state == "fanned_out"
     assert send.people_count == PEOPLE_PER_PAGE  # the first chunk, read before the delete
+
+
+async def test_a_screened_personalised_page_reads_no_table_whole(
+        container: Container) -> None:
+    """A page of a send (personalised, and inline) under quiet times, a frequency cap and an
+    opt-out searches by key only: no statement of it scans a table (a scan of ``people`` once made
+    each page cost the size of the whole instance)."""
+    w = await world(container, people_count=0)
+    people = await _audience(container, w.org_id, w.app_id, 8_000)
+    await container.compliance.set_quiet_times(w.org_id, {
+        "name": "Nights", "general": {"commercial": {
+            "windows": [{"start": "23:59", "end": "00:00"}]}}})
+    await container.compliance.set_frequency_caps(w.org_id, {
+        "push": {"per_24h": 3, "per_7d": None, "per_30d": None}})
+    await container.compliance.set_consent(w.org_id, w.app_id, people[0], opted_in=False,
+                                           source="test")
+    message = await container.messages.create(w.org_id, PushMessageIn.model_validate({
+        "name": "hello", "app_id": w.app_id, "title": "Hello {{Name}}", "body": "x",
+        "placeholders": {"Name": {"source": "audience", "field": "first_name",
+                                  "default": "there"}}}))
+    run: list[tuple[str, Any]] = []
+    for body in ({"message_id": message.id}, {"app_id": w.app_id, "message": {"title": "Hi"}}):
+        accepted = await container.sends.create(w.org_id, SendCreate.model_validate({
+            **body, "user_ids": people}))
+        await container.fanout.page(FanOutPage(accepted.send.id, 0))  # the org's caches warm
+        async with container.db.read() as conn:
+            send = await send_store.get(conn, accepted.send.id)
+        assert send is not None
+        before = await _deliveries(container, send.id)
+        with statements(container) as seen:
+            await container.fanout.page(FanOutPage(send.id, send.fanned_out_people))
+        assert await _deliveries(container, send.id) > before
+        run += seen
+    assert len(run) > 10
+    assert await full_scans(container, run) == []

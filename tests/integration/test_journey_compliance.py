@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from clarion.domain.journeys.engine import LATE_INTERACTION_GRACE
+from clarion.store import tables as t
 from tests.integration.journey_rig import Live, live_rig, message
+from tests.query_plans import full_scans, statements
 
 pytestmark = pytest.mark.integration
 
@@ -160,3 +163,36 @@ async def test_a_bad_journey_profile_or_deadline_is_a_400_naming_the_field(live:
                                   headers=r.admin)
         assert got.status_code == 400, got.text
         assert field in got.text, got.text
+
+
+async def test_a_message_without_placeholders_is_rendered_once_and_held_like_any(
+        live: Live) -> None:
+    """A stored message that reads nothing of anyone is rendered when the send is made (no
+    per-person rendering or row) and still goes through the quiet window as the journey's
+    push; the report's reads search by key (the held count goes through the journey's sends
+    by index, not through every send of the instance)."""
+    r = live
+    await r.put("/quiet-times", MORNING)
+    await _people_with_devices(r, 2)
+    sale = await r.post("/messages", {"name": "Sale", "app_id": r.w.app_id,
+                                      "category": "commercial", "title": "Sale today",
+                                      "body": "20% off"})
+    jid = await _journey(r, sale["id"])
+    await r.settle()
+    assert _sent(r, "Sale") == []  # held: 09:00 is quiet
+    with statements(r.c) as run:
+        report = await _report(r, jid)
+    assert report["held"] == 2
+    assert await full_scans(r.c, run) == []
+    r.clock.advance(3600)
+    await r.settle()
+    got = [s for s in r.fake.sent if not s.dry_run and s.notification.title == "Sale today"]
+    assert sorted(s.device.token for s in got) == ["fcm-c-0", "fcm-c-1"]
+    assert {s.notification.body for s in got} == {"20% off"}
+    async with r.c.db.read() as conn:
+        sends = (await conn.execute(select(t.sends.c.id, t.sends.c.message_id).where(
+            t.sends.c.journey_id == jid))).all()
+        rows = await conn.scalar(select(func.count()).select_from(t.send_messages).where(
+            t.send_messages.c.send_id.in_([s.id for s in sends])))
+    assert [s.message_id for s in sends] == [sale["id"]] and rows == 0
+    assert (await _report(r, jid))["steps"][0]["channel"]["sent"]["people"] == 2

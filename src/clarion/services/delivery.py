@@ -57,7 +57,7 @@ from clarion.domain.outcomes import (
 from clarion.domain.push_messages import TEST_TRACKING_ID
 from clarion.domain.ratelimit import TokenBucket
 from clarion.services.apps import Apps
-from clarion.services.personalised import is_personalised, is_test
+from clarion.services.personalised import is_personalised, is_test, static_message
 from clarion.services.provider_trouble import TroubleLog
 from clarion.store import counters
 from clarion.store import messages as message_store
@@ -214,7 +214,7 @@ class Delivery:
                             for (send_id, person), m in rendered.items() if send_id == s.id}
                 sends[s.id] = _Send(s, None, None, personal, test)
                 continue
-            message = Message.from_dict(s.message)
+            message = Message.from_dict(static_message(s.message) or s.message)
             sends[s.id] = _Send(s, message, None if message.link and not test else
                                 message.notification(tracking_id=tracking_id), test=test)
         return [r for r in rows if r.send_id in sends], sends  # a deleted send: nothing to do

@@ -175,9 +175,12 @@ class FanOut:
             rendered: list[tuple[str, str, dict[str, Any]]] = []
             unrendered = 0
             reached = {d.person_id for d in devices}
+            facts: dict[str, PersonFacts] | None = None  # read once, for rendering and screen
             if is_personalised(send.message) and devices:
-                rendered, devices, unrendered = await self._render(conn, send, devices)
-            checks = await self._screen(conn, send, devices, now)
+                facts = await message_store.people_facts(
+                    conn, send.org_id, list(dict.fromkeys(d.person_id for d in devices)))
+                rendered, devices, unrendered = self._render(send, devices, facts)
+            checks = await self._screen(conn, send, devices, now, facts)
         no_device = [p for p in people[:covered] if p not in reached]
         not_rendered = sorted(reached - {d.person_id for d in devices}) if unrendered else []
         next_offset = page.offset + covered
@@ -248,14 +251,20 @@ class FanOut:
             await store.add_devices(conn, send.id, rows)
 
     async def _screen(self, conn: Conn, send: store.SendRow,
-                      devices: Sequence[store.ActiveDevice], now: datetime) -> _Screening | None:
+                      devices: Sequence[store.ActiveDevice], now: datetime,
+                      facts: Mapping[str, PersonFacts] | None = None) -> _Screening | None:
         """The compliance screen of the people with devices, when the org has rules that
-        apply to the send's category (else ``None``, and one primary-key read was the cost)."""
+        apply to the send's category (else ``None``, and one primary-key read was the cost).
+        ``facts``: the people as already read for rendering (else the screen reads them)."""
         rules = screening.for_send(await screening.rules_of(conn, send.org_id), send)
         if rules is None or not rules.applies(screening.category_of(send)):
             return None
         people = sorted({d.person_id for d in devices})
-        return _Screening(rules, await screening.screen(conn, rules, send, people, now))
+        known = None if facts is None else {
+            p: compliance.PersonFacts(f.time_zone, f.phone, dict(f.attributes))
+            for p, f in facts.items()}
+        return _Screening(rules, await screening.screen(conn, rules, send, people, now,
+                                                        facts=known))
 
     async def _deliveries(self, conn: Conn, send: store.SendRow,
                           devices: Sequence[store.ActiveDevice], checks: _Screening | None,
@@ -305,16 +314,14 @@ class FanOut:
             await self._queue.enqueue(conn, jobs)
         return len(rows)
 
-    async def _render(self, conn: Conn, send: store.SendRow,
-                      devices: list[store.ActiveDevice]
-                      ) -> tuple[list[tuple[str, str, dict[str, Any]]],
-                                 list[store.ActiveDevice], int]:
+    def _render(self, send: store.SendRow, devices: list[store.ActiveDevice],
+                facts: Mapping[str, PersonFacts]
+                ) -> tuple[list[tuple[str, str, dict[str, Any]]], list[store.ActiveDevice], int]:
         """A personalised send's page: each person with a device gets their message, from
-        one read of the page's people. Returns (rows for send_messages, the devices of the
-        people rendered, how many people could not be rendered)."""
+        one read of the page's people (``facts``). Returns (rows for send_messages, the
+        devices of the people rendered, how many people could not be rendered)."""
         renderer = Renderer.of(send.message)
         people = list(dict.fromkeys(d.person_id for d in devices))
-        facts = await message_store.people_facts(conn, send.org_id, people)
         rows: list[tuple[str, str, dict[str, Any]]] = []
         failed: set[str] = set()
         unsubscribe = renderer.compiled.needs_compliance

@@ -5,11 +5,17 @@ A personalised send stores, in its ``message`` column, the push message's docume
 when the send was made, the trigger data and the org settings its placeholders read: every page
 of the send renders from the same snapshot, whatever is edited meanwhile. Inline sends have no
 such document and are never rendered per person.
+
+A stored message without placeholders reads nothing of anyone: its send document also carries
+the message rendered once (``static``), and fan-out and delivery treat the send as an inline
+one (no per-person read, rendering or ``send_messages`` row), while it keeps its message id,
+category and reports as a personalised send.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +31,19 @@ from clarion.store import org_settings as settings_store
 from clarion.store.db import Conn
 
 PERSONALISED = "personalised"
+STATIC = "static"
 
 
 def is_personalised(document: Mapping[str, Any]) -> bool:
-    return bool(document.get(PERSONALISED))
+    """Whether each person of the send gets their own rendering (a stored message with
+    placeholders)."""
+    return bool(document.get(PERSONALISED)) and document.get(STATIC) is None
+
+
+def static_message(document: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The one message everyone of a send of a stored message without placeholders gets."""
+    found = document.get(STATIC)
+    return found if isinstance(found, Mapping) else None
 
 
 def is_test(document: Mapping[str, Any]) -> bool:
@@ -61,6 +76,10 @@ async def personalised_document(conn: Conn, org_id: str, command: SendCreate, *,
     document = {PERSONALISED: True, "message_id": row.id, "template": row.document,
                 "trigger_data": trigger,
                 "org_settings": {k: v for k, v in settings.items() if k in wanted}}
+    if not doc.placeholders:  # (too large: rendered per person, counted as not rendered)
+        with suppress(TemplateOutputTooLarge):
+            document[STATIC] = CompiledMessage.of(doc).render(
+                PersonFacts(id=""), {}, {}).as_dict()
     if test:
         document["test"] = True
     return row.app_id, document, doc.ttl

@@ -14,7 +14,7 @@ The rules and their order are ``clarion.domain.compliance.screen``; here they me
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
@@ -26,7 +26,7 @@ from clarion.domain.compliance.quiet_times import (
     profile_from_document,
     zone_for,
 )
-from clarion.domain.compliance.screen import Screen, Verdict, decide
+from clarion.domain.compliance.screen import Decision, Screen, Verdict, decide
 from clarion.store import compliance as store
 from clarion.store.db import Conn
 from clarion.store.sends import SendRow
@@ -96,26 +96,40 @@ def _profile(document: str) -> QuietProfile:
 
 
 async def screen(conn: Conn, rules: OrgRules, send: SendRow, people: Sequence[str],
-                 now: datetime) -> Screened:
-    """Expiry, consent and quiet time for ``people`` (the cap comes later, in ``cap``)."""
+                 now: datetime, *, facts: Mapping[str, store.PersonFacts] | None = None
+                 ) -> Screened:
+    """Expiry, consent and quiet time for ``people`` (the cap comes later, in ``cap``).
+    ``facts``: the people's facts when the caller has read them already."""
     category = category_of(send)
     out = Screened()
     if not people:
         return out
-    facts = await store.people_facts(conn, people) if rules.profile is not None else {}
+    if rules.profile is None:
+        facts = {}
+    elif facts is None:
+        facts = await store.people_facts(conn, send.org_id, people)
     consents = (await store.consents(conn, send.app_id, people)
                 if (rules.require_consent or rules.opt_outs)
                 and category is Category.COMMERCIAL else {})
+    profile = rules.profile
+    general = profile.general.of(category) if profile is not None else _NO_QUIET
+    by_fields = profile is not None and bool(profile.advanced)
+    # The verdict depends only on (rules, zone, consent) here: most people of a page share
+    # them, so each distinct combination is decided once.
+    decided: dict[tuple[int, str | None, bool | None], Decision] = {}
     for person in people:
         fact = facts.get(person)
-        if rules.profile is not None:
-            quiet = rules.profile.rules_for(fact.fields() if fact else {}, category)
-            zone = zone_for(fact.time_zone if fact else None, rules.time_zone)
-        else:
-            quiet, zone = _NO_QUIET, _UTC
-        decision = decide(Screen(category, quiet, zone, consent_required=rules.require_consent,
-                                 consented=consents.get(person), deadline=send.expires_at),
-                          now)
+        quiet = (profile.rules_for(fact.fields() if fact else {}, category)
+                 if by_fields and profile is not None else general)
+        named = fact.time_zone if fact else None
+        consented = consents.get(person)
+        key = (id(quiet), named, consented)
+        decision = decided.get(key)
+        if decision is None:
+            zone = zone_for(named, rules.time_zone) if profile is not None else _UTC
+            decision = decided[key] = decide(
+                Screen(category, quiet, zone, consent_required=rules.require_consent,
+                       consented=consented, deadline=send.expires_at), now)
         if decision.verdict is Verdict.SEND:
             out.now.append(person)
         elif decision.verdict is Verdict.HOLD:
@@ -137,12 +151,14 @@ async def cap(conn: Conn, rules: OrgRules, send: SendRow, people: Sequence[str],
         return list(people), []
     longest = rules.cap.longest
     assert longest is not None
-    await store.lock_people(conn, people)
+    await store.lock_people(conn, send.org_id, people)
     recent = await store.recent_sends(conn, send.org_id, people, CHANNEL, now - longest)
     allowed: list[str] = []
     blocked: list[str] = []
+    fewest = min(rules.cap.limits.values())  # fewer recent pushes than this: under every cap
     for person in people:
-        full = rules.cap.full_window(recent.get(person, ()), now)
+        sent = recent.get(person, ())
+        full = rules.cap.full_window(sent, now) if len(sent) >= fewest else None
         (allowed if full is None else blocked).append(person)
     # A page's deliveries and its ledger rows commit together (a page committed is never run
     # again: clarion.services.fanout), so nobody is recorded twice.

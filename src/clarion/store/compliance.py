@@ -80,10 +80,14 @@ async def save_settings(conn: Conn, org_id: str, values: Mapping[str, Any],
                                                 **values, "updated_at": now}))
 
 
-async def people_facts(conn: Conn, ids: Sequence[str]) -> dict[str, PersonFacts]:
+async def people_facts(conn: Conn, org_id: str, ids: Sequence[str]
+                       ) -> dict[str, PersonFacts]:
+    """What quiet-time rules read of these people (the org's primary-key prefix: a search
+    per id, never a scan of everyone)."""
     given = id_values(conn, ids)
     rows = await conn.execute(select(_P.c.id, _P.c.time_zone, _P.c.phone, _P.c.attributes)
-                              .where(_P.c.id.in_(select(given.c.value))))
+                              .where(_P.c.org_id == org_id,
+                                     _P.c.id.in_(select(given.c.value))))
     return {r.id: PersonFacts(r.time_zone, r.phone, dict(r.attributes or {})) for r in rows}
 
 
@@ -112,12 +116,13 @@ async def set_consent(conn: Conn, org_id: str, row: ConsentRow) -> None:
                                              person_id=row.person_id, **values))
 
 
-async def lock_people(conn: Conn, ids: Sequence[str]) -> None:
+async def lock_people(conn: Conn, org_id: str, ids: Sequence[str]) -> None:
     """Row locks on those people until the transaction ends (PostgreSQL), in id order."""
     if conn.dialect.name == "sqlite" or not ids:
         return
     given = id_values(conn, ids)
-    await conn.execute(select(_P.c.id).where(_P.c.id.in_(select(given.c.value)))
+    await conn.execute(select(_P.c.id).where(_P.c.org_id == org_id,
+                                             _P.c.id.in_(select(given.c.value)))
                        .order_by(_P.c.id).with_for_update())
 
 
@@ -251,20 +256,32 @@ async def app_and_person(conn: Conn, app_id: str, person_id: str) -> tuple[str, 
     return None if row is None else (row.org_id, row.name)
 
 
-async def upsert_consents(conn: Conn, org_id: str, rows: Sequence[ConsentRow]) -> None:
-    """Set many people's choice at once (the last row of a person wins)."""
+async def upsert_consents(conn: Conn, org_id: str, rows: Sequence[ConsentRow], *,
+                          newer_only: bool = False) -> None:
+    """Set many people's choice at once (the last row of a person wins).
+
+    With ``newer_only`` a choice is kept over one made earlier only: the row of a person with
+    the latest ``at`` wins (the last of equals), and a stored choice is replaced only when it
+    is not newer than that row (reports that arrive out of order). Rows are written in key
+    order, so two transactions upserting the same people cannot deadlock."""
     if not rows:
         return
-    latest = {(r.app_id, r.person_id): r for r in rows}
+    latest: dict[tuple[str, str], ConsentRow] = {}
+    for r in rows:
+        key = (r.app_id, r.person_id)
+        held = latest.get(key)
+        if held is None or not newer_only or r.at >= held.at:
+            latest[key] = r
     values = [{"org_id": org_id, "app_id": r.app_id, "person_id": r.person_id,
                "opted_in": r.opted_in, "source": r.source, "at": r.at}
-              for r in latest.values()]
+              for r in (latest[key] for key in sorted(latest))]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(_K)
     await conn.execute(stmt.on_conflict_do_update(
         index_elements=[_K.c.app_id, _K.c.person_id],
         set_={"opted_in": stmt.excluded.opted_in, "source": stmt.excluded.source,
-              "at": stmt.excluded.at}), values)
+              "at": stmt.excluded.at},
+        where=_K.c.at <= stmt.excluded.at if newer_only else None), values)
 
 
 async def ids_by_email(conn: Conn, org_id: str, emails: Sequence[str]) -> dict[str, str]:

@@ -253,6 +253,7 @@ sends = Table(
     Column("rules", JSON, nullable=True),
     UniqueConstraint("org_id", "idempotency_key", name="uq_sends_org_idempotency_key"),
     Index("ix_sends_org_created", "org_id", "created_at"),
+    Index("ix_sends_journey", "journey_id", "journey_step_id"),  # a journey's report
 )
 
 # A send's audience in chunks of ``AUDIENCE_CHUNK`` (5,000) person ids, in the order given:

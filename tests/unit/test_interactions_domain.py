@@ -10,7 +10,9 @@ import pytest
 
 from clarion.api.routes.cij_interactions import match
 from clarion.domain.interactions import (
+    CONSENT_CHOICES,
     ClientRateLimiter,
+    ConsentChoice,
     InteractionKind,
     parse_event,
     parse_events,
@@ -51,12 +53,50 @@ def test_every_status_shape_maps_to_its_kind(status: Any, kind: InteractionKind)
 
 
 @pytest.mark.parametrize("status", [2, -1, "2", "Read", "LinkClicked", "", True, False, None,
-                                    1.0, [1], {"v": 1}])
+                                    1.0, [1], {"v": 1}, "Opted In", "opted-out", "OptIn",
+                                    "Unsubscribed"])
 def test_unknown_statuses_are_refused(status: Any) -> None:
     with pytest.raises(InvalidInput) as exc:
         parse_status(status)
     assert exc.value.field == "PushNotificationStatus"
     assert "Opened" in exc.value.fix
+    assert '"OptedIn"' in exc.value.fix and '"OptedOut"' in exc.value.fix
+
+
+@pytest.mark.parametrize(("status", "choice"), [
+    ("OptedIn", ConsentChoice.OPTED_IN), ("optedin", ConsentChoice.OPTED_IN),
+    (" OPTEDIN ", ConsentChoice.OPTED_IN), ("opted_in", ConsentChoice.OPTED_IN),
+    ("Opted_In", ConsentChoice.OPTED_IN),
+    ("OptedOut", ConsentChoice.OPTED_OUT), ("optedout", ConsentChoice.OPTED_OUT),
+    ("opted_out", ConsentChoice.OPTED_OUT), ("OPTED_OUT", ConsentChoice.OPTED_OUT),
+])
+def test_consent_statuses_parse_to_a_consent_choice_on_both_endpoints(
+        status: str, choice: ConsentChoice) -> None:
+    assert parse_status(status) is choice
+    assert parse_event(body(PushNotificationStatus=status), now=NOW).kind is choice
+    legacy = parse_legacy_event({"DeviceToken": TOKEN, "PushNotificationStatus": status},
+                                tracking_id=TID, now=NOW)
+    assert legacy.kind is choice
+
+
+def test_consent_choices_are_no_interaction_kinds() -> None:
+    assert {"opted_in", "opted_out"} == CONSENT_CHOICES
+    assert not CONSENT_CHOICES & {kind.value for kind in InteractionKind}
+    assert all(not isinstance(choice, InteractionKind) for choice in ConsentChoice)
+
+
+def test_a_batch_mixes_consent_choices_with_interactions_and_keeps_their_timestamps() -> None:
+    at = NOW - timedelta(hours=3)
+    reports = parse_events([body(PushNotificationStatus="OptedOut", Timestamp=at.isoformat()),
+                            body(), body(PushNotificationStatus="opted_in")], now=NOW)
+    assert [r.kind for r in reports] == [ConsentChoice.OPTED_OUT, InteractionKind.OPENED,
+                                         ConsentChoice.OPTED_IN]
+    assert [r.occurred_at for r in reports] == [at, NOW, NOW]
+    with pytest.raises(InvalidInput) as exc:
+        parse_events([body(PushNotificationStatus="OptedOut"),
+                      body(PushNotificationStatus="Opt-Out")], now=NOW)
+    assert exc.value.message.startswith("item 1: PushNotificationStatus")
+    assert "OptedOut" in exc.value.fix
 
 
 def test_keys_are_case_insensitive_and_the_guid_is_normalised() -> None:

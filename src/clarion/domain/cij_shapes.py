@@ -110,10 +110,13 @@ INTERACTION_REPORT = Shape(
                              "endpoint).", {"type": "string", "maxLength": 8192}),
         Field("PushNotificationStatus",
               '1 / "1" / "Opened"; 0 / "0" / "Clicked"; Clarion also accepts "Delivered" and '
-              '"Dismissed" (names are case-insensitive).',
+              '"Dismissed", and "OptedIn" / "OptedOut" (also "opted_in" / "opted_out"), which '
+              'record the person\'s consent for the app instead of an interaction (names are '
+              'case-insensitive).',
               {"oneOf": [{"type": "integer", "enum": [0, 1]},
                          {"type": "string", "enum": ["0", "1", "Opened", "Clicked",
-                                                     "Delivered", "Dismissed"]}]}),
+                                                     "Delivered", "Dismissed", "OptedIn",
+                                                     "OptedOut", "opted_in", "opted_out"]}]}),
         Field("Timestamp", "Clarion extension: when it happened (≤ 30 days ago, not in the "
                            "future). Default: now.",
               {"type": "string", "format": "date-time", "maxLength": 64}, required=False),

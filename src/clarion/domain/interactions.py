@@ -20,10 +20,19 @@ value                                  kind        where it comes from
                                                    and can only report the click this way
 ``"Delivered"``                        delivered   Clarion: the app saw the notification arrive
 ``"Dismissed"``                        dismissed   Clarion: the person swiped it away
+``"OptedIn"``, ``"opted_in"``          opted_in    Clarion: the person allowed commercial pushes
+                                                   from the app (a consent choice, see below)
+``"OptedOut"``, ``"opted_out"``        opted_out   Clarion: the person turned them off
 =====================================  ==========  =========================================
 
 Names are matched case-insensitively (``"opened"`` works). No number is invented for the
 Clarion additions: they are names only.
+
+The two consent choices (``ConsentChoice``, not an ``InteractionKind``) are not interactions
+with the notification: they record the person's consent for the app, as ``PUT …/consent``
+does (source ``interaction api``, time the report's ``Timestamp``), and count in no report.
+They take the same (TrackingId, DeviceToken) pair as any report, so only a device that
+received one of the app's notifications can set its person's choice.
 
 ``DeviceToken`` is the token the device was registered with: APNs hex (any case), an FCM
 token, or for Web Push the subscription's ``endpoint`` (the endpoint string, or the whole
@@ -73,6 +82,14 @@ class InteractionKind(StrEnum):
     DISMISSED = "dismissed"
 
 
+class ConsentChoice(StrEnum):
+    """What a consent report says (Clarion extension): recorded as the person's consent for
+    the app, not as an interaction."""
+
+    OPTED_IN = "opted_in"
+    OPTED_OUT = "opted_out"
+
+
 class Source(StrEnum):
     CIJ_EVENTS = "cij_events"  # POST …/pushdatareceiver/events
     CIJ_LEGACY = "cij_legacy"  # POST …/pushchannel/event/trackings/{TrackingId}
@@ -81,16 +98,23 @@ class Source(StrEnum):
 
 ENGAGING = frozenset({InteractionKind.OPENED, InteractionKind.CLICKED})
 
-_STATUS: dict[str, InteractionKind] = {
+CONSENT_CHOICES = frozenset(choice.value for choice in ConsentChoice)
+
+_STATUS: dict[str, InteractionKind | ConsentChoice] = {
     "1": InteractionKind.OPENED,
     "opened": InteractionKind.OPENED,
     "0": InteractionKind.CLICKED,
     "clicked": InteractionKind.CLICKED,
     "delivered": InteractionKind.DELIVERED,
     "dismissed": InteractionKind.DISMISSED,
+    "optedin": ConsentChoice.OPTED_IN,
+    "opted_in": ConsentChoice.OPTED_IN,
+    "optedout": ConsentChoice.OPTED_OUT,
+    "opted_out": ConsentChoice.OPTED_OUT,
 }
 _STATUS_FIX = ('Send PushNotificationStatus as 1 or "Opened", 0 or "Clicked", "Delivered" or '
-               '"Dismissed".')
+               '"Dismissed"; or, to record the person\'s consent for the app, "OptedIn" or '
+               '"OptedOut".')
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +123,7 @@ class InteractionReport:
 
     tracking_id: str  # the send id (canonical GUID form)
     device_token: str  # as given (APNs tokens are also tried lower-cased when looked up)
-    kind: InteractionKind
+    kind: InteractionKind | ConsentChoice  # a consent choice is recorded as consent
     occurred_at: datetime  # aware, UTC
 
 
@@ -192,8 +216,9 @@ def _device_token(value: Any) -> str:
     return token
 
 
-def parse_status(value: Any) -> InteractionKind:
-    """``PushNotificationStatus`` → kind (see the table in the module docstring)."""
+def parse_status(value: Any) -> InteractionKind | ConsentChoice:
+    """``PushNotificationStatus`` → kind or consent choice (see the table in the module
+    docstring)."""
     if isinstance(value, bool):  # JSON true/false: not a status (bool is an int in Python)
         key = None
     elif isinstance(value, int):

@@ -59,7 +59,7 @@ class Accepted:
     """An accepted report as it travels in its record job."""
 
     target: Target
-    kind: str  # an InteractionKind's value
+    kind: str  # an InteractionKind's value, or a ConsentChoice's (recorded as consent)
     source: str  # a Source's value
     at: datetime
 

@@ -14,6 +14,12 @@ always; ``unique_<kind>_devices`` on the first (delivery, kind); ``unique_<kind>
 first (send, person, kind); ``unique_engaged_people`` on the first opened-or-clicked of
 (send, person). Duplicates are stored (they count in totals) but never count twice in uniques.
 Platform is the delivery's; the hour is the interaction's ``occurred_at``.
+
+Consent reports (``OptedIn``/``OptedOut``, a ``ConsentChoice``) are no interactions: in the
+same transaction they set the person's consent for the app (source ``interaction api``, at the
+report's time), one upsert per organization; a report older than the stored choice changes
+nothing. An opt-out also marks the org's ``opt_outs`` setting, as every other way of opting
+out does, so fan-out reads its consent from then on (``clarion.services.screening``).
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ from datetime import datetime
 from typing import Any
 
 from clarion.clock import Clock
-from clarion.domain.interactions import ENGAGING, Target
+from clarion.domain.interactions import CONSENT_CHOICES, ENGAGING, ConsentChoice, Target
 from clarion.services.events import publish_interactions
 from clarion.services.interactions import Accepted
+from clarion.store import compliance as consent_store
 from clarion.store import counters
 from clarion.store import interactions as store
 from clarion.store.db import Conn, Database
@@ -36,6 +43,7 @@ from clarion.store.jobs import JobQueue
 log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_TRANSACTION = 2_000
+CONSENT_SOURCE = "interaction api"  # the source of consent set through the interaction API
 _ENGAGING = frozenset(kind.value for kind in ENGAGING)
 
 
@@ -91,7 +99,14 @@ class Recorder:
                      [job.id for job in jobs][:10])
 
     async def _record(self, conn: Conn, items: Sequence[Accepted]) -> None:
-        """Rows, first occurrences, roll-ups and the event job of one batch."""
+        """Rows, first occurrences, roll-ups and the event job of one batch (its consent
+        reports: the people's consent)."""
+        choices = [it for it in items if it.kind in CONSENT_CHOICES]
+        if choices:
+            await self._record_consents(conn, choices)
+            items = [it for it in items if it.kind not in CONSENT_CHOICES]
+            if not items:
+                return
         scopes: list[tuple[str, str]] = []
         for it in items:
             tg = it.target
@@ -145,3 +160,19 @@ class Recorder:
                            message_id=tg.message_id)
             for (tg, _hour, metric), (value, at) in ordered])
         await publish_interactions(conn, self._queue, ids, now_ms=self._clock.epoch_ms())
+
+    async def _record_consents(self, conn: Conn, choices: Sequence[Accepted]) -> None:
+        """The consent reports of a batch: one upsert per org that keeps a newer choice, and
+        the org's ``opt_outs`` mark when one of them opts out."""
+        by_org: dict[str, list[consent_store.ConsentRow]] = {}
+        for it in choices:
+            tg = it.target
+            by_org.setdefault(tg.org_id, []).append(consent_store.ConsentRow(
+                tg.app_id, tg.person_id, it.kind == ConsentChoice.OPTED_IN, CONSENT_SOURCE,
+                it.at))
+        now = self._clock.now()
+        for org_id in sorted(by_org):  # key order: see _record
+            rows = by_org[org_id]
+            await consent_store.upsert_consents(conn, org_id, rows, newer_only=True)
+            if any(not r.opted_in for r in rows):
+                await consent_store.save_settings(conn, org_id, {"opt_outs": True}, now)

@@ -129,7 +129,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
                      "description": "Clarion extension: up to 100 reports, all or nothing."}]}),
              responses=_RESPONSES)
 async def report_interaction(org_id: str, request: Request) -> Response:
-    """Report that a notification was opened (or clicked, delivered, dismissed)."""
+    """Report that a notification was opened (or clicked, delivered, dismissed), or the
+    person's consent choice for the app (OptedIn, OptedOut)."""
     return await answer_request(REPORTS, request)
 
 

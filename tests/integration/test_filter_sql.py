@@ -1,5 +1,6 @@
 """Property: the SQL a filter compiles to (``clarion.store.segments``) selects exactly the people
-``filters.evaluate`` accepts, on SQLite and on PostgreSQL, for random people and filters."""
+``filter_evaluation.evaluate`` accepts, on SQLite and on PostgreSQL, for random people and
+filters."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 
-from clarion.domain import filters
+from clarion.domain import filter_evaluation, filters
 from clarion.store import segments as store
 from clarion.store import tables as t
 from clarion.store.db import Database
@@ -169,8 +170,8 @@ def test_sql_and_evaluate_agree(harness: Harness, crowd: list[dict[str, Any]],
     expected = set()
     for p in crowd:
         row = p["row"]
-        facts = filters.person_facts(row, row["attributes"])
-        if filters.evaluate(node, facts,
+        facts = filter_evaluation.person_facts(row, row["attributes"])
+        if filter_evaluation.evaluate(node, facts,
                             device_apps={APP} if p["device"] == "active" else set(),
                             segments={STATIC} if p["member"] else set()):
             expected.add(row["id"])

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clarion.domain import odata
+from clarion.domain.filter_evaluation import evaluate, person_facts
 from clarion.domain.filters import (
     And,
     Compare,
@@ -20,9 +21,7 @@ from clarion.domain.filters import (
     Not,
     Or,
     TextMatch,
-    evaluate,
     parse,
-    person_facts,
     segment_refs,
 )
 
@@ -128,7 +127,7 @@ def test_ne_is_not_eq_and_not_is_a_complement(facts: dict[str, object], text: st
 
 
 def test_facts_of_a_stored_person() -> None:
-    from clarion.domain.filters import facts_of
+    from clarion.domain.filter_evaluation import facts_of
     from clarion.domain.people import PersonRead
 
     when = datetime(2026, 3, 1, tzinfo=UTC)

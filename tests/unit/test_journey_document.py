@@ -15,9 +15,9 @@ from clarion.domain.journeys.document import (
     PushStep,
     SegmentEntry,
     WaitForInteractionStep,
-    read,
 )
 from clarion.domain.journeys.durations import format_duration, parse_duration
+from clarion.domain.journeys.reading import read
 from clarion.domain.journeys.validation import JourneyInvalid, parse, validate
 
 pytestmark = pytest.mark.unit

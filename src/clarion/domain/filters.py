@@ -19,8 +19,9 @@ keywords, same errors naming the position) with what a segment needs::
 ``contains()`` (a backend relying on them would get the wrong people), which this language
 accepts.
 
-Semantics are two-valued and typed, so that ``evaluate`` (in memory) and the SQL compilation
-(``clarion.store.segments``) agree on every person:
+Semantics are two-valued and typed, so that ``evaluate`` (in memory,
+``clarion.domain.filter_evaluation``) and the SQL compilation (``clarion.store.segments``) agree
+on every person:
 
 * a missing attribute is ``null``; ``x ne v`` is exactly ``not (x eq v)``;
 * a comparison is true only between values of the same type: ``tier eq 5`` is false for the
@@ -34,12 +35,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from clarion.domain.people import PersonRead
 from clarion.errors import InvalidInput
 
 MAX_FILTER_LENGTH = 10_000
@@ -375,91 +374,3 @@ def app_refs(node: Filter) -> set[str]:
     if isinstance(node, And | Or):
         return set().union(*(app_refs(item) for item in node.items))
     return set()
-
-
-# --- evaluation in memory ----------------------------------------------------------------------
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, datetime):
-        return "datetime"
-    if isinstance(value, str):
-        return "text"
-    return "other"  # lists, objects: never equal to a literal
-
-
-def _compare(actual: object, op: str, expected: Value) -> bool:
-    kind = _kind(expected)
-    if kind == "null":
-        return (actual is None) == (op == "eq")
-    if _kind(actual) != kind:
-        return op == "ne"
-    if op == "eq":
-        return actual == expected
-    if op == "ne":
-        return actual != expected
-    a, b = actual, expected
-    if op == "gt":
-        return a > b  # type: ignore[operator]
-    if op == "ge":
-        return a >= b  # type: ignore[operator]
-    if op == "lt":
-        return a < b  # type: ignore[operator]
-    return a <= b  # type: ignore[operator]
-
-
-def evaluate(node: Filter, facts: Mapping[str, object], *,
-             device_apps: Collection[str] = (), segments: Collection[str] = ()) -> bool:
-    """Whether ``facts`` (person fields, attributes and trigger data, by name; a missing name
-    is null) match ``node``. ``device_apps``: the apps the person has a valid device for;
-    ``segments``: the segments they are a member of."""
-    if isinstance(node, Compare):
-        return _compare(facts.get(node.field), node.op, node.value)
-    if isinstance(node, In):
-        actual = facts.get(node.field)
-        return any(_compare(actual, "eq", value) for value in node.values)
-    if isinstance(node, TextMatch):
-        actual = facts.get(node.field)
-        if not isinstance(actual, str):
-            return False
-        if node.function == "contains":
-            return node.value in actual
-        if node.function == "startswith":
-            return actual.startswith(node.value)
-        return actual.endswith(node.value)
-    if isinstance(node, HasDevice):
-        return node.app_id in device_apps
-    if isinstance(node, InSegment):
-        return node.segment_id in segments
-    if isinstance(node, Not):
-        return not evaluate(node.item, facts, device_apps=device_apps, segments=segments)
-    if isinstance(node, And):
-        return all(evaluate(item, facts, device_apps=device_apps, segments=segments)
-                   for item in node.items)
-    return any(evaluate(item, facts, device_apps=device_apps, segments=segments)
-               for item in node.items)
-
-
-def person_facts(fields: Mapping[str, object], attributes: Mapping[str, object],
-                 trigger: Mapping[str, object] | None = None) -> dict[str, object]:
-    """The facts ``evaluate`` reads: attributes, then person fields over them (a field name
-    always means the field), then the trigger's data over both (in a trigger context its
-    attributes are what the condition is about)."""
-    facts: dict[str, object] = dict(attributes)
-    facts.update({name: fields.get(name) for name in PERSON_FIELDS})
-    if trigger:
-        facts.update(trigger)
-    return facts
-
-
-def facts_of(person: PersonRead, trigger: Mapping[str, object] | None = None
-             ) -> dict[str, object]:
-    """``person_facts`` of a stored person (and the data of the trigger that started the
-    journey, if any)."""
-    fields = {name: getattr(person, name) for name in PERSON_FIELDS}
-    return person_facts(fields, person.attributes, trigger)

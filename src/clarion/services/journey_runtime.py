@@ -7,20 +7,20 @@ timer). So a worker that dies mid-step changes nothing (the transaction rolls ba
 event or job comes again), and two workers on PostgreSQL serialise on the row: the second sees
 the instance already moved and ``step()`` asks for nothing. A push job is therefore created
 once per person, entry and visit of a push step; its unique key (``jp:…``) says so to the
-queue too, and is the idempotency key handed to the send path.
+queue too, and is the idempotency key handed to the send path. That core (entering one person,
+stepping instances, queueing their jobs) is ``JourneyStepper`` (``journey_stepping``); the
+runtime adds the segment entry pages, the subscribers and the job handlers.
 
-The parts owned elsewhere are reached through the small Protocols below, so this runs with
-fakes in tests and the real segments, sends and person facts once they are wired at bootstrap:
-``SegmentSource`` (segment members in keyset pages, membership tests), ``JourneyPush`` (send a
-journey step's message to every valid device of a person, carrying journey and step) and
-``FactsSource`` (the ``Facts`` that ``step()`` asks: conditions, time zone, interactions,
-A/B winners).
+The parts owned elsewhere are reached through the small Protocols of ``services.journeys``,
+so this runs with fakes in tests and the real segments, sends and person facts once they are
+wired at bootstrap: ``SegmentSource`` (segment members in keyset pages, membership tests),
+``JourneyPush`` (send a journey step's message to every valid device of a person, carrying
+journey and step) and ``FactsSource`` (the ``Facts`` that ``step()`` asks: conditions, time
+zone, interactions, A/B winners).
 """
 
 from __future__ import annotations
 
-import logging
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -38,7 +38,6 @@ from clarion.domain.journeys.document import (
 from clarion.domain.journeys.engine import (
     Action,
     Entered,
-    Event,
     Instance,
     Interaction,
     TimerFired,
@@ -46,9 +45,9 @@ from clarion.domain.journeys.engine import (
     step,
 )
 from clarion.domain.journeys.records import JourneyRead
-from clarion.domain.journeys.validation import parse
 from clarion.domain.sends import PushOutcomeEvent
 from clarion.services.journey_jobs import Batch, Queued, Timer, as_jobs, due_ms, queued
+from clarion.services.journey_stepping import JourneyStepper
 from clarion.services.journey_tasks import (
     JOURNEY_ENTER,
     JOURNEY_ENTRY,
@@ -61,37 +60,19 @@ from clarion.store import journeys as store
 from clarion.store.db import Conn, Database
 from clarion.store.jobs import JobQueue, NewJob
 
-log = logging.getLogger(__name__)
-
 ENTRY_PAGE = 500  # people entered per transaction
 PAUSED_RECHECK = timedelta(seconds=60)  # a paused journey's due work looks again this late
 NEW_MEMBERS_POLL = timedelta(minutes=15)  # once_then_new: how often new members are looked for
 RATE_RECHECK = timedelta(minutes=1)
-# Namespace of the instance ids of entries caused by a fire (uuid5 of journey and fire id).
-ENTRY_CAUSES = uuid.UUID("6d1f0c2e-3b7a-5e44-9a1c-2f8e0b7d4c61")
 
 
-class JourneyRuntime:
+class JourneyRuntime(JourneyStepper):
     def __init__(self, db: Database, clock: Clock, queue: JobQueue, *,
                  segments: SegmentSource, push: JourneyPush, facts: FactsSource,
                  condition_parser: ConditionParser = any_condition) -> None:
-        self._db = db
-        self._clock = clock
-        self._queue = queue
+        super().__init__(db, clock, queue, facts=facts, condition_parser=condition_parser)
         self._segments = segments
         self._push = push
-        self._facts = facts
-        self._conditions = condition_parser
-        self._parsed: dict[tuple[str, int], Journey] = {}  # versions never change once live
-
-    async def _journey(self, conn: Conn, journey_id: str, version: int) -> Journey | None:
-        found = self._parsed.get((journey_id, version))
-        if found is None:
-            document = await store.document(conn, journey_id, version)
-            if document is None:
-                return None
-            found = self._parsed[(journey_id, version)] = parse(document, self._conditions)
-        return found
 
     # ------------------------------------------------------------------------- entering
 
@@ -189,66 +170,7 @@ class JourneyRuntime:
         return JOURNEY_ENTRY.job(again, run_at_ms=due_ms(now + every), unique_key=(
             f"je:{page.journey_id}:{page.version}:{page.round + 1}:"))
 
-    async def _later(self, job: NewJob) -> None:
-        async with self._db.write() as conn:
-            await self._enqueue(conn, [job])
-
-    async def _enter(self, conn: Conn, org_id: str, app_id: str, journey: Journey,
-                     journey_id: str, version: int, person_id: str,
-                     trigger: Mapping[str, object] | None, now: datetime, *,
-                     cause: str | None = None) -> bool:
-        latest = await store.latest_entry(conn, journey_id, person_id)
-        entry_no = 1
-        if latest is not None:
-            if journey.reentry == "never" or (journey.reentry == "after_exit"
-                                              and not latest.done):
-                return False
-            entry_no = latest.entry_no + 1
-        fresh = Instance(journey_id, version, person_id, entry_no)
-        facts = await self._facts.facts(org_id, fresh, trigger)
-        inst, actions = step(journey, fresh, Entered(), now, facts)
-        # An entry caused by a fire has the fire's instance id: delivered twice, it is refused.
-        instance_id = str(uuid.uuid4() if cause is None
-                          else uuid.uuid5(ENTRY_CAUSES, f"{journey_id}:{cause}"))
-        if not await store.insert_instance(conn, instance_id=instance_id, org_id=org_id,
-                                           instance=inst, now=now):
-            return False  # another worker entered them first, or this fire already did
-        await self._apply(conn, org_id, app_id, inst, actions)
-        return True
-
     # ---------------------------------------------------------------------- advancing
-
-    async def _advance(self, conn: Conn, org_id: str, app_id: str, journey: Journey,
-                       inst: Instance, event: Event, trigger: Mapping[str, object] | None,
-                       now: datetime) -> None:
-        """Step one (locked) instance, save it and queue the jobs its actions ask for."""
-        batch = Batch({(inst.person_id, inst.entry_no): inst})
-        jobs = await self._move(batch, org_id, app_id, journey,
-                                (inst.person_id, inst.entry_no), event, trigger, now)
-        await store.save_instances(conn, batch.changed(), now)
-        await self._enqueue(conn, jobs)
-
-    async def _move(self, batch: Batch, org_id: str, app_id: str, journey: Journey,
-                    person_entry: tuple[str, int], event: Event,
-                    trigger: Mapping[str, object] | None, now: datetime) -> list[Queued]:
-        """Step an instance of the batch (its latest state: two events of one person in a
-        batch apply one after the other): the jobs its actions ask for."""
-        inst = batch.current.get(person_entry)
-        if inst is None:
-            return []
-        facts = await self._facts.facts(org_id, inst, trigger)
-        moved, actions = step(journey, inst, event, now, facts)
-        if moved != inst:
-            batch.current[person_entry] = moved
-            batch.moved.add(person_entry)
-        return queued(org_id, app_id, moved, actions)
-
-    async def _enqueue(self, conn: Conn, items: Sequence[Queued]) -> None:
-        await self._queue.enqueue(conn, as_jobs(items))
-
-    async def _apply(self, conn: Conn, org_id: str, app_id: str, inst: Instance,
-                     actions: Sequence[Action]) -> None:
-        await self._enqueue(conn, queued(org_id, app_id, inst, actions))
 
     async def timer(self, key: InstanceKey) -> None:
         """A wait's time is up (or a wait for an interaction reached its limit)."""

@@ -32,6 +32,8 @@ from functools import lru_cache
 from typing import Any
 
 from clarion.domain import filters
+from clarion.domain.filter_evaluation import evaluate as evaluate_filter
+from clarion.domain.filter_evaluation import person_facts
 from clarion.domain.interactions import InteractionEvent
 from clarion.domain.journeys.document import InteractionEntry, Journey
 from clarion.domain.journeys.engine import Facts, Instance
@@ -348,8 +350,8 @@ class FilterFacts:
             # ``values`` are the person's fields and attributes (StoredFacts); the filter
             # language reads them as person_facts does: fields over attributes, trigger data
             # over both.
-            return filters.evaluate(condition(text), filters.person_facts(values, values, data),
-                                    device_apps=device_apps, segments=member_of)
+            return evaluate_filter(condition(text), person_facts(values, values, data),
+                                   device_apps=device_apps, segments=member_of)
 
         assert isinstance(base, KnownFacts)
         return replace(base, evaluate=evaluate)
@@ -359,7 +361,7 @@ def evaluate_plain(text: str, values: Mapping[str, object],
                    data: Mapping[str, object] | None) -> bool:
     """``StoredFacts``' own evaluator (no segment or device lookups: ``FilterFacts``
     replaces it with one that has them)."""
-    return filters.evaluate(condition(text), filters.person_facts(values, values, data))
+    return evaluate_filter(condition(text), person_facts(values, values, data))
 
 
 class OutcomeEntries:

@@ -2,11 +2,12 @@
 
 A filter (``clarion.domain.filters``) becomes one WHERE clause over ``people``, on SQLite with
 ``json_type``/``json_extract`` and on PostgreSQL with ``json_typeof``/``->>``. Comparisons are
-typed exactly as ``filters.evaluate`` types them (a property test checks that the two agree):
-each attribute value is read through ``CASE WHEN <its JSON type> = <the literal's> THEN …``,
-so text never compares with a number, and every leaf is wrapped in ``COALESCE(…, false)``, so
-a missing value gives false rather than SQL's NULL (which would make ``not`` lie). Text orders
-by code point on both databases (``COLLATE "C"`` on PostgreSQL).
+typed exactly as ``filter_evaluation.evaluate`` types them (a property test checks that the two
+agree): each attribute value is read through
+``CASE WHEN <its JSON type> = <the literal's> THEN …``, so text never compares with a number,
+and every leaf is wrapped in ``COALESCE(…, false)``, so a missing value gives false rather
+than SQL's NULL (which would make ``not`` lie). Text orders by code point on both databases
+(``COLLATE "C"`` on PostgreSQL).
 
 Members are read in person-id order, a page at a time (``WHERE id > :after ORDER BY id LIMIT
 n``): a segment of millions is never loaded whole.

@@ -29,9 +29,9 @@ from clarion.domain.journeys.document import (
     WaitForInteractionStep,
     WaitStep,
     any_condition,
-    read,
     targets,
 )
+from clarion.domain.journeys.reading import read
 from clarion.errors import InvalidInput
 
 

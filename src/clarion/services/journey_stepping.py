@@ -16,6 +16,7 @@ from clarion.clock import Clock
 from clarion.domain.journeys.document import ConditionParser, Journey, any_condition
 from clarion.domain.journeys.engine import Action, Entered, Event, Instance, step
 from clarion.domain.journeys.validation import parse
+from clarion.ids import time_ordered_ids
 from clarion.services.journey_jobs import Batch, Queued, as_jobs, queued
 from clarion.services.journeys import FactsSource
 from clarion.store import journeys as store
@@ -67,8 +68,8 @@ class JourneyStepper:
         facts = await self._facts.facts(org_id, fresh, trigger)
         inst, actions = step(journey, fresh, Entered(), now, facts)
         # An entry caused by a fire has the fire's instance id: delivered twice, it is refused.
-        instance_id = str(uuid.uuid4() if cause is None
-                          else uuid.uuid5(ENTRY_CAUSES, f"{journey_id}:{cause}"))
+        instance_id = (time_ordered_ids(1, int(now.timestamp() * 1000))[0] if cause is None
+                       else str(uuid.uuid5(ENTRY_CAUSES, f"{journey_id}:{cause}")))
         if not await store.insert_instance(conn, instance_id=instance_id, org_id=org_id,
                                            instance=inst, now=now):
             return False  # another worker entered them first, or this fire already did

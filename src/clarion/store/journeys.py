@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from clarion.domain.journeys.engine import Awaiting, Instance
 from clarion.domain.journeys.records import JourneyRead
 from clarion.domain.journeys.tally import Figures
+from clarion.ids import time_ordered_ids
 from clarion.store import tables as t
 from clarion.store.db import Conn
 
@@ -280,10 +280,11 @@ async def insert_instances(conn: Conn, org_id: str, instances: Sequence[Instance
     others existed: another worker entered them first)."""
     if not instances:
         return set()
-    rows = [{"id": str(uuid.uuid4()), "org_id": org_id, "journey_id": inst.journey_id,
+    ids = time_ordered_ids(len(instances), int(now.timestamp() * 1000))
+    rows = [{"id": i, "org_id": org_id, "journey_id": inst.journey_id,
              "version": inst.version, "person_id": inst.person_id, "entry_no": inst.entry_no,
              "entered_at": now, "updated_at": now, **_instance_values(inst)}
-            for inst in instances]
+            for i, inst in zip(ids, instances, strict=True)]
     result = await conn.execute(_INSERT_NEW[conn.dialect.name], rows)
     return {(r.person_id, r.entry_no) for r in result.all()}
 

@@ -600,7 +600,6 @@ journey_instances = Table(
     UniqueConstraint("journey_id", "version", "person_id", "entry_no",
                      name="uq_journey_instances_entry"),
     Index("ix_journey_instances_person", "journey_id", "person_id", "entry_no"),
-    Index("ix_journey_instances_page", "journey_id", "id"),  # the report's keyset pages
     Index("ix_journey_instances_entered", "journey_id", "entered_at"),  # entry rate limit
     Index("ix_journey_instances_waiting", "journey_id", "waiting_kind", "waiting_key",
           "person_id"),

@@ -19,8 +19,9 @@ run: install
 	$(BIN)/clarion serve
 
 ## Lint, type-check, check the layering, and run every test (unit, integration, e2e).
+# The suite on one process per core (at most 4): every test makes its own database and ports.
 test: install lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --numprocesses=auto --maxprocesses=4
 
 lint: install
 	$(BIN)/ruff check src tests $(wildcard bench)

@@ -27,7 +27,7 @@ from clarion.errors import InvalidInput
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-TID = str(uuid.uuid4())
+TID = "835b265c-7a30-45a9-bd59-970841c879ca"  # fixed: it names parametrized tests
 TOKEN = "ab" * 32
 
 

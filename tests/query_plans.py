@@ -8,13 +8,27 @@ non-leading index column still counts as a search there, so SQLite is the strict
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
 
 from clarion.bootstrap import Container
+
+
+@contextmanager
+def listening(c: Container, after: Callable[..., None]) -> Iterator[None]:
+    """``after`` called with every statement of both engines (SQLAlchemy's
+    ``after_cursor_execute``) while the block runs."""
+    engines = {id(e): e.sync_engine for e in (c.db.read_engine, c.db.write_engine)}
+    for engine in engines.values():
+        event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield
+    finally:
+        for engine in engines.values():
+            event.remove(engine, "after_cursor_execute", after)
 
 
 @contextmanager
@@ -28,14 +42,8 @@ def statements(c: Container) -> Iterator[list[tuple[str, Any]]]:
         if not many:
             seen.append((stmt, params))
 
-    engines = {id(e): e.sync_engine for e in (c.db.read_engine, c.db.write_engine)}
-    for engine in engines.values():
-        event.listen(engine, "after_cursor_execute", after)
-    try:
+    with listening(c, after):
         yield seen
-    finally:
-        for engine in engines.values():
-            event.remove(engine, "after_cursor_execute", after)
 
 
 def _pg_scans(node: dict[str, Any]) -> list[str]:

@@ -4,7 +4,6 @@ honoured by the next send; an older report never overwrites a newer choice."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +11,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from clarion.api.app import create_app
 from clarion.bootstrap import Container
 from clarion.providers.fake import FakeSender
 from clarion.store import compliance as consent_store
@@ -30,15 +28,6 @@ from tests.integration.test_interactions import (
 from tests.integration.test_sending import admin, get, send
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    async with container.db.write_engine.begin() as conn:  # see test_interactions.schema
-        await conn.run_sync(t.metadata.create_all, checkfirst=True)
-    transport = httpx.ASGITransport(app=create_app(container))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
 
 
 def item(s: Sent, token: str, status: Any, **extra: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 
 from clarion.bootstrap import Container
 from clarion.domain.push_messages import PushMessageIn
@@ -26,7 +26,7 @@ from clarion.services.journey_wiring import OutcomeEntries
 from clarion.store import sends as send_store
 from clarion.store import tables as t
 from tests.factories import drain, world
-from tests.query_plans import full_scans, statements
+from tests.query_plans import full_scans, listening, statements
 
 pytestmark = pytest.mark.integration
 
@@ -51,14 +51,8 @@ def reads(c: Container) -> Iterator[Read]:
         seen.rows += len(rows)
         seen.chars += sum(len(str(value)) for row in rows for value in row)
 
-    engines = {id(e): e.sync_engine for e in (c.db.read_engine, c.db.write_engine)}
-    for engine in engines.values():
-        event.listen(engine, "after_cursor_execute", after)
-    try:
+    with listening(c, after):
         yield seen
-    finally:
-        for engine in engines.values():
-            event.remove(engine, "after_cursor_execute", after)
 
 
 async def _audience(c: Container, org_id: str, app_id: str, size: int, *,

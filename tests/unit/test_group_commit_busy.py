@@ -15,7 +15,7 @@ def _writer() -> GroupCommitWriter:
 
 def _commits(w: GroupCommitWriter, now: list[float], rows: int, count: int) -> None:
     for _ in range(count):
-        w._note_commit(rows)
+        w._note_commit(rows, now[0])
         now[0] += 1.0 / count
 
 

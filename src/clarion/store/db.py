@@ -121,6 +121,22 @@ def _sqlite_pragmas(engine: Engine, *, writer: bool, synchronous: Synchronous,
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
 
+def _unavailable(exc: DBAPIError | PoolTimeout | OSError, *, opened: bool,
+                 waited: float) -> DatabaseUnavailable | None:
+    """``DatabaseUnavailable`` for a driver's availability error (logged here with the
+    driver's words, which the client does not get); None for any other error, which stays
+    as it is. A plain ``OSError`` counts only while connecting (asyncpg's refused or
+    timed-out connect): once the connection is open, one from the caller's code is the
+    caller's."""
+    if isinstance(exc, OSError) and opened:
+        return None
+    problem = unavailability(exc)
+    if problem is None:
+        return None
+    log.warning("database unavailable (%s): %s", problem.reason, problem.detail)
+    return unavailable_error(problem, write_timeout=waited)
+
+
 class Database:
     """Both engines, the write transaction and the availability rules.
 
@@ -175,71 +191,64 @@ class Database:
         """A connection in a write transaction; commits on success, rolls back on error.
 
         Raises ``DatabaseUnavailable`` when the database cannot be written within ``max_wait``
-        seconds (default ``write_timeout``), is read-only or cannot be reached."""
+        seconds (default ``write_timeout``), is read-only or cannot be reached.
+
+        One generator, no nested context managers: every group commit of the accept paths
+        runs through here, so its fixed cost is paid once per commit by every request."""
         limit = self.write_timeout if max_wait is None else max_wait
         deadline = time.monotonic() + limit
         lock = self._write_lock
-        if lock is None:
-            async with self._write_tx(deadline, limit) as conn:
-                yield conn
-            return
-        if lock.locked():  # another write of this process runs: wait for it, boundedly
-            try:
-                await asyncio.wait_for(lock.acquire(), limit)
-            except TimeoutError:
-                problem = Unavailability("locked", f"the writer lock stayed taken {limit:g} s")
-                raise unavailable_error(problem, write_timeout=limit) from None
-        else:
-            await lock.acquire()
+        if lock is not None:
+            if lock.locked():  # another write of this process runs: wait for it, boundedly
+                try:
+                    await asyncio.wait_for(lock.acquire(), limit)
+                except TimeoutError:
+                    problem = Unavailability("locked",
+                                             f"the writer lock stayed taken {limit:g} s")
+                    raise unavailable_error(problem, write_timeout=limit) from None
+            else:
+                await lock.acquire()
         try:
-            async with self._write_tx(deadline, limit) as conn:
-                yield conn
+            opened = False
+            try:
+                async with self.write_engine.connect() as conn:
+                    opened = True
+                    info = conn.info
+                    info.pop(_AFTER_COMMIT, None)
+                    if lock is not None:  # SQLite
+                        left = int((deadline - time.monotonic()) * 1000)
+                        # 100 ms steps, so that a connection's setting rarely changes
+                        info[_BUSY_WANT] = (self._busy_ms if left >= self._busy_ms - 100
+                                            else max(50, left // 100 * 100))
+                    async with conn.begin():
+                        yield conn
+                    callbacks = info.pop(_AFTER_COMMIT, None)
+            except (DBAPIError, PoolTimeout, OSError) as exc:
+                unavailable = _unavailable(exc, opened=opened, waited=limit)
+                if unavailable is None:
+                    raise
+                raise unavailable from exc
+            if callbacks:
+                for fn in callbacks:
+                    fn()
         finally:
-            lock.release()
-
-    @asynccontextmanager
-    async def _write_tx(self, deadline: float,
-                        limit: float) -> AsyncIterator[AsyncConnection]:
-        async with self._guard(limit) as opened, self.write_engine.connect() as conn:
-            opened.append(True)
-            conn.info.pop(_AFTER_COMMIT, None)
-            if self.is_sqlite:
-                left = int((deadline - time.monotonic()) * 1000)
-                # 100 ms steps, so that a connection's setting rarely changes
-                conn.info[_BUSY_WANT] = (self._busy_ms if left >= self._busy_ms - 100
-                                         else max(50, left // 100 * 100))
-            async with conn.begin():
-                yield conn
-            callbacks = conn.info.pop(_AFTER_COMMIT, [])
-        for fn in callbacks:
-            fn()
+            if lock is not None:
+                lock.release()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reading; ``DatabaseUnavailable`` when the database cannot be
         reached or opened."""
-        async with self._guard(self.write_timeout) as opened, \
-                self.read_engine.connect() as conn:
-            opened.append(True)
-            yield conn
-
-    @asynccontextmanager
-    async def _guard(self, waited: float) -> AsyncIterator[list[bool]]:
-        """Turn the drivers' availability errors into ``DatabaseUnavailable`` (logged here
-        with the driver's words, which the client does not get). A plain ``OSError`` counts
-        only while connecting (asyncpg's refused or timed-out connect): once the connection
-        is open (``opened`` not empty), one from the caller's code is the caller's."""
-        opened: list[bool] = []
+        opened = False
         try:
-            yield opened
+            async with self.read_engine.connect() as conn:
+                opened = True
+                yield conn
         except (DBAPIError, PoolTimeout, OSError) as exc:
-            if isinstance(exc, OSError) and opened:
+            unavailable = _unavailable(exc, opened=opened, waited=self.write_timeout)
+            if unavailable is None:
                 raise
-            problem = unavailability(exc)
-            if problem is None:
-                raise
-            log.warning("database unavailable (%s): %s", problem.reason, problem.detail)
-            raise unavailable_error(problem, write_timeout=waited) from exc
+            raise unavailable from exc
 
     async def check_read(self) -> None:
         """Read something, to learn whether reading works now; raises ``DatabaseUnavailable``."""

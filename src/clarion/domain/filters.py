@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -279,23 +280,22 @@ def parse(text: str) -> Filter:
     return _Parser(text).parse()
 
 
+def _conditions(node: Filter) -> Iterator[Filter]:
+    """The conditions ``node`` combines with not, and, or."""
+    if isinstance(node, Not):
+        yield from _conditions(node.item)
+    elif isinstance(node, And | Or):
+        for item in node.items:
+            yield from _conditions(item)
+    else:
+        yield node
+
+
 def segment_refs(node: Filter) -> set[str]:
     """The segment ids ``node`` refers to with ``in_segment()``."""
-    if isinstance(node, InSegment):
-        return {node.segment_id}
-    if isinstance(node, Not):
-        return segment_refs(node.item)
-    if isinstance(node, And | Or):
-        return set().union(*(segment_refs(item) for item in node.items))
-    return set()
+    return {c.segment_id for c in _conditions(node) if isinstance(c, InSegment)}
 
 
 def app_refs(node: Filter) -> set[str]:
     """The app ids ``node`` refers to with ``has_device()``."""
-    if isinstance(node, HasDevice):
-        return {node.app_id}
-    if isinstance(node, Not):
-        return app_refs(node.item)
-    if isinstance(node, And | Or):
-        return set().union(*(app_refs(item) for item in node.items))
-    return set()
+    return {c.app_id for c in _conditions(node) if isinstance(c, HasDevice)}

@@ -49,7 +49,7 @@ from clarion.emulators.fcm.messages import (
     malformed_token,
 )
 from clarion.emulators.fcm.oauth import Issued, TokenAuthority
-from clarion.emulators.http_server import HttpEmulator, drop_connection
+from clarion.emulators.serving import HttpEmulator, drop_connection
 
 _SEND_PATH = "/v1/projects/{project}/messages:send"
 

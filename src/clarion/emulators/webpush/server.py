@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from clarion.emulators.devices import SimulatedDevices, notification_from
-from clarion.emulators.http_server import HttpEmulator, drop_connection
+from clarion.emulators.serving import HttpEmulator, drop_connection
 from clarion.emulators.webpush.checks import (
     Refusal,
     VapidVerifier,

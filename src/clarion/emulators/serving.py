@@ -1,5 +1,6 @@
-"""What the aiohttp emulators (FCM, Web Push) share: serving their application and keeping the
-JSON-lines log of the requests they answered."""
+"""How the emulators run: ``Emulator``, the start/stop and ``async with`` of every one, and
+``HttpEmulator``, what the aiohttp ones (FCM, Web Push) share: serving their application and
+keeping the JSON-lines log of the requests they answered."""
 
 from __future__ import annotations
 
@@ -13,7 +14,25 @@ from typing import Any, NoReturn, Self, TextIO
 from aiohttp import web
 
 
-class HttpEmulator(ABC):
+class Emulator(ABC):
+    """An emulator: ``await start()`` returns the port it serves on, ``await stop()`` ends
+    it, and ``async with`` does both."""
+
+    @abstractmethod
+    async def start(self) -> int: ...
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class HttpEmulator(Emulator):
     """Serves ``app()`` on ``host:port`` (port 0: any free port, read back once bound), over
     TLS with ``ssl_context``. ``await start()`` returns the port; with ``log_path``, every
     ``log`` entry is appended to that file as a JSON line."""
@@ -55,13 +74,6 @@ class HttpEmulator(ABC):
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def _write_log(self, entry: dict[str, Any]) -> None:
         """Append ``entry`` to the log file, if there is one."""

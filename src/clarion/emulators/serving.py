@@ -34,8 +34,8 @@ class Emulator(ABC):
 
 class HttpEmulator(Emulator):
     """Serves ``app()`` on ``host:port`` (port 0: any free port, read back once bound), over
-    TLS with ``ssl_context``. ``await start()`` returns the port; with ``log_path``, every
-    ``log`` entry is appended to that file as a JSON line."""
+    TLS with ``ssl_context``; with ``log_path``, each entry given to ``_write_log`` is
+    appended to that file as a JSON line."""
 
     def __init__(self, *, host: str, port: int, ssl_context: ssl.SSLContext | None,
                  log_path: Path | None) -> None:

@@ -15,9 +15,9 @@ keywords, same errors naming the position) with what a segment needs::
                 | "in_segment" "(" STRING ")"          -- member of another segment
     value      := STRING | NUMBER | "true" | "false" | "null"
 
-``clarion.domain.odata`` keeps its own, narrower parser: the CIJ lookup must refuse ``ne`` and
-``contains()`` (a backend relying on them would get the wrong people), which this language
-accepts.
+``clarion.domain.odata`` keeps its own, narrower grammar on the same tokenizer and parser core
+(``clarion.domain.filter_syntax``): the CIJ lookup must refuse ``ne`` and ``contains()`` (a
+backend relying on them would get the wrong people), which this language accepts.
 
 Semantics are two-valued and typed, so that ``evaluate`` (in memory,
 ``clarion.domain.filter_evaluation``) and the SQL compilation (``clarion.store.segments``) agree
@@ -35,10 +35,20 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from clarion.domain.filter_syntax import And as And
+from clarion.domain.filter_syntax import (
+    ExpressionParser,
+    Token,
+    token_pattern,
+    tokenize,
+    unquote,
+)
+from clarion.domain.filter_syntax import Or as Or
 from clarion.errors import InvalidInput
 
 MAX_FILTER_LENGTH = 10_000
@@ -95,17 +105,7 @@ class Not:
     item: Filter
 
 
-@dataclass(frozen=True, slots=True)
-class And:
-    items: tuple[Filter, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Or:
-    items: tuple[Filter, ...]
-
-
-Filter = Compare | In | TextMatch | HasDevice | InSegment | Not | And | Or
+Filter = Compare | In | TextMatch | HasDevice | InSegment | Not | And["Filter"] | Or["Filter"]
 
 SUPPORTED = ("supported are eq ne gt ge lt le, and or not, parentheses, x in ('a','b'), "
              "contains(x,'s'), startswith(x,'s'), endswith(x,'s'), has_device('<app id>'), "
@@ -116,30 +116,7 @@ _KEYWORDS = {"and", "or", "not", "eq", "ne", "gt", "ge", "lt", "le", "in", "null
 _FUNCTIONS = {"contains", "startswith", "endswith", "has_device", "in_segment"}
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 _NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]+)?)(?:[eE][+-]?[0-9]+)?$")
-_TOKEN = re.compile(r"(?P<ws>\s+)|(?P<lp>\()|(?P<rp>\))|(?P<comma>,)"
-                    r"|(?P<string>'(?:[^']|'')*')|(?P<word>[A-Za-z0-9_.+\-]+)"
-                    r"|(?P<unclosed>')|(?P<other>.)", re.DOTALL)
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    kind: str  # ( ) , string word unclosed other end
-    text: str
-    pos: int
-
-
-def _tokens(text: str) -> list[_Token]:
-    out: list[_Token] = []
-    for match in _TOKEN.finditer(text):
-        kind = match.lastgroup or "other"
-        if kind == "ws":
-            continue
-        name = {"lp": "(", "rp": ")", "comma": ","}.get(kind, kind)
-        out.append(_Token(name, match.group(), match.start()))
-        if kind == "unclosed":
-            break
-    out.append(_Token("end", "", len(text)))
-    return out
+_TOKEN = token_pattern(r"A-Za-z0-9_.+\-", comma=True)
 
 
 def _error(message: str, fix: str = f"The filter language: {SUPPORTED}.") -> FilterError:
@@ -154,22 +131,14 @@ def parse_datetime(text: str) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class _Parser:
+class _Parser(ExpressionParser[Filter]):
+    max_depth = MAX_DEPTH
+    max_comparisons = MAX_COMPARISONS
+
     def __init__(self, text: str) -> None:
-        self.tokens = _tokens(text)
-        self.i = 0
-        self.comparisons = 0
+        super().__init__(tokenize(_TOKEN, text))
 
-    def peek(self) -> _Token:
-        return self.tokens[self.i]
-
-    def take(self) -> _Token:
-        token = self.tokens[self.i]
-        if token.kind != "end":
-            self.i += 1
-        return token
-
-    def syntax(self, token: _Token, expected: str) -> FilterError:
+    def syntax(self, token: Token, expected: str) -> FilterError:
         if token.kind == "unclosed":
             return _error(f"the text starting at position {token.pos + 1} is not closed",
                           fix="End it with ' (write '' for a quote inside).")
@@ -177,76 +146,37 @@ class _Parser:
         return _error(f"syntax error at position {token.pos + 1}: expected {expected}, "
                       f"found {found}")
 
-    def expect(self, kind: str, expected: str) -> _Token:
-        token = self.take()
-        if token.kind != kind:
-            raise self.syntax(token, expected)
-        return token
+    def empty(self) -> FilterError:
+        return _error("the filter is empty", fix="Give a filter such as tier eq 'gold'.")
 
-    def is_word(self, word: str) -> bool:
-        token = self.peek()
-        return token.kind == "word" and token.text == word
+    def too_deep(self, token: Token) -> FilterError:
+        return _error(f"the filter nests more than {MAX_DEPTH} deep (position {token.pos + 1})",
+                      fix="Flatten the filter.")
 
-    def count(self, token: _Token) -> None:
-        self.comparisons += 1
-        if self.comparisons > MAX_COMPARISONS:
-            raise _error(f"the filter has more than {MAX_COMPARISONS} conditions (position "
-                         f"{token.pos + 1})", fix="Split it into segments and combine them "
-                         "with in_segment().")
+    def too_many(self, token: Token) -> FilterError:
+        return _error(f"the filter has more than {MAX_COMPARISONS} conditions (position "
+                      f"{token.pos + 1})", fix="Split it into segments and combine them "
+                      "with in_segment().")
 
-    def parse(self) -> Filter:
-        if self.peek().kind == "end":
-            raise _error("the filter is empty", fix="Give a filter such as tier eq 'gold'.")
-        node = self.or_expr(0)
-        token = self.peek()
-        if token.kind != "end":
-            raise self.syntax(token, "'and', 'or' or the end of the filter")
-        return node
-
-    def or_expr(self, depth: int) -> Filter:
-        items = [self.and_expr(depth)]
-        while self.is_word("or"):
-            self.take()
-            items.append(self.and_expr(depth))
-        return items[0] if len(items) == 1 else Or(tuple(items))
-
-    def and_expr(self, depth: int) -> Filter:
-        items = [self.unary(depth)]
-        while self.is_word("and"):
-            self.take()
-            items.append(self.unary(depth))
-        return items[0] if len(items) == 1 else And(tuple(items))
-
-    def unary(self, depth: int) -> Filter:
+    def operand(self, depth: int) -> Filter:
         if self.is_word("not"):
             token = self.take()
-            if depth >= MAX_DEPTH:
-                raise _error(f"the filter nests more than {MAX_DEPTH} deep (position "
-                             f"{token.pos + 1})", fix="Flatten the filter.")
-            return Not(self.unary(depth + 1))
-        return self.primary(depth)
-
-    def primary(self, depth: int) -> Filter:
+            return Not(self.operand(self.deeper(token, depth)))
         token = self.take()
         if token.kind == "(":
-            if depth >= MAX_DEPTH:
-                raise _error(f"the filter nests more than {MAX_DEPTH} deep (position "
-                             f"{token.pos + 1})", fix="Flatten the filter.")
-            node = self.or_expr(depth + 1)
-            self.expect(")", "')'")
-            return node
+            return self.group(token, depth)
         if token.kind != "word" or token.text in _KEYWORDS:
             raise self.syntax(token, "a field name, a function or '('")
         if self.peek().kind == "(":
             return self.function(token)
         return self.comparison(token)
 
-    def field(self, token: _Token) -> str:
+    def field(self, token: Token) -> str:
         if token.kind != "word" or token.text in _KEYWORDS or not _FIELD.match(token.text):
             raise self.syntax(token, "a field name (letters, digits and _)")
         return token.text
 
-    def function(self, name: _Token) -> Filter:
+    def function(self, name: Token) -> Filter:
         if name.text not in _FUNCTIONS:
             raise _error(f"unknown function {name.text}() at position {name.pos + 1}")
         self.count(name)
@@ -254,7 +184,7 @@ class _Parser:
         if name.text in ("has_device", "in_segment"):
             arg = self.expect("string", f"a quoted id in {name.text}()")
             self.expect(")", "')'")
-            ident = _unquote(arg.text).strip().lower()
+            ident = unquote(arg.text).strip().lower()
             if not ident:
                 raise _error(f"{name.text}() at position {name.pos + 1} needs an id")
             return HasDevice(ident) if name.text == "has_device" else InSegment(ident)
@@ -262,10 +192,10 @@ class _Parser:
         self.expect(",", f"',' after the field of {name.text}()")
         arg = self.expect("string", f"a quoted text as the second argument of {name.text}()")
         self.expect(")", "')'")
-        self.check_type(field, "eq", _unquote(arg.text), arg)
-        return TextMatch(name.text, field, self.normalise(field, _unquote(arg.text)))  # type: ignore[arg-type]
+        self.check_type(field, "eq", unquote(arg.text), arg)
+        return TextMatch(name.text, field, self.normalise(field, unquote(arg.text)))  # type: ignore[arg-type]
 
-    def comparison(self, name: _Token) -> Filter:
+    def comparison(self, name: Token) -> Filter:
         field = self.field(name)
         self.count(name)
         op = self.take()
@@ -301,7 +231,7 @@ class _Parser:
     def value(self) -> Value:
         token = self.take()
         if token.kind == "string":
-            return _unquote(token.text)
+            return unquote(token.text)
         if token.kind == "word":
             if token.text == "null":
                 return None
@@ -317,7 +247,7 @@ class _Parser:
                 return number
         raise self.syntax(token, "a value ('text', a number, true, false or null)")
 
-    def check_type(self, field: str, op: str, value: Value, token: _Token) -> Value:
+    def check_type(self, field: str, op: str, value: Value, token: Token) -> Value:
         """Person columns have one type each: comparing one with another type is an error
         here (always false otherwise, which is never what was meant)."""
         if field not in PERSON_FIELDS or value is None:
@@ -340,10 +270,6 @@ class _Parser:
         return value.lower() if field == "email" and isinstance(value, str) else value
 
 
-def _unquote(text: str) -> str:
-    return text[1:-1].replace("''", "'")
-
-
 def parse(text: str) -> Filter:
     """The AST of a filter; ``FilterError`` (400) names the position of any problem."""
     if len(text) > MAX_FILTER_LENGTH:
@@ -354,23 +280,22 @@ def parse(text: str) -> Filter:
     return _Parser(text).parse()
 
 
+def _conditions(node: Filter) -> Iterator[Filter]:
+    """The conditions ``node`` combines with not, and, or."""
+    if isinstance(node, Not):
+        yield from _conditions(node.item)
+    elif isinstance(node, And | Or):
+        for item in node.items:
+            yield from _conditions(item)
+    else:
+        yield node
+
+
 def segment_refs(node: Filter) -> set[str]:
     """The segment ids ``node`` refers to with ``in_segment()``."""
-    if isinstance(node, InSegment):
-        return {node.segment_id}
-    if isinstance(node, Not):
-        return segment_refs(node.item)
-    if isinstance(node, And | Or):
-        return set().union(*(segment_refs(item) for item in node.items))
-    return set()
+    return {c.segment_id for c in _conditions(node) if isinstance(c, InSegment)}
 
 
 def app_refs(node: Filter) -> set[str]:
     """The app ids ``node`` refers to with ``has_device()``."""
-    if isinstance(node, HasDevice):
-        return {node.app_id}
-    if isinstance(node, Not):
-        return app_refs(node.item)
-    if isinstance(node, And | Or):
-        return set().union(*(app_refs(item) for item in node.items))
-    return set()
+    return {c.app_id for c in _conditions(node) if isinstance(c, HasDevice)}

@@ -14,11 +14,12 @@ plus ``$select`` (a comma list of fields) and ``$top``. Everything else is refus
 that says what is supported, never silently ignored: a backend that relied on ``ne`` or
 ``contains()`` must learn it at once, not get the wrong people.
 
-The parser is written by hand (recursive descent, about 150 lines) on purpose: the OData
-packages on PyPI either bind a full grammar to an ORM (we would have to fence them back down to
-eq/and/or, and every operator they accept is one more thing to refuse by hand) or are
-unmaintained. A grammar this small is easier to read, test and keep safe (bounded nesting and
-size, positions in every error) than a dependency.
+The parser is written by hand (recursive descent, on the core it shares with the segment filter
+language, ``clarion.domain.filter_syntax``) on purpose: the OData packages on PyPI either bind
+a full grammar to an ORM (we would have to fence them back down to eq/and/or, and every
+operator they accept is one more thing to refuse by hand) or are unmaintained. A grammar this
+small is easier to read, test and keep safe (bounded nesting and size, positions in every
+error) than a dependency.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from clarion.domain.filter_syntax import And as And
+from clarion.domain.filter_syntax import (
+    ExpressionParser,
+    Token,
+    token_pattern,
+    tokenize,
+    unquote,
+)
+from clarion.domain.filter_syntax import Or as Or
 from clarion.domain.text import check_text
 from clarion.errors import InvalidInput
 
@@ -54,17 +64,7 @@ class Eq:
     value: str | None  # None: the null literal
 
 
-@dataclass(frozen=True, slots=True)
-class And:
-    items: tuple[Node, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Or:
-    items: tuple[Node, ...]
-
-
-Node = Eq | And | Or
+Node = Eq | And["Node"] | Or["Node"]
 
 
 def fields_of(entity: Entity) -> tuple[str, ...]:
@@ -82,15 +82,7 @@ def _refuse(entity: Entity, what: str) -> ODataError:
                       fix="Rewrite the query with the supported subset only.")
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
-    kind: Literal["(", ")", "string", "word", "other", "unclosed", "end"]
-    text: str
-    pos: int  # 0-based offset in the $filter text
-
-
-_TOKEN = re.compile(r"(?P<ws>\s+)|(?P<lp>\()|(?P<rp>\))|(?P<string>'(?:[^']|'')*')"
-                    r"|(?P<word>[A-Za-z0-9_.:+\-/$@*]+)|(?P<unclosed>')|(?P<other>.)", re.DOTALL)
+_TOKEN = token_pattern(r"A-Za-z0-9_.:+\-/$@*", comma=False)  # a comma is an ``other``
 _GUID = re.compile(r"^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
 _NUMBER = re.compile(r"^[+-]?[0-9][0-9.eE+\-]*[dDfFmMlL]?$")
 _OPERATORS = {"ne", "gt", "ge", "lt", "le", "has", "in", "add", "sub", "mul", "div", "divby",
@@ -98,42 +90,16 @@ _OPERATORS = {"ne", "gt", "ge", "lt", "le", "has", "in", "add", "sub", "mul", "d
 _KEYWORDS = {"and", "or", "eq", "null", "not", *_OPERATORS}
 
 
-def _tokens(text: str) -> list[_Token]:
-    """Every token up front; a bad character becomes an ``other`` token so that the parser can
-    report it in context (``contains(a,'x')`` is refused as a function, not as a comma)."""
-    out: list[_Token] = []
-    for match in _TOKEN.finditer(text):
-        kind = match.lastgroup
-        if kind == "lp":
-            out.append(_Token("(", "(", match.start()))
-        elif kind == "rp":
-            out.append(_Token(")", ")", match.start()))
-        elif kind != "ws":
-            out.append(_Token(kind, match.group(), match.start()))  # type: ignore[arg-type]
-        if kind == "unclosed":
-            break
-    out.append(_Token("end", "", len(text)))
-    return out
+class _Parser(ExpressionParser[Node]):
+    max_depth = MAX_DEPTH
+    max_comparisons = MAX_COMPARISONS
 
-
-class _Parser:
     def __init__(self, text: str, entity: Entity) -> None:
+        super().__init__(tokenize(_TOKEN, text))
         self.entity = entity
         self.fields = fields_of(entity)
-        self.tokens = _tokens(text)
-        self.i = 0
-        self.comparisons = 0
 
-    def peek(self) -> _Token:
-        return self.tokens[self.i]
-
-    def take(self) -> _Token:
-        token = self.tokens[self.i]
-        if token.kind != "end":  # the end token stays, so peek() is always safe
-            self.i += 1
-        return token
-
-    def syntax(self, token: _Token, expected: str) -> ODataError:
+    def syntax(self, token: Token, expected: str) -> ODataError:
         if token.kind == "other":
             return _refuse(self.entity, f"the character {token.text!r} at position "
                            f"{token.pos + 1}")
@@ -145,55 +111,39 @@ class _Parser:
                           f"{expected}, found {found}",
                           fix=f"Clarion's OData subset: {supported(self.entity)}.")
 
+    def empty(self) -> ODataError:
+        return ODataError("$filter is empty", fix="Give a filter such as "
+                          "emailaddress1 eq 'a@b.com', or leave $filter out.")
+
+    def too_deep(self, token: Token) -> ODataError:
+        return ODataError(f"$filter nests parentheses more than {MAX_DEPTH} deep "
+                          f"(position {token.pos + 1})", fix="Flatten the filter.")
+
+    def too_many(self, token: Token) -> ODataError:
+        return ODataError(f"$filter has more than {MAX_COMPARISONS} comparisons",
+                          fix="Split the lookup into several requests.")
+
+    def trailing(self, token: Token) -> InvalidInput:
+        if token.kind == "word" and token.text.lower() in _KEYWORDS - {"and", "or"}:
+            return _refuse(self.entity, f"{token.text!r} at position {token.pos + 1}")
+        return super().trailing(token)
+
     def is_word(self, word: str) -> bool:
         token = self.peek()
         if token.kind == "word" and token.text.lower() == word and token.text != word:
             raise ODataError(f"$filter: {token.text!r} at position {token.pos + 1} must be "
                              f"written in lower case", fix=f"Write {word!r}.")
-        return token.kind == "word" and token.text == word
+        return super().is_word(word)
 
-    def parse(self) -> Node:
-        if self.peek().kind == "end":
-            raise ODataError("$filter is empty", fix="Give a filter such as "
-                             "emailaddress1 eq 'a@b.com', or leave $filter out.")
-        node = self.or_expr(0)
-        token = self.peek()
-        if token.kind != "end":
-            if token.kind == "word" and token.text.lower() in _KEYWORDS - {"and", "or"}:
-                raise _refuse(self.entity, f"{token.text!r} at position {token.pos + 1}")
-            raise self.syntax(token, "'and', 'or' or the end of the filter")
-        return node
-
-    def or_expr(self, depth: int) -> Node:
-        items = [self.and_expr(depth)]
-        while self.is_word("or"):
-            self.take()
-            items.append(self.and_expr(depth))
-        return items[0] if len(items) == 1 else Or(tuple(items))
-
-    def and_expr(self, depth: int) -> Node:
-        items = [self.primary(depth)]
-        while self.is_word("and"):
-            self.take()
-            items.append(self.primary(depth))
-        return items[0] if len(items) == 1 else And(tuple(items))
-
-    def primary(self, depth: int) -> Node:
+    def operand(self, depth: int) -> Node:
         token = self.take()
         if token.kind == "(":
-            if depth >= MAX_DEPTH:
-                raise ODataError(f"$filter nests parentheses more than {MAX_DEPTH} deep "
-                                 f"(position {token.pos + 1})", fix="Flatten the filter.")
-            node = self.or_expr(depth + 1)
-            closing = self.take()
-            if closing.kind != ")":
-                raise self.syntax(closing, "')'")
-            return node
+            return self.group(token, depth)
         if token.kind != "word":
             raise self.syntax(token, "a field name or '('")
         return self.comparison(token)
 
-    def comparison(self, name: _Token) -> Eq:
+    def comparison(self, name: Token) -> Eq:
         at = f"at position {name.pos + 1}"
         if name.text.lower() == "not":
             raise _refuse(self.entity, f"'not' {at}")
@@ -213,17 +163,14 @@ class _Parser:
         if op.text != "eq":
             raise ODataError(f"$filter: {op.text!r} at position {op.pos + 1} must be written "
                              "in lower case", fix="Write 'eq'.")
-        self.comparisons += 1
-        if self.comparisons > MAX_COMPARISONS:
-            raise ODataError(f"$filter has more than {MAX_COMPARISONS} comparisons",
-                             fix="Split the lookup into several requests.")
+        self.count(name)
         return Eq(name.text, self.value(name.text))
 
     def value(self, field: str) -> str | None:
         token = self.take()
         at = f"at position {token.pos + 1}"
         if token.kind == "string":
-            text: str | None = check_text(token.text[1:-1].replace("''", "'"), "$filter")
+            text: str | None = check_text(unquote(token.text), "$filter")
         elif token.kind == "word" and token.text == "null":
             text = None
         elif token.kind == "word" and _GUID.match(token.text) and field == self.fields[0]:

@@ -58,8 +58,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from dataclasses import MISSING, Field, dataclass, fields, replace
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from clarion.clock import Clock
 from clarion.domain.backoff import backoff_seconds
@@ -76,7 +76,7 @@ from clarion.store import interactions as store
 from clarion.store import sends as send_store
 from clarion.store import triggers as trigger_store
 from clarion.store.db import Conn, Database
-from clarion.store.jobs import JobQueue, NewJob
+from clarion.store.jobs import JobQueue
 from clarion.store.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -96,73 +96,66 @@ def known_topic(topic: str) -> bool:
     return topic.startswith("trigger.") and TRIGGER_NAME.match(topic[8:]) is not None
 
 
+class _Publication:
+    """What the publications share: the ``ids`` of their events, ``only`` the one subscriber a
+    retry is for, and their job payload: every field by name (``only`` left out while None),
+    ``ids`` read back with ``id_type`` and the other fields as text."""
+
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+    id_type: ClassVar[Callable[[Any], Any]] = str
+    ids: Sequence[Any]
+    only: str | None
+
+    def encode(self) -> dict[str, Any]:
+        out = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        if out["only"] is None:
+            del out["only"]
+        return out
+
+    @classmethod
+    def decode(cls, payload: Mapping[str, Any]) -> Self:
+        values: dict[str, Any] = {"ids": [cls.id_type(i) for i in payload["ids"]]}
+        for f in fields(cls):
+            if f.name != "ids":
+                value = payload[f.name] if f.default is MISSING else payload.get(f.name)
+                values[f.name] = None if value is None else str(value)
+        build: Callable[..., Self] = cls
+        return build(**values)
+
+    def retry(self, ids: list[Any], only: str) -> Self:
+        """The same publication of ``ids`` only, for ``only`` one subscriber."""
+        return replace(self, ids=ids, only=only)
+
+
 @dataclass(frozen=True, slots=True)
-class Publication:
+class Publication(_Publication):
     """Interactions to hand to the subscribers (``only`` one of them: a retry)."""
 
+    id_type = int
     ids: list[int]
     only: str | None = None
 
-    def encode(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"ids": self.ids}
-        if self.only is not None:
-            out["only"] = self.only
-        return out
-
-    @staticmethod
-    def decode(payload: Mapping[str, Any]) -> Publication:
-        only = payload.get("only")
-        return Publication([int(i) for i in payload["ids"]],
-                           None if only is None else str(only))
-
-
-INTERACTION_EVENTS: Task[Publication] = Task(
-    "events.interaction", Publication.encode, Publication.decode)
-
 
 @dataclass(frozen=True, slots=True)
-class TriggerPublication:
+class TriggerPublication(_Publication):
     """Trigger fires (firing ids) to hand to the subscribers (``only`` one: a retry)."""
 
     ids: list[str]
     only: str | None = None
 
-    def encode(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"ids": self.ids}
-        if self.only is not None:
-            out["only"] = self.only
-        return out
-
-    @staticmethod
-    def decode(payload: Mapping[str, Any]) -> TriggerPublication:
-        only = payload.get("only")
-        return TriggerPublication([str(i) for i in payload["ids"]],
-                                  None if only is None else str(only))
-
 
 @dataclass(frozen=True, slots=True)
-class PeoplePublication:
+class PeoplePublication(_Publication):
     """People of one org just created (the event is the id: nothing to load)."""
 
     org_id: str
     ids: list[str]
     only: str | None = None
 
-    def encode(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"org_id": self.org_id, "ids": self.ids}
-        if self.only is not None:
-            out["only"] = self.only
-        return out
-
-    @staticmethod
-    def decode(payload: Mapping[str, Any]) -> PeoplePublication:
-        only = payload.get("only")
-        return PeoplePublication(str(payload["org_id"]), [str(i) for i in payload["ids"]],
-                                 None if only is None else str(only))
-
 
 @dataclass(frozen=True, slots=True)
-class OutcomePublication:
+class OutcomePublication(_Publication):
     """People of one send for whom the push was sent, or not sent (with the reason)."""
 
     send_id: str
@@ -171,22 +164,17 @@ class OutcomePublication:
     reason: str | None = None
     only: str | None = None
 
-    def encode(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
 
-    @staticmethod
-    def decode(payload: Mapping[str, Any]) -> OutcomePublication:
-        return OutcomePublication(str(payload["send_id"]), str(payload["outcome"]),
-                                  [str(i) for i in payload["ids"]], payload.get("reason"),
-                                  payload.get("only"))
-
-
+INTERACTION_EVENTS: Task[Publication] = Task(
+    "events.interaction", Publication.encode, Publication.decode)
 PUSH_EVENTS: Task[OutcomePublication] = Task(
     "events.push_outcome", OutcomePublication.encode, OutcomePublication.decode)
 TRIGGER_EVENTS: Task[TriggerPublication] = Task(
     "events.trigger", TriggerPublication.encode, TriggerPublication.decode)
 PERSON_EVENTS: Task[PeoplePublication] = Task(
     "events.person_created", PeoplePublication.encode, PeoplePublication.decode)
+
+P = TypeVar("P", bound=_Publication)
 
 
 class _Event(Protocol):
@@ -301,49 +289,32 @@ class EventBus:
 
         A failing subscriber gets a job of its own (first dispatch) or makes this retry job
         fail with ``RetryLater`` (a dispatch for ``only`` one subscriber)."""
-        def retry(events: Sequence[InteractionEvent], name: str, run_at: int) -> NewJob:
-            return INTERACTION_EVENTS.job(Publication([e.id for e in events], name),
-                                          run_at_ms=run_at)
+        async def load() -> list[InteractionEvent]:
+            return await self.load(publication.ids)
 
-        await self._deliver(publication.only, len(publication.ids),
-                            lambda: self.load(publication.ids), retry, attempt)
+        await self._deliver(publication, INTERACTION_EVENTS, load, lambda e: e.id, attempt)
 
     async def dispatch_triggers(self, publication: TriggerPublication, *,
                                 attempt: int = 1) -> None:
         """Deliver trigger fires, as ``dispatch`` does interactions."""
-        def retry(events: Sequence[TriggerEvent], name: str, run_at: int) -> NewJob:
-            return TRIGGER_EVENTS.job(TriggerPublication([e.id for e in events], name),
-                                      run_at_ms=run_at)
-
         async def load() -> list[TriggerEvent]:
             async with self._db.read() as conn:
                 return await trigger_store.firings(conn, publication.ids)
 
-        await self._deliver(publication.only, len(publication.ids), load, retry, attempt)
+        await self._deliver(publication, TRIGGER_EVENTS, load, lambda e: e.id, attempt)
 
     async def dispatch_people(self, publication: PeoplePublication, *,
                               attempt: int = 1) -> None:
         """Deliver ``person.created`` events, as ``dispatch`` does interactions."""
-        org_id = publication.org_id
-
-        def retry(events: Sequence[PersonCreatedEvent], name: str, run_at: int) -> NewJob:
-            return PERSON_EVENTS.job(PeoplePublication(
-                org_id, [e.person_id for e in events], name), run_at_ms=run_at)
-
         async def load() -> list[PersonCreatedEvent]:
-            return [PersonCreatedEvent(org_id, p) for p in publication.ids]
+            return [PersonCreatedEvent(publication.org_id, p) for p in publication.ids]
 
-        await self._deliver(publication.only, len(publication.ids), load, retry, attempt)
+        await self._deliver(publication, PERSON_EVENTS, load, lambda e: e.person_id, attempt)
 
     async def dispatch_push_outcomes(self, publication: OutcomePublication, *,
                                      attempt: int = 1) -> None:
         """Deliver push outcomes, as ``dispatch`` does interactions."""
         p = publication
-
-        def retry(events: Sequence[PushOutcomeEvent], name: str, run_at: int) -> NewJob:
-            return PUSH_EVENTS.job(OutcomePublication(
-                p.send_id, p.outcome, [e.person_id for e in events], p.reason, name),
-                run_at_ms=run_at)
 
         async def load() -> list[PushOutcomeEvent]:
             async with self._db.read() as conn:
@@ -355,11 +326,14 @@ class EventBus:
                                      send.message_id, send.journey_id, send.journey_step_id,
                                      outcome, p.reason) for person in p.ids]
 
-        await self._deliver(p.only, len(p.ids), load, retry, attempt)
+        await self._deliver(p, PUSH_EVENTS, load, lambda e: e.person_id, attempt)
 
-    async def _deliver(self, only: str | None, count: int,
+    async def _deliver(self, publication: P, task: Task[P],
                        load: Callable[[], Awaitable[Sequence[E]]],
-                       retry: Callable[[Sequence[E], str, int], NewJob], attempt: int) -> None:
+                       key: Callable[[E], Any], attempt: int) -> None:
+        """Hand the events of ``publication`` to its subscribers; a failing one is retried
+        alone, with a ``task`` job of the ids (``key``) of its events."""
+        only, count = publication.only, len(publication.ids)
         if only is not None:
             sub = self._subs.get(only)
             if sub is None:
@@ -387,8 +361,9 @@ class EventBus:
                 failed.append((sub, mine))
         if failed:
             run_at = self._clock.epoch_ms() + int(backoff_seconds(attempt) * 1000)
-            await self._queue.enqueue_now([retry(mine, sub.name, run_at)
-                                           for sub, mine in failed])
+            await self._queue.enqueue_now([
+                task.job(publication.retry([key(e) for e in mine], sub.name), run_at_ms=run_at)
+                for sub, mine in failed])
 
     async def load(self, ids: Sequence[int]) -> list[InteractionEvent]:
         """The interactions ``ids`` as events, in id order (missing ids are skipped)."""

@@ -7,23 +7,19 @@ import alike. Reads are the domain's own models.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from clarion.domain.people import PersonPage, PersonRead
+from clarion.domain.people import Kind, PersonPage, PersonRead, Scalar
 
 __all__ = ["Kind", "PersonCreate", "PersonPage", "PersonRead", "PersonUpdate"]
 
-Kind = Literal["contact", "lead", "profile"]
-AttributeValue = str | int | float | bool | None
 
+class _PersonFields(BaseModel):
+    """The fields of a person a create or an update gives."""
 
-class PersonCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(None, description="A GUID; generated when left out.")
-    kind: Kind = "contact"
+    kind: Kind | None = None
     email: str | None = None
     phone: str | None = Field(None, description="E.164 (+33612345678), or national in "
                               "CLARION_DEFAULT_PHONE_REGION.")
@@ -31,20 +27,19 @@ class PersonCreate(BaseModel):
     last_name: str | None = None
     time_zone: str | None = Field(None, description="IANA name, e.g. Europe/Paris.")
     locale: str | None = Field(None, description="BCP 47 tag, e.g. fr-FR.")
-    attributes: dict[str, AttributeValue] = Field(
+    attributes: dict[str, Scalar] | None = None
+
+
+class _NewPersonId(BaseModel):
+    id: str | None = Field(None, description="A GUID; generated when left out.")
+
+
+# Pydantic orders fields from the last base to the class itself: id comes first.
+class PersonCreate(_PersonFields, _NewPersonId):
+    kind: Kind = "contact"
+    attributes: dict[str, Scalar] = Field(
         default_factory=dict, description="Up to 100 scalar values, for personalisation.")
 
 
-class PersonUpdate(BaseModel):
+class PersonUpdate(_PersonFields):
     """Only the fields sent change; null clears one. ``attributes`` replaces them all."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Kind | None = None
-    email: str | None = None
-    phone: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    time_zone: str | None = None
-    locale: str | None = None
-    attributes: dict[str, AttributeValue] | None = None

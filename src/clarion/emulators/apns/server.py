@@ -41,6 +41,7 @@ from clarion.emulators.apns.keys import ClientCA, IssuedCertificate, KeyRegistry
 from clarion.emulators.apns.records import Received, Stats
 from clarion.emulators.apns.verifier import Verifier
 from clarion.emulators.devices import SimulatedDevices, notification_from
+from clarion.emulators.serving import Emulator
 from clarion.emulators.tls import TestPKI, make_pki
 
 
@@ -52,7 +53,7 @@ def load_pki(directory: Path) -> TestPKI:
     return make_pki(directory)
 
 
-class ApnsEmulator:
+class ApnsEmulator(Emulator):
     """An APNs look-alike on ``host:port`` (port 0 = any free port)."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, pki_dir: Path | None = None,
@@ -193,13 +194,6 @@ class ApnsEmulator:
             self._tmp.cleanup()
             self._tmp = None
             self.pki = None
-
-    async def __aenter__(self) -> ApnsEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # --- used by connections -------------------------------------------------------------------
 

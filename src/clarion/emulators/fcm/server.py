@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
@@ -49,6 +49,7 @@ from clarion.emulators.fcm.messages import (
     malformed_token,
 )
 from clarion.emulators.fcm.oauth import Issued, TokenAuthority
+from clarion.emulators.serving import HttpEmulator, drop_connection
 
 _SEND_PATH = "/v1/projects/{project}/messages:send"
 
@@ -83,7 +84,7 @@ def _unauthenticated(reason: str) -> Refusal:
                       "google.firebase.fcm.v1.FcmService.SendMessage"}}])
 
 
-class FcmEmulator:
+class FcmEmulator(HttpEmulator):
     """A local FCM v1 endpoint plus token endpoint. ``await start()`` returns the port."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
@@ -93,10 +94,7 @@ class FcmEmulator:
                  drop_every: int = 0, token_lifetime_seconds: float = 3600.0,
                  dead_tokens: Iterable[str] = (),
                  devices: SimulatedDevices | None = None) -> None:
-        self.host = host
-        self.port = port
-        self.ssl_context = ssl_context
-        self.log_path = log_path
+        super().__init__(host=host, port=port, ssl_context=ssl_context, log_path=log_path)
         self.rate_429, self.rate_503, self.rate_500 = rate_429, rate_503, rate_500
         self.retry_after = retry_after
         self.latency_ms = latency_ms
@@ -107,16 +105,13 @@ class FcmEmulator:
         self.delivered: list[dict[str, Any]] = []  # messages accepted (not validate_only)
         self.sends = 0  # messages:send requests seen (drop_every counts these)
         self._random = random.Random(seed)
-        self._runner: web.AppRunner | None = None
-        self._log: IO[str] | None = None
         self.devices = devices  # the apps on the devices, told of each message delivered
 
     # --- knobs -------------------------------------------------------------------------------
     @property
     def url(self) -> str:
         """What to give Clarion as ``CLARION_FCM_URL``."""
-        scheme = "https" if self.ssl_context is not None else "http"
-        return f"{scheme}://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def token_uri(self) -> str:
@@ -142,47 +137,20 @@ class FcmEmulator:
         self.authority.delete_key(client_email)
 
     # --- lifecycle ---------------------------------------------------------------------------
-    async def start(self) -> int:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/token", self._token)
         app.router.add_post(_SEND_PATH, self._send)
         app.router.add_get("/_emulator/received", self._admin_received)
         app.router.add_post("/_emulator/dead", self._admin_dead)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
-        await site.start()
-        server = site._server  # the bound socket tells the port when 0 was asked
-        if server is not None and self.port == 0:
-            sockets = getattr(server, "sockets", None) or []
-            self.port = int(sockets[0].getsockname()[1])
-        if self.log_path is not None:
-            self._log = self.log_path.open("a", encoding="utf-8")
-        return self.port
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    async def __aenter__(self) -> FcmEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        return app
 
     # --- recording ---------------------------------------------------------------------------
     def _record(self, request: web.Request, decoded: Any, status: int, answer: Any) -> None:
         entry = {"at": datetime.now(UTC).isoformat(), "method": request.method,
                  "path": request.path, "request": decoded, "status": status, "answer": answer}
         self.received.append(entry)
-        if self._log is not None:
-            self._log.write(json.dumps(entry, default=str) + "\n")
-            self._log.flush()
+        self._write_log(entry)
 
     def _answer(self, request: web.Request, decoded: Any, status: int, body: Any,
                 headers: Mapping[str, str] | None = None) -> web.Response:
@@ -191,8 +159,7 @@ class FcmEmulator:
 
     # --- token endpoint ----------------------------------------------------------------------
     def _audiences(self, request: web.Request) -> set[str]:
-        scheme = "https" if self.ssl_context is not None else "http"
-        own = {f"{scheme}://{h}:{self.port}/token" for h in (self.host, "127.0.0.1",
+        own = {f"{self.scheme}://{h}:{self.port}/token" for h in (self.host, "127.0.0.1",
                                                                "localhost")}
         own.add(str(request.url.with_query(None)))
         return own
@@ -267,9 +234,7 @@ class FcmEmulator:
                    "body": body if body is not None else raw.decode("utf-8", "replace")}
         if self.drop_every and self.sends % self.drop_every == 0:
             self._record(request, decoded, 0, "connection dropped")
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError  # nothing is answered on an aborted connection
+            drop_connection(request)
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
         refusal = self._authorise(request, project)

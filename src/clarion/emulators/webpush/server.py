@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import http_ece  # type: ignore[import-untyped]
 from aiohttp import web
@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from clarion.emulators.devices import SimulatedDevices, notification_from
+from clarion.emulators.serving import HttpEmulator, drop_connection
 from clarion.emulators.webpush.checks import (
     Refusal,
     VapidVerifier,
@@ -94,7 +95,7 @@ class ReceivedMessage:
                 "received_at": self.received_at}
 
 
-class WebPushEmulator:
+class WebPushEmulator(HttpEmulator):
     """Start with ``await start()`` (returns the port); knobs may change while it runs."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
@@ -103,16 +104,13 @@ class WebPushEmulator:
                  drop_every: int = 0, seed: int = 0, log_path: Path | None = None,
                  clock: Callable[[], float] = time.time,
                  devices: SimulatedDevices | None = None) -> None:
-        self.host = host
-        self.port = port
-        self.ssl_context = ssl_context
+        super().__init__(host=host, port=port, ssl_context=ssl_context, log_path=log_path)
         self.rate_429 = rate_429
         self.rate_503 = rate_503
         self.retry_after = retry_after
         self.latency_ms = latency_ms
         self.drop_every = drop_every
         self.clock = clock
-        self.log_path = log_path
         self.subscriptions: dict[str, Subscription] = {}
         self.received: list[ReceivedMessage] = []
         self.requests: list[dict[str, Any]] = []  # one record per push request: the --log lines
@@ -121,15 +119,9 @@ class WebPushEmulator:
         self.peak_in_flight = 0
         self._random = random.Random(seed)
         self._verifier = VapidVerifier()
-        self._runner: web.AppRunner | None = None
-        self._log: TextIO | None = None
         self.devices = devices  # the browsers' service workers, told of each message
 
     # --- lifecycle -------------------------------------------------------------------------
-
-    @property
-    def scheme(self) -> str:
-        return "https" if self.ssl_context is not None else "http"
 
     @property
     def origin(self) -> str:
@@ -144,27 +136,6 @@ class WebPushEmulator:
         app.router.add_get("/_emulator/received", self._received)
         app.router.add_delete("/_emulator/received", self._clear)
         return app
-
-    async def start(self) -> int:
-        if self.log_path is not None:
-            self._log = self.log_path.open("a", encoding="utf-8")
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context,
-                           reuse_address=True)
-        await site.start()
-        addresses = self._runner.addresses  # the bound port, when 0 was asked
-        if addresses:
-            self.port = int(addresses[0][1])
-        return self.port
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     # --- the browsers' side ----------------------------------------------------------------
 
@@ -214,9 +185,7 @@ class WebPushEmulator:
         if self.drop_every and self.pushes % self.drop_every == 0:
             record.update(status=None, answer="connection dropped")
             self._record(record)
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError  # nothing is answered on a dropped connection
+            drop_connection(request)
         try:
             body = await request.read()
         except ConnectionResetError:  # the client gave up while sending
@@ -333,6 +302,4 @@ class WebPushEmulator:
 
     def _record(self, record: dict[str, Any]) -> None:
         self.requests.append(record)
-        if self._log is not None:
-            self._log.write(json.dumps(record, default=str) + "\n")
-            self._log.flush()
+        self._write_log(record)

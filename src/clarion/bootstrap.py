@@ -232,8 +232,9 @@ def _journeys(db: Database, clock: Clock, queue: JobQueue, events: EventBus, sen
     from clarion.services import journey_wiring as wiring
     from clarion.services.journey_facts import StoredFacts
     from clarion.services.journey_sends import SendsPush
+    from clarion.services.journey_versions import Versions
 
-    versions = wiring.Versions(db)
+    versions = Versions(db)
     pages = wiring.PagePeople(db, segments)
     facts = wiring.FilterFacts(db, StoredFacts(db, clock, wiring.evaluate_plain, reports),
                                versions, segments, devices, pages)

@@ -22,7 +22,8 @@ from clarion.providers.outbound import OutboundClient
 from clarion.services.api_tokens import ApiTokenCache
 from clarion.services.apps import Apps
 from clarion.services.compliance import Compliance
-from clarion.services.delivery import Delivery, DeliveryPolicy
+from clarion.services.delivery import Delivery
+from clarion.services.delivery_policy import DeliveryPolicy
 from clarion.services.devices import Devices
 from clarion.services.events import EventBus
 from clarion.services.fanout import FanOut

@@ -57,7 +57,7 @@ from clarion.domain.push_messages import TEST_TRACKING_ID
 from clarion.services.apps import Apps
 from clarion.services.delivery_policy import DeliveryPolicy, Limiter
 from clarion.services.personalised import is_personalised, is_test, static_message
-from clarion.services.provider_trouble import TroubleLog
+from clarion.services.provider_trouble import TroubleLog, send_or_retry_later
 from clarion.store import counters
 from clarion.store import messages as message_store
 from clarion.store import sends as store
@@ -234,14 +234,9 @@ class Delivery:
         ) for r in live]
         async with self._limiter.slot(app_id, platform):
             await self._limiter.wait(app_id, platform, len(batch))
-            try:
-                got = await sender.send(creds, batch)
-            except Exception as exc:  # an adapter bug must not lose the deliveries
-                log.exception("the %s sender raised", platform.value)
-                # The class only: an exception's text may quote what a remote server sent.
-                got = [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER, reason="InternalError",
-                               detail=f"Clarion failed while sending ({type(exc).__name__})")
-                       for s in batch]
+            got = await send_or_retry_later(sender, platform, creds, batch, logger=log,
+                                            failed="the %s sender raised",
+                                            detail="Clarion failed while sending")
         del batch
         for o in got:
             outcomes[o.delivery_id] = o

@@ -22,7 +22,8 @@ from clarion.providers.outbound import OutboundClient
 from clarion.services.api_tokens import ApiTokenCache
 from clarion.services.apps import Apps
 from clarion.services.compliance import Compliance
-from clarion.services.delivery import Delivery, DeliveryPolicy
+from clarion.services.delivery import Delivery
+from clarion.services.delivery_policy import DeliveryPolicy
 from clarion.services.devices import Devices
 from clarion.services.events import EventBus
 from clarion.services.fanout import FanOut
@@ -232,8 +233,9 @@ def _journeys(db: Database, clock: Clock, queue: JobQueue, events: EventBus, sen
     from clarion.services import journey_wiring as wiring
     from clarion.services.journey_facts import StoredFacts
     from clarion.services.journey_sends import SendsPush
+    from clarion.services.journey_versions import Versions
 
-    versions = wiring.Versions(db)
+    versions = Versions(db)
     pages = wiring.PagePeople(db, segments)
     facts = wiring.FilterFacts(db, StoredFacts(db, clock, wiring.evaluate_plain, reports),
                                versions, segments, devices, pages)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from clarion.services.journey_wiring import conditions_of, evaluate_plain, triggers_of
+from clarion.services.journey_versions import conditions_of, triggers_of
+from clarion.services.journey_wiring import evaluate_plain
 
 pytestmark = pytest.mark.unit
 

@@ -1,13 +1,17 @@
-"""A provider failure that holds deliveries back is logged once per cause, not per device."""
+"""A provider failure that holds deliveries back is logged once per cause, not per device; an
+adapter that raises holds its batch back for a retry."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 
+from clarion.domain import outcomes
 from clarion.domain.outcomes import Outcome, OutcomeKind, Platform
-from clarion.services.provider_trouble import TroubleLog
+from clarion.services.provider_trouble import TroubleLog, send_or_retry_later
 
 pytestmark = pytest.mark.unit
 
@@ -66,3 +70,26 @@ def test_the_recovery_is_logged_once_and_forgets_the_causes(
     # Final outcomes (a dead token, a rejection) hold nothing back: not logged here.
     log.batch(APP, Platform.WEB, _batch(4, OutcomeKind.INVALID_TOKEN, "Unregistered"))
     assert len(caplog.records) == 3
+
+
+class _Broken:
+    async def send(self, credentials: Mapping[str, Any], batch: Sequence[outcomes.DeviceSend]
+                   ) -> list[Outcome]:
+        raise RuntimeError("the server said: secret")
+
+
+async def test_an_adapter_that_raises_holds_its_batch_back_for_a_retry(
+        caplog: pytest.LogCaptureFixture) -> None:
+    batch = [outcomes.DeviceSend(f"d{i}", outcomes.DeviceAddress(Platform.IOS, "t"),
+                                 outcomes.Notification()) for i in range(2)]
+    caplog.set_level(logging.INFO, logger="test.trouble")
+
+    got = await send_or_retry_later(_Broken(), Platform.IOS, {}, batch,
+                                    logger=logging.getLogger("test.trouble"),
+                                    failed="the %s sender raised", detail="Clarion failed",
+                                    retry_after_seconds=5.0)
+
+    assert got == [Outcome(f"d{i}", OutcomeKind.RETRY_LATER, reason="InternalError",
+                           detail="Clarion failed (RuntimeError)", retry_after_seconds=5.0)
+                   for i in range(2)]  # the class only, never the exception's text
+    assert [r.getMessage() for r in caplog.records] == ["the ios sender raised"]

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,10 +54,10 @@ from clarion.domain.outcomes import (
     Sender,
 )
 from clarion.domain.push_messages import TEST_TRACKING_ID
-from clarion.domain.ratelimit import TokenBucket
 from clarion.services.apps import Apps
+from clarion.services.delivery_policy import DeliveryPolicy, Limiter
 from clarion.services.personalised import is_personalised, is_test, static_message
-from clarion.services.provider_trouble import TroubleLog
+from clarion.services.provider_trouble import TroubleLog, send_or_retry_later
 from clarion.store import counters
 from clarion.store import messages as message_store
 from clarion.store import sends as store
@@ -77,40 +76,6 @@ def _ids(payload: Mapping[str, Any]) -> list[str]:
 
 # A job names up to CLARION_DELIVERY_BATCH_SIZE deliveries by id.
 DELIVER: Task[list[str]] = Task("delivery.send", lambda ids: {"ids": list(ids)}, _ids)
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryPolicy:
-    batch_size: int = 500  # deliveries per delivery job
-    max_attempts: int = 8
-    rates: Mapping[Platform, float] = field(default_factory=lambda: {
-        Platform.IOS: 10_000.0, Platform.ANDROID: 10_000.0, Platform.WEB: 2_000.0})
-    concurrency_per_app: int = 8  # batches in flight per (app, platform) in one process
-
-
-class Limiter:
-    """Per (app, platform) token buckets and concurrency caps, in this process."""
-
-    def __init__(self, policy: DeliveryPolicy) -> None:
-        self._policy = policy
-        self._buckets: dict[tuple[str, Platform], TokenBucket] = {}
-        self._slots: dict[tuple[str, Platform], asyncio.Semaphore] = {}
-
-    def slot(self, app_id: str, platform: Platform) -> asyncio.Semaphore:
-        key = (app_id, platform)
-        if key not in self._slots:
-            self._slots[key] = asyncio.Semaphore(self._policy.concurrency_per_app)
-        return self._slots[key]
-
-    async def wait(self, app_id: str, platform: Platform, n: int) -> None:
-        key = (app_id, platform)
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = TokenBucket(self._policy.rates[platform],
-                                                      now=time.monotonic())
-        delay = bucket.take(n, time.monotonic())
-        if delay > 0:
-            await asyncio.sleep(delay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,14 +234,9 @@ class Delivery:
         ) for r in live]
         async with self._limiter.slot(app_id, platform):
             await self._limiter.wait(app_id, platform, len(batch))
-            try:
-                got = await sender.send(creds, batch)
-            except Exception as exc:  # an adapter bug must not lose the deliveries
-                log.exception("the %s sender raised", platform.value)
-                # The class only: an exception's text may quote what a remote server sent.
-                got = [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER, reason="InternalError",
-                               detail=f"Clarion failed while sending ({type(exc).__name__})")
-                       for s in batch]
+            got = await send_or_retry_later(sender, platform, creds, batch, logger=log,
+                                            failed="the %s sender raised",
+                                            detail="Clarion failed while sending")
         del batch
         for o in got:
             outcomes[o.delivery_id] = o

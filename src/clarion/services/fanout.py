@@ -34,7 +34,8 @@ from clarion.domain.push_messages import PersonFacts
 from clarion.errors import NotFound, RetryLater
 from clarion.ids import time_ordered_ids
 from clarion.services import screening
-from clarion.services.delivery import DELIVER, DeliveryPolicy, OutcomePublisher, no_outcomes
+from clarion.services.delivery import DELIVER, OutcomePublisher, no_outcomes
+from clarion.services.delivery_policy import DeliveryPolicy
 from clarion.services.personalised import Renderer, is_personalised
 from clarion.store import compliance, counters
 from clarion.store import messages as message_store

@@ -26,7 +26,7 @@ from clarion.store import sends as send_store
 from clarion.store.db import Database
 
 if TYPE_CHECKING:
-    from clarion.services.journey_wiring import Versions
+    from clarion.services.journey_versions import Versions
 
 log = logging.getLogger(__name__)
 

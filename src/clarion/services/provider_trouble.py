@@ -7,6 +7,9 @@ guessing while ``clarion send --wait`` timed out. ``TroubleLog`` logs a WARNING 
 an (app, platform, reason) is seen, again only after ``QUIET_SECONDS`` of the same one (a new
 reason is a new cause, logged at once), and one INFO line when that app and platform's sends
 go through again.
+
+``send_or_retry_later`` is the one call of a provider adapter: an adapter that raises (a bug)
+holds its batch back for a retry instead of losing it.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from clarion.domain.outcomes import Outcome, OutcomeKind, Platform
+from clarion.domain.outcomes import DeviceSend, Outcome, OutcomeKind, Platform, Sender
 
 QUIET_SECONDS = 600.0
 WAITS = (OutcomeKind.RETRY_LATER, OutcomeKind.CREDENTIAL_ERROR)
@@ -64,3 +68,20 @@ class TroubleLog:
             del self._logged[key]
         self._log.info("%s %s of app %s go through again (after %s)", platform.value,
                        self._what[1], app_id, ", ".join(sorted(k[2] for k in causes)))
+
+
+async def send_or_retry_later(sender: Sender, platform: Platform, credentials: Mapping[str, Any],
+                              batch: Sequence[DeviceSend], *, logger: logging.Logger,
+                              failed: str, detail: str,
+                              retry_after_seconds: float | None = None) -> list[Outcome]:
+    """``sender.send(credentials, batch)``. An exception it raises is logged with ``failed``
+    (its ``%s``: the platform) and gives every send of the batch a RETRY_LATER outcome,
+    reason ``InternalError``, whose detail is ``detail`` and the exception's class only: an
+    exception's text may quote what a remote server sent."""
+    try:
+        return await sender.send(credentials, batch)
+    except Exception as exc:  # an adapter bug must not lose the work
+        logger.exception(failed, platform.value)
+        return [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER, reason="InternalError",
+                        detail=f"{detail} ({type(exc).__name__})",
+                        retry_after_seconds=retry_after_seconds) for s in batch]

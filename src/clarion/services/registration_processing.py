@@ -42,7 +42,7 @@ from clarion.domain.registration import (
 from clarion.errors import InvalidInput, NotFound
 from clarion.services.apps import Apps
 from clarion.services.people import People
-from clarion.services.provider_trouble import TroubleLog
+from clarion.services.provider_trouble import TroubleLog, send_or_retry_later
 from clarion.services.registration import REGISTRATION_PROCESS, ProcessRequests
 from clarion.services.webhooks import REGISTRATION_CALLBACK, CallbackPost
 from clarion.store import apps as app_store
@@ -223,15 +223,10 @@ class RegistrationProcessor:
                 device=DeviceAddress(platform, w.row.token or "", w.row.web_keys),
                 notification=Notification(), dry_run=True,
             ) for w in items]
-            try:
-                outcomes = await sender.send(platform_creds, batch)
-            except Exception as exc:  # a broken adapter must not lose the requests
-                log.exception("dry run through the %s sender failed", platform.value)
-                outcomes = [Outcome(s.delivery_id, OutcomeKind.RETRY_LATER,
-                                    reason="InternalError",
-                                    detail=f"Clarion failed during the dry run "
-                                    f"({type(exc).__name__})",
-                                    retry_after_seconds=5.0) for s in batch]
+            outcomes = await send_or_retry_later(
+                sender, platform, platform_creds, batch, logger=log,
+                failed="dry run through the %s sender failed",
+                detail="Clarion failed during the dry run", retry_after_seconds=5.0)
             self._trouble.batch(app_id, platform, outcomes)
             await self._apply_dry_run(app_id, platform, items, outcomes, attempt)
 

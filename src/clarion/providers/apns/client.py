@@ -38,8 +38,6 @@ import os
 from collections.abc import Callable
 from typing import cast
 
-import orjson
-from jh2.connection import ConnectionState
 from jh2.errors import ErrorCodes
 from jh2.events import (
     ConnectionTerminated,
@@ -54,8 +52,8 @@ from jh2.events import (
 )
 from jh2.exceptions import H2Error, NoAvailableStreamIDError
 
-from clarion.providers.apns.errors import known_reasons
 from clarion.providers.apns.framing import CountingH2, StreamState, client_config
+from clarion.providers.apns.streams import ApnsStreams
 from clarion.providers.apns.transport import Response, TransportError, tls_error
 
 # More streams than this per connection buy nothing for small POSTs and cost memory.
@@ -63,8 +61,9 @@ STREAM_CAP = 1000
 _TICK_SECONDS = 0.5
 
 
-class ApnsConnection(asyncio.Protocol):
-    """An HTTP/2 connection carrying APNs requests; see the module docstring."""
+class ApnsConnection(ApnsStreams, asyncio.Protocol):
+    """An HTTP/2 connection carrying APNs requests; see the module docstring (its streams'
+    events are handled by ``ApnsStreams``)."""
 
     def __init__(self, *, token_auth: bool, timeout: float,
                  on_change: Callable[[ApnsConnection], None],
@@ -241,95 +240,6 @@ class ApnsConnection(asyncio.Protocol):
         self._shutdown(TransportError("ConnectionError", "the connection was closed by Clarion"))
 
     # --- internals -------------------------------------------------------------------------
-
-    def _complete(self, st: StreamState) -> None:
-        status = 0
-        apns_id: str | None = None
-        retry_after: bytes | None = None
-        for name, value in st.headers:
-            if name == b":status":
-                status = int(value)
-            elif name == b"apns-id":
-                apns_id = value.decode("ascii", "replace")
-            elif name == b"retry-after":
-                retry_after = value
-        if status == 403:
-            self._note_auth_refusal(st)
-        elif status and not (status == 429 and b"TooManyProviderTokenUpdates" in st.body):
-            self.auth_ok = True  # any other answer means the provider token was accepted
-        if not st.future.done():
-            st.future.set_result(Response(status, apns_id, retry_after, st.body))
-
-    def _note_auth_refusal(self, st: StreamState) -> None:
-        try:
-            reason = orjson.loads(st.body).get("reason") if st.body else None
-        except (orjson.JSONDecodeError, AttributeError):
-            reason = None
-        if isinstance(reason, str) and reason != "ExpiredProviderToken":
-            self.rejected = (st.auth, reason, self._loop.time())
-
-    def _on_reset(self, event: StreamReset) -> bool:
-        st = self._streams.pop(event.stream_id, None)
-        self._blocked.pop(event.stream_id, None)
-        if st is None:
-            return False  # e.g. nginx's RST_STREAM(NO_ERROR) after a complete answer
-        if st.headers and any(n == b":status" for n, _ in st.headers) and \
-                event.error_code == ErrorCodes.NO_ERROR:
-            self._complete(st)  # answered, then reset without error: keep the answer
-            return True
-        refused = event.error_code == ErrorCodes.REFUSED_STREAM
-        if not st.future.done():
-            st.future.set_exception(TransportError(
-                "StreamReset", f"APNs reset the stream ({event.error_code!r})"
-                + ("; it was not processed" if refused else ""),
-                retry_safe=refused))
-        return True
-
-    def _on_goaway(self, event: ConnectionTerminated) -> None:
-        last = event.last_stream_id or 0
-        reason = ""
-        if event.additional_data:
-            # APNs puts {"reason": "Shutdown"} there; only a documented reason is repeated
-            # (it reaches outcomes), never other text.
-            try:
-                parsed = orjson.loads(event.additional_data)
-                said = parsed.get("reason") if isinstance(parsed, dict) else None
-                reason = said if isinstance(said, str) and said in known_reasons() else ""
-            except orjson.JSONDecodeError:
-                reason = ""
-        self.goaway = (last, reason or getattr(event.error_code, "name", "GOAWAY"))
-        for sid in [s for s in self._streams if s > last]:
-            st = self._streams.pop(sid)
-            self._blocked.pop(sid, None)
-            if not st.future.done():
-                st.future.set_exception(TransportError(
-                    "GOAWAY", f"APNs is closing the connection ({self.goaway[1]}) before "
-                    "processing this request", retry_safe=True))
-        if self._streams:
-            # python-hyper/h2#1181: h2 refuses frames after GOAWAY; RFC 9113 §6.8 lets
-            # streams <= last_stream_id finish. No new stream is opened (goaway is set).
-            self._h2.state_machine.state = ConnectionState.CLIENT_OPEN
-
-    def _send_blocked(self, sid: int, st: StreamState) -> None:
-        h2 = self._h2
-        data = st.blocked
-        while data:
-            size = min(h2.local_flow_control_window(sid), h2.max_outbound_frame_size,
-                       len(data))
-            if size <= 0:
-                break
-            h2.send_data(sid, data[:size], end_stream=size == len(data))
-            data = data[size:]
-        st.blocked = data
-        if not data:
-            self._blocked.pop(sid, None)
-
-    def _resume_blocked(self) -> None:
-        for sid, st in list(self._blocked.items()):
-            if sid in self._streams:
-                self._send_blocked(sid, st)
-            else:
-                self._blocked.pop(sid, None)
 
     def _flush(self) -> None:
         self._flush_handle = None

@@ -48,7 +48,7 @@ class CountingH2(H2Connection):  # type: ignore[misc]  # jh2 ships no type infor
 def client_config() -> H2Configuration:
     # Outbound headers are built by payload.py (lowercase, well-formed): validating and
     # normalising them again costs ~15% of the hot path. Answers are only read for
-    # ``:status``, ``apns-id`` and ``retry-after`` (client.py, which copes with any value):
+    # ``:status``, ``apns-id`` and ``retry-after`` (streams.py, which copes with any value):
     # checking every answer's header block against RFC 9113 §8.2 cost another ~10%.
     return H2Configuration(client_side=True, header_encoding=None,
                            validate_outbound_headers=False, normalize_outbound_headers=False,

@@ -36,6 +36,7 @@ import os
 import re
 import resource
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -114,6 +115,7 @@ async def _drive(ids: dict[str, Any], requests: int, concurrency: int,
     tune()
     statuses.clear()
     per_client = requests // concurrency
+    commits = _commits()
     before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     await asyncio.gather(*(client(per_client) for _ in range(concurrency)))
     after, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - started
@@ -121,7 +123,17 @@ async def _drive(ids: dict[str, Any], requests: int, concurrency: int,
     done = per_client * concurrency
     user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
     return {"cpu_us": 1e6 * (user + system) / done, "user_us": 1e6 * user / done,
-            "sys_us": 1e6 * system / done, "req_per_s": done / wall, "statuses": statuses}
+            "sys_us": 1e6 * system / done, "req_per_s": done / wall, "statuses": statuses,
+            "commits": _commits() - commits}
+
+
+def _commits() -> int:
+    """Group commits so far: each one enqueued one ``registration.process`` job (no worker
+    runs here, so none is gone)."""
+    path = Path(os.environ["CLARION_VAR_DIR"]) / "clarion.db"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        return int(conn.execute("SELECT count(*) FROM jobs "
+                                "WHERE kind = 'registration.process'").fetchone()[0])
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -175,18 +187,20 @@ def _measure(world: World, src: str, env: dict[str, str], ids_file: Path, name: 
              args: argparse.Namespace) -> dict[str, Any]:
     if not args.instructions:
         return _run_child(world, src, env, ids_file, name, args, args.requests, [])[0]
-    counts = []
+    counts, commits = [], []
     sizes = (args.requests // 4, args.requests)
     for requests in sizes:
         grind = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
                  "--cachegrind-out-file=/dev/null"]
-        _, log = _run_child(world, src, env, ids_file, name, args, requests, grind)
+        result, log = _run_child(world, src, env, ids_file, name, args, requests, grind)
+        commits.append(result["commits"])
         found = re.search(r"I\s+refs:\s+([\d,]+)", log)
         if found is None:
             raise SystemExit(f"{name}: no instruction count in valgrind's output:\n{log[-2000:]}")
         counts.append(int(found[1].replace(",", "")))
     done = [n // args.concurrency * args.concurrency for n in sizes]
-    return {"instructions": (counts[1] - counts[0]) / (done[1] - done[0]), "totals": counts}
+    return {"instructions": (counts[1] - counts[0]) / (done[1] - done[0]), "totals": counts,
+            "requests_per_commit": (done[1] - done[0]) / max(1, commits[1] - commits[0])}
 
 
 def main() -> None:
@@ -226,11 +240,15 @@ def main() -> None:
                 runs[label].append(result)
                 if args.instructions:
                     print(f"round {r + 1}: {label:<12} {result['instructions']:,.0f} "
-                          "instructions/request", flush=True)
+                          f"instructions/request ({result['requests_per_commit']:.1f} "
+                          "requests per commit)", flush=True)
                     continue
+                done = args.requests // args.concurrency * args.concurrency
                 print(f"round {r + 1}: {label:<12} {result['cpu_us']:6.1f} µs CPU/request "
                       f"(user {result['user_us']:.1f}, system {result['sys_us']:.1f}), "
-                      f"{result['req_per_s']:,.0f} req/s", flush=True)
+                      f"{result['req_per_s']:,.0f} req/s, "
+                      f"{done / max(1, result['commits']):.1f} requests per commit",
+                      flush=True)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     print(f"\n{args.requests:,} single registrations per run, {args.concurrency} in flight, "

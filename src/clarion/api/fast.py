@@ -54,12 +54,6 @@ class FastRequest(NamedTuple):
     headers: Sequence[tuple[bytes, bytes]]  # as ASGI gives them: lower-case names
     client: str  # the client's address (rate limits)
 
-    def header(self, name: bytes) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value.decode("latin-1")
-        return None
-
 
 Handler = Callable[["Container", FastRequest], Awaitable[Answer]]
 

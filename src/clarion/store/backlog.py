@@ -8,7 +8,7 @@ partial index ``ix_jobs_due`` (``state IN ('queued', 'running')``) that only rep
 wait in group-commit jobs, each job counting the requests it carries in ``jobs.items``. The
 backlog is the sum of ``items`` over the waiting jobs: one read of the due index (it holds
 ``items``), shared by every process because it is in the database. The hot paths must not pay
-a query per request, so ``Backlog.full()`` only compares numbers: the sum is refreshed in the
+a query per request, so ``Backlog.check()`` only compares numbers: the sum is refreshed in the
 background at most once per ``refresh_seconds`` (1 s) per process, when something asks, and
 what this process committed since the refresh began is added locally. Other processes'
 commits are therefore seen up to a second late: with N processes accepting at R requests/s
@@ -65,17 +65,22 @@ class Backlog:
         self._failing = False
 
     def full(self) -> bool:
-        """Whether accepting more would pass the cap. A clock read and a comparison; starts
-        a refresh in the background when the last one is older than ``refresh_seconds``."""
-        if not self.limit:
-            return False
-        if self._task is None and self._monotonic() - self._at >= self._every:
-            self._task = asyncio.create_task(self._refresh_quietly(), name="clarion-backlog")
-        return self.items + self.unconfirmed >= self.limit
+        """Whether accepting more would pass the cap (``check`` without the error)."""
+        try:
+            self.check()
+        except Overloaded:
+            return True
+        return False
 
     def check(self) -> None:
-        """Raise ``Overloaded`` when ``full()``."""
-        if self.full():
+        """Raise ``Overloaded`` when accepting more would pass the cap. A clock read and a
+        comparison (this runs once per accepted request); starts a refresh in the background
+        when the last one is older than ``refresh_seconds``."""
+        if not self.limit:
+            return
+        if self._task is None and self._monotonic() - self._at >= self._every:
+            self._task = asyncio.create_task(self._refresh_quietly(), name="clarion-backlog")
+        if self.items + self.unconfirmed >= self.limit:
             raise Overloaded(
                 "too many accepted requests are waiting to be processed; nothing was stored",
                 fix="Retry after the number of seconds in Retry-After. Operators: the backlog "

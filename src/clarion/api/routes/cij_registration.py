@@ -44,15 +44,28 @@ def match(path: str) -> tuple[str, ...] | None:
     return org, tail
 
 
-def _callback(request: FastRequest) -> Callback | None:
-    url = request.header(b"x-ms-callback-url")
-    target = (url or request.header(b"x-ms-status-callback-url") or "").strip()
+_MS = b"x-ms-"
+
+
+def _ms_headers(request: FastRequest) -> dict[bytes, str]:
+    """The request's ``x-ms-*`` headers (CIJ's tracking and callback options), read in one
+    pass over the headers: most requests carry none."""
+    found: dict[bytes, str] = {}
+    for key, value in request.headers:
+        if key.startswith(_MS):
+            found[key] = value.decode("latin-1")
+    return found
+
+
+def _callback(ms: dict[bytes, str]) -> Callback | None:
+    url = ms.get(b"x-ms-callback-url")
+    target = (url or ms.get(b"x-ms-status-callback-url") or "").strip()
     if not target:
         return None
     text.controls(target, "x-ms-callback-url" if url and url.strip() else
                   "x-ms-status-callback-url")
     return Callback(url=target,
-                    headers=reg.parse_callback_headers(request.header(b"x-ms-callback-url-headers")))
+                    headers=reg.parse_callback_headers(ms.get(b"x-ms-callback-url-headers")))
 
 
 async def _handle(container: Container, request: FastRequest) -> Answer:
@@ -73,9 +86,10 @@ async def _handle(container: Container, request: FastRequest) -> Answer:
         return 202, [], b""
     batch = endpoint == "devices/batch"
     devices = reg.parse_device_batch(doc) if batch else [reg.parse_device(doc)]
-    tracked = (request.header(b"x-ms-track-registration") or "").strip().lower() == "true"
+    ms = _ms_headers(request) if request.headers else {}
+    tracked = (ms.get(b"x-ms-track-registration") or "").strip().lower() == "true"
     ids = await registration.accept_devices(request.org_id, devices, tracked=tracked,
-                                            callback=_callback(request))
+                                            callback=_callback(ms) if ms else None)
     if not tracked:
         return 202, [], b""
     if batch:

@@ -48,18 +48,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from clarion_bench.variants import parse_variant  # noqa: E402
 from clarion_bench.world import World  # noqa: E402
 
 RESULTS = HERE / "results"
-
-
-def _variant(spec: str) -> tuple[str, str, dict[str, str]]:
-    label, _, rest = spec.partition("=")
-    src, _, extra = rest.partition(":")
-    if not label or not src:
-        raise SystemExit(f"{spec!r}: expected label=SRC[:NAME=VALUE,...]")
-    env = dict(item.split("=", 1) for item in extra.split(",") if item)
-    return label, str(Path(src).resolve()), env
 
 
 # ----------------------------------------------------------------------------- one measurement
@@ -219,7 +211,8 @@ def main() -> None:
     if args.child:
         _child(args)
         return
-    variants = [_variant(v) for v in args.variants] or [("current", str(HERE.parent / "src"), {})]
+    variants = ([parse_variant(v) for v in args.variants]
+                or [("current", str(HERE.parent / "src"), {})])
     directory = Path(tempfile.mkdtemp(prefix="clarion-accept-cpu-"))
     try:
         worlds: dict[str, tuple[World, Path]] = {}

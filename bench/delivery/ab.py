@@ -24,19 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.clarion_bench.variants import parse_variant
 from bench.delivery import world as W
 from bench.delivery.clarion_runs import run_scenario
 from bench.delivery.run import RESULTS, SENDER_CORE, SINK_CORE, baseline
 from bench.delivery.sink import Sink
-
-
-def _variant(spec: str) -> tuple[str, str, dict[str, str]]:
-    label, _, rest = spec.partition("=")
-    src, _, extra = rest.partition(":")
-    if not label or not src:
-        raise SystemExit(f"{spec!r}: expected label=SRC[:NAME=VALUE,...]")
-    env = dict(item.split("=", 1) for item in extra.split(",") if item)
-    return label, str(Path(src).resolve()), env
 
 
 def main() -> None:
@@ -46,7 +38,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=100, help="iOS people")
     parser.add_argument("--devices", type=int, default=1000, help="devices per person")
     args = parser.parse_args()
-    variants = [_variant(v) for v in args.variants]
+    variants = [parse_variant(v) for v in args.variants]
     from clarion.emulators.tls import make_pki
 
     work = Path(tempfile.mkdtemp(prefix="clarion-ab-"))

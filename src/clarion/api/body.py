@@ -89,8 +89,7 @@ async def read_body(receive: Receive, content_length: bytes | str | None, limit:
                     bound: Bound) -> bytes:
     """The whole body, or BodyTooLarge as soon as it is longer than ``limit``;
     ClientDisconnect if the client leaves first."""
-    # declared_over, inline: this runs once per request of the two hottest paths
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+    if declared_over(content_length, limit):
         raise BodyTooLarge(limit, bound)
     message = await receive()
     if message["type"] == "http.request" and not message.get("more_body", False):

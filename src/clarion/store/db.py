@@ -215,7 +215,7 @@ class Database:
                     opened = True
                     info = conn.info
                     info.pop(_AFTER_COMMIT, None)
-                    if lock is not None:  # SQLite
+                    if self.is_sqlite:
                         left = int((deadline - time.monotonic()) * 1000)
                         # 100 ms steps, so that a connection's setting rarely changes
                         info[_BUSY_WANT] = (self._busy_ms if left >= self._busy_ms - 100

@@ -168,12 +168,9 @@ class GroupCommitWriter:
     def _refuse_expired(self, batch: list[_Submission], now: float) -> list[_Submission]:
         """Fail the submissions whose time ran out while they queued (never tried: nothing of
         them is committed); keep the others."""
-        for sub in batch:  # a plain loop: this runs once per commit, and usually finds none
-            if sub.deadline <= now:
-                break
-        else:
-            return batch
         expired = [sub for sub in batch if sub.deadline <= now]
+        if not expired:
+            return batch
         problem = Unavailability(
             "locked", f"{len(expired)} submission(s) queued past the write timeout")
         _resolve(expired, unavailable_error(problem, write_timeout=self._db.write_timeout))

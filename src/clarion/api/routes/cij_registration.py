@@ -86,10 +86,10 @@ async def _handle(container: Container, request: FastRequest) -> Answer:
         return 202, [], b""
     batch = endpoint == "devices/batch"
     devices = reg.parse_device_batch(doc) if batch else [reg.parse_device(doc)]
-    ms = _ms_headers(request) if request.headers else {}
+    ms = _ms_headers(request)
     tracked = (ms.get(b"x-ms-track-registration") or "").strip().lower() == "true"
     ids = await registration.accept_devices(request.org_id, devices, tracked=tracked,
-                                            callback=_callback(ms) if ms else None)
+                                            callback=_callback(ms))
     if not tracked:
         return 202, [], b""
     if batch:

@@ -171,7 +171,9 @@ def test_the_condition_parser_is_injected() -> None:
 def test_journey_invalid_carries_every_problem() -> None:
     with pytest.raises(JourneyInvalid) as caught:
         parse({"name": "", "steps": []})
-    fields = {p["field"] for p in caught.value.as_dict()["errors"]}  # type: ignore[union-attr]
+    errors = caught.value.as_dict()["errors"]
+    assert isinstance(errors, list)
+    fields = {p["field"] for p in errors}
     assert {"name", "app_id", "entry", "steps"} <= fields
 
 

@@ -168,7 +168,7 @@ async def test_a_read_begun_earlier_never_overwrites_a_later_one(
 
     monkeypatch.setattr(backlog_module, "backlog_items", slow_then_fast)
     b = backlog_module.Backlog(None, limit=5)  # type: ignore[arg-type]
-    assert not b.full()  # starts the background read (slow, stale: 3)
+    b.check()  # under the cap (no Overloaded); starts the background read (slow, stale: 3)
     await asyncio.sleep(0)
     assert await b.refresh() == 5  # a later read
     await b.close()

@@ -64,14 +64,6 @@ class Backlog:
         self._reading = asyncio.Lock()  # one read at a time: a late, older read never wins
         self._failing = False
 
-    def full(self) -> bool:
-        """Whether accepting more would pass the cap (``check`` without the error)."""
-        try:
-            self.check()
-        except Overloaded:
-            return True
-        return False
-
     def check(self) -> None:
         """Raise ``Overloaded`` when accepting more would pass the cap. A clock read and a
         comparison (this runs once per accepted request); starts a refresh in the background
